@@ -1,0 +1,12 @@
+//go:build tools
+
+// Package tools pins the build tools of logagent in a module of their own,
+// so that their dependencies stay out of the agent's go.mod. Build them with
+// the Go toolchain (only the module proxy is needed):
+//
+//	cd tools && go build -o ../bin/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm
+package tools
+
+import (
+	_ "github.com/goreleaser/nfpm/v2/cmd/nfpm"
+)
