@@ -12,3 +12,4 @@ package thrift
 //go:generate thrift --gen go:package_prefix=github.com/logagent/logagent/outputs/internal/thriftgen/,skip_remote -out ../outputs/internal/thriftgen scribe.thrift
 //go:generate thrift --gen go:package_prefix=github.com/logagent/logagent/outputs/internal/thriftgen/,skip_remote -out ../outputs/internal/thriftgen flume.thrift
 //go:generate thrift --gen go:package_prefix=github.com/logagent/logagent/outputs/internal/thriftgen/,skip_remote -out ../outputs/internal/thriftgen kestrel.thrift
+//go:generate gofmt -w ../outputs/internal/thriftgen

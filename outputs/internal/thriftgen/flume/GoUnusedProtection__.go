@@ -2,5 +2,4 @@
 
 package flume
 
-var GoUnusedProtection__ int;
-
+var GoUnusedProtection__ int

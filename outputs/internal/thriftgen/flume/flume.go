@@ -8,8 +8,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"time"
 	thrift "github.com/apache/thrift/lib/go/thrift"
+	"time"
 )
 
 // (needed to ensure safety because of naive import list construction.)
@@ -21,954 +21,1019 @@ var _ = time.Now
 var _ = bytes.Equal
 
 type Status int64
+
 const (
-  Status_OK Status = 0
-  Status_FAILED Status = 1
-  Status_ERROR Status = 2
-  Status_UNKNOWN Status = 3
+	Status_OK      Status = 0
+	Status_FAILED  Status = 1
+	Status_ERROR   Status = 2
+	Status_UNKNOWN Status = 3
 )
 
 func (p Status) String() string {
-  switch p {
-  case Status_OK: return "OK"
-  case Status_FAILED: return "FAILED"
-  case Status_ERROR: return "ERROR"
-  case Status_UNKNOWN: return "UNKNOWN"
-  }
-  return "<UNSET>"
+	switch p {
+	case Status_OK:
+		return "OK"
+	case Status_FAILED:
+		return "FAILED"
+	case Status_ERROR:
+		return "ERROR"
+	case Status_UNKNOWN:
+		return "UNKNOWN"
+	}
+	return "<UNSET>"
 }
 
 func StatusFromString(s string) (Status, error) {
-  switch s {
-  case "OK": return Status_OK, nil 
-  case "FAILED": return Status_FAILED, nil 
-  case "ERROR": return Status_ERROR, nil 
-  case "UNKNOWN": return Status_UNKNOWN, nil 
-  }
-  return Status(0), fmt.Errorf("not a valid Status string")
+	switch s {
+	case "OK":
+		return Status_OK, nil
+	case "FAILED":
+		return Status_FAILED, nil
+	case "ERROR":
+		return Status_ERROR, nil
+	case "UNKNOWN":
+		return Status_UNKNOWN, nil
+	}
+	return Status(0), fmt.Errorf("not a valid Status string")
 }
-
 
 func StatusPtr(v Status) *Status { return &v }
 
 func (p Status) MarshalText() ([]byte, error) {
-return []byte(p.String()), nil
+	return []byte(p.String()), nil
 }
 
 func (p *Status) UnmarshalText(text []byte) error {
-q, err := StatusFromString(string(text))
-if (err != nil) {
-return err
-}
-*p = q
-return nil
+	q, err := StatusFromString(string(text))
+	if err != nil {
+		return err
+	}
+	*p = q
+	return nil
 }
 
 func (p *Status) Scan(value interface{}) error {
-v, ok := value.(int64)
-if !ok {
-return errors.New("Scan value is not int64")
-}
-*p = Status(v)
-return nil
+	v, ok := value.(int64)
+	if !ok {
+		return errors.New("Scan value is not int64")
+	}
+	*p = Status(v)
+	return nil
 }
 
-func (p * Status) Value() (driver.Value, error) {
-  if p == nil {
-    return nil, nil
-  }
-return int64(*p), nil
+func (p *Status) Value() (driver.Value, error) {
+	if p == nil {
+		return nil, nil
+	}
+	return int64(*p), nil
 }
+
 // Attributes:
-//  - Headers
-//  - Body
+//   - Headers
+//   - Body
 type ThriftFlumeEvent struct {
-  Headers map[string]string `thrift:"headers,1,required" db:"headers" json:"headers"`
-  Body []byte `thrift:"body,2,required" db:"body" json:"body"`
+	Headers map[string]string `thrift:"headers,1,required" db:"headers" json:"headers"`
+	Body    []byte            `thrift:"body,2,required" db:"body" json:"body"`
 }
 
 func NewThriftFlumeEvent() *ThriftFlumeEvent {
-  return &ThriftFlumeEvent{}
+	return &ThriftFlumeEvent{}
 }
 
-
 func (p *ThriftFlumeEvent) GetHeaders() map[string]string {
-  return p.Headers
+	return p.Headers
 }
 
 func (p *ThriftFlumeEvent) GetBody() []byte {
-  return p.Body
+	return p.Body
 }
 func (p *ThriftFlumeEvent) Read(ctx context.Context, iprot thrift.TProtocol) error {
-  if _, err := iprot.ReadStructBegin(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
-  }
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
 
-  var issetHeaders bool = false;
-  var issetBody bool = false;
+	var issetHeaders bool = false
+	var issetBody bool = false
 
-  for {
-    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
-    if err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
-    }
-    if fieldTypeId == thrift.STOP { break; }
-    switch fieldId {
-    case 1:
-      if fieldTypeId == thrift.MAP {
-        if err := p.ReadField1(ctx, iprot); err != nil {
-          return err
-        }
-        issetHeaders = true
-      } else {
-        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-          return err
-        }
-      }
-    case 2:
-      if fieldTypeId == thrift.STRING {
-        if err := p.ReadField2(ctx, iprot); err != nil {
-          return err
-        }
-        issetBody = true
-      } else {
-        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-          return err
-        }
-      }
-    default:
-      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-        return err
-      }
-    }
-    if err := iprot.ReadFieldEnd(ctx); err != nil {
-      return err
-    }
-  }
-  if err := iprot.ReadStructEnd(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
-  }
-  if !issetHeaders{
-    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field Headers is not set"));
-  }
-  if !issetBody{
-    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field Body is not set"));
-  }
-  return nil
-}
-
-func (p *ThriftFlumeEvent)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
-  _, _, size, err := iprot.ReadMapBegin(ctx)
-  if err != nil {
-    return thrift.PrependError("error reading map begin: ", err)
-  }
-  tMap := make(map[string]string, size)
-  p.Headers =  tMap
-  for i := 0; i < size; i ++ {
-var _key0 string
-    if v, err := iprot.ReadString(ctx); err != nil {
-    return thrift.PrependError("error reading field 0: ", err)
-} else {
-    _key0 = v
-}
-var _val1 string
-    if v, err := iprot.ReadString(ctx); err != nil {
-    return thrift.PrependError("error reading field 0: ", err)
-} else {
-    _val1 = v
-}
-    p.Headers[_key0] = _val1
-  }
-  if err := iprot.ReadMapEnd(ctx); err != nil {
-    return thrift.PrependError("error reading map end: ", err)
-  }
-  return nil
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.MAP {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+				issetHeaders = true
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		case 2:
+			if fieldTypeId == thrift.STRING {
+				if err := p.ReadField2(ctx, iprot); err != nil {
+					return err
+				}
+				issetBody = true
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	if !issetHeaders {
+		return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field Headers is not set"))
+	}
+	if !issetBody {
+		return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field Body is not set"))
+	}
+	return nil
 }
 
-func (p *ThriftFlumeEvent)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
-  if v, err := iprot.ReadBinary(ctx); err != nil {
-  return thrift.PrependError("error reading field 2: ", err)
-} else {
-  p.Body = v
+func (p *ThriftFlumeEvent) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	_, _, size, err := iprot.ReadMapBegin(ctx)
+	if err != nil {
+		return thrift.PrependError("error reading map begin: ", err)
+	}
+	tMap := make(map[string]string, size)
+	p.Headers = tMap
+	for i := 0; i < size; i++ {
+		var _key0 string
+		if v, err := iprot.ReadString(ctx); err != nil {
+			return thrift.PrependError("error reading field 0: ", err)
+		} else {
+			_key0 = v
+		}
+		var _val1 string
+		if v, err := iprot.ReadString(ctx); err != nil {
+			return thrift.PrependError("error reading field 0: ", err)
+		} else {
+			_val1 = v
+		}
+		p.Headers[_key0] = _val1
+	}
+	if err := iprot.ReadMapEnd(ctx); err != nil {
+		return thrift.PrependError("error reading map end: ", err)
+	}
+	return nil
 }
-  return nil
+
+func (p *ThriftFlumeEvent) ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadBinary(ctx); err != nil {
+		return thrift.PrependError("error reading field 2: ", err)
+	} else {
+		p.Body = v
+	}
+	return nil
 }
 
 func (p *ThriftFlumeEvent) Write(ctx context.Context, oprot thrift.TProtocol) error {
-  if err := oprot.WriteStructBegin(ctx, "ThriftFlumeEvent"); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
-  if p != nil {
-    if err := p.writeField1(ctx, oprot); err != nil { return err }
-    if err := p.writeField2(ctx, oprot); err != nil { return err }
-  }
-  if err := oprot.WriteFieldStop(ctx); err != nil {
-    return thrift.PrependError("write field stop error: ", err) }
-  if err := oprot.WriteStructEnd(ctx); err != nil {
-    return thrift.PrependError("write struct stop error: ", err) }
-  return nil
+	if err := oprot.WriteStructBegin(ctx, "ThriftFlumeEvent"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+		if err := p.writeField2(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
 }
 
 func (p *ThriftFlumeEvent) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
-  if err := oprot.WriteFieldBegin(ctx, "headers", thrift.MAP, 1); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:headers: ", p), err) }
-  if err := oprot.WriteMapBegin(ctx, thrift.STRING, thrift.STRING, len(p.Headers)); err != nil {
-    return thrift.PrependError("error writing map begin: ", err)
-  }
-  for k, v := range p.Headers {
-    if err := oprot.WriteString(ctx, string(k)); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T. (0) field write error: ", p), err) }
-    if err := oprot.WriteString(ctx, string(v)); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T. (0) field write error: ", p), err) }
-  }
-  if err := oprot.WriteMapEnd(ctx); err != nil {
-    return thrift.PrependError("error writing map end: ", err)
-  }
-  if err := oprot.WriteFieldEnd(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:headers: ", p), err) }
-  return err
+	if err := oprot.WriteFieldBegin(ctx, "headers", thrift.MAP, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:headers: ", p), err)
+	}
+	if err := oprot.WriteMapBegin(ctx, thrift.STRING, thrift.STRING, len(p.Headers)); err != nil {
+		return thrift.PrependError("error writing map begin: ", err)
+	}
+	for k, v := range p.Headers {
+		if err := oprot.WriteString(ctx, string(k)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T. (0) field write error: ", p), err)
+		}
+		if err := oprot.WriteString(ctx, string(v)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T. (0) field write error: ", p), err)
+		}
+	}
+	if err := oprot.WriteMapEnd(ctx); err != nil {
+		return thrift.PrependError("error writing map end: ", err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:headers: ", p), err)
+	}
+	return err
 }
 
 func (p *ThriftFlumeEvent) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
-  if err := oprot.WriteFieldBegin(ctx, "body", thrift.STRING, 2); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:body: ", p), err) }
-  if err := oprot.WriteBinary(ctx, p.Body); err != nil {
-  return thrift.PrependError(fmt.Sprintf("%T.body (2) field write error: ", p), err) }
-  if err := oprot.WriteFieldEnd(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:body: ", p), err) }
-  return err
+	if err := oprot.WriteFieldBegin(ctx, "body", thrift.STRING, 2); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:body: ", p), err)
+	}
+	if err := oprot.WriteBinary(ctx, p.Body); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T.body (2) field write error: ", p), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 2:body: ", p), err)
+	}
+	return err
 }
 
 func (p *ThriftFlumeEvent) Equals(other *ThriftFlumeEvent) bool {
-  if p == other {
-    return true
-  } else if p == nil || other == nil {
-    return false
-  }
-  if len(p.Headers) != len(other.Headers) { return false }
-  for k, _tgt := range p.Headers {
-    _src2 := other.Headers[k]
-    if _tgt != _src2 { return false }
-  }
-  if bytes.Compare(p.Body, other.Body) != 0 { return false }
-  return true
+	if p == other {
+		return true
+	} else if p == nil || other == nil {
+		return false
+	}
+	if len(p.Headers) != len(other.Headers) {
+		return false
+	}
+	for k, _tgt := range p.Headers {
+		_src2 := other.Headers[k]
+		if _tgt != _src2 {
+			return false
+		}
+	}
+	if bytes.Compare(p.Body, other.Body) != 0 {
+		return false
+	}
+	return true
 }
 
 func (p *ThriftFlumeEvent) String() string {
-  if p == nil {
-    return "<nil>"
-  }
-  return fmt.Sprintf("ThriftFlumeEvent(%+v)", *p)
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ThriftFlumeEvent(%+v)", *p)
 }
 
 type ThriftSourceProtocol interface {
-  // Parameters:
-  //  - Event
-  Append(ctx context.Context, event *ThriftFlumeEvent) (_r Status, _err error)
-  // Parameters:
-  //  - Events
-  AppendBatch(ctx context.Context, events []*ThriftFlumeEvent) (_r Status, _err error)
+	// Parameters:
+	//  - Event
+	Append(ctx context.Context, event *ThriftFlumeEvent) (_r Status, _err error)
+	// Parameters:
+	//  - Events
+	AppendBatch(ctx context.Context, events []*ThriftFlumeEvent) (_r Status, _err error)
 }
 
 type ThriftSourceProtocolClient struct {
-  c thrift.TClient
-  meta thrift.ResponseMeta
+	c    thrift.TClient
+	meta thrift.ResponseMeta
 }
 
 func NewThriftSourceProtocolClientFactory(t thrift.TTransport, f thrift.TProtocolFactory) *ThriftSourceProtocolClient {
-  return &ThriftSourceProtocolClient{
-    c: thrift.NewTStandardClient(f.GetProtocol(t), f.GetProtocol(t)),
-  }
+	return &ThriftSourceProtocolClient{
+		c: thrift.NewTStandardClient(f.GetProtocol(t), f.GetProtocol(t)),
+	}
 }
 
 func NewThriftSourceProtocolClientProtocol(t thrift.TTransport, iprot thrift.TProtocol, oprot thrift.TProtocol) *ThriftSourceProtocolClient {
-  return &ThriftSourceProtocolClient{
-    c: thrift.NewTStandardClient(iprot, oprot),
-  }
+	return &ThriftSourceProtocolClient{
+		c: thrift.NewTStandardClient(iprot, oprot),
+	}
 }
 
 func NewThriftSourceProtocolClient(c thrift.TClient) *ThriftSourceProtocolClient {
-  return &ThriftSourceProtocolClient{
-    c: c,
-  }
+	return &ThriftSourceProtocolClient{
+		c: c,
+	}
 }
 
 func (p *ThriftSourceProtocolClient) Client_() thrift.TClient {
-  return p.c
+	return p.c
 }
 
 func (p *ThriftSourceProtocolClient) LastResponseMeta_() thrift.ResponseMeta {
-  return p.meta
+	return p.meta
 }
 
 func (p *ThriftSourceProtocolClient) SetLastResponseMeta_(meta thrift.ResponseMeta) {
-  p.meta = meta
+	p.meta = meta
 }
 
 // Parameters:
-//  - Event
+//   - Event
 func (p *ThriftSourceProtocolClient) Append(ctx context.Context, event *ThriftFlumeEvent) (_r Status, _err error) {
-  var _args3 ThriftSourceProtocolAppendArgs
-  _args3.Event = event
-  var _result5 ThriftSourceProtocolAppendResult
-  var _meta4 thrift.ResponseMeta
-  _meta4, _err = p.Client_().Call(ctx, "append", &_args3, &_result5)
-  p.SetLastResponseMeta_(_meta4)
-  if _err != nil {
-    return
-  }
-  return _result5.GetSuccess(), nil
+	var _args3 ThriftSourceProtocolAppendArgs
+	_args3.Event = event
+	var _result5 ThriftSourceProtocolAppendResult
+	var _meta4 thrift.ResponseMeta
+	_meta4, _err = p.Client_().Call(ctx, "append", &_args3, &_result5)
+	p.SetLastResponseMeta_(_meta4)
+	if _err != nil {
+		return
+	}
+	return _result5.GetSuccess(), nil
 }
 
 // Parameters:
-//  - Events
+//   - Events
 func (p *ThriftSourceProtocolClient) AppendBatch(ctx context.Context, events []*ThriftFlumeEvent) (_r Status, _err error) {
-  var _args6 ThriftSourceProtocolAppendBatchArgs
-  _args6.Events = events
-  var _result8 ThriftSourceProtocolAppendBatchResult
-  var _meta7 thrift.ResponseMeta
-  _meta7, _err = p.Client_().Call(ctx, "appendBatch", &_args6, &_result8)
-  p.SetLastResponseMeta_(_meta7)
-  if _err != nil {
-    return
-  }
-  return _result8.GetSuccess(), nil
+	var _args6 ThriftSourceProtocolAppendBatchArgs
+	_args6.Events = events
+	var _result8 ThriftSourceProtocolAppendBatchResult
+	var _meta7 thrift.ResponseMeta
+	_meta7, _err = p.Client_().Call(ctx, "appendBatch", &_args6, &_result8)
+	p.SetLastResponseMeta_(_meta7)
+	if _err != nil {
+		return
+	}
+	return _result8.GetSuccess(), nil
 }
 
 type ThriftSourceProtocolProcessor struct {
-  processorMap map[string]thrift.TProcessorFunction
-  handler ThriftSourceProtocol
+	processorMap map[string]thrift.TProcessorFunction
+	handler      ThriftSourceProtocol
 }
 
 func (p *ThriftSourceProtocolProcessor) AddToProcessorMap(key string, processor thrift.TProcessorFunction) {
-  p.processorMap[key] = processor
+	p.processorMap[key] = processor
 }
 
 func (p *ThriftSourceProtocolProcessor) GetProcessorFunction(key string) (processor thrift.TProcessorFunction, ok bool) {
-  processor, ok = p.processorMap[key]
-  return processor, ok
+	processor, ok = p.processorMap[key]
+	return processor, ok
 }
 
 func (p *ThriftSourceProtocolProcessor) ProcessorMap() map[string]thrift.TProcessorFunction {
-  return p.processorMap
+	return p.processorMap
 }
 
 func NewThriftSourceProtocolProcessor(handler ThriftSourceProtocol) *ThriftSourceProtocolProcessor {
 
-  self9 := &ThriftSourceProtocolProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
-  self9.processorMap["append"] = &thriftSourceProtocolProcessorAppend{handler:handler}
-  self9.processorMap["appendBatch"] = &thriftSourceProtocolProcessorAppendBatch{handler:handler}
-return self9
+	self9 := &ThriftSourceProtocolProcessor{handler: handler, processorMap: make(map[string]thrift.TProcessorFunction)}
+	self9.processorMap["append"] = &thriftSourceProtocolProcessorAppend{handler: handler}
+	self9.processorMap["appendBatch"] = &thriftSourceProtocolProcessorAppendBatch{handler: handler}
+	return self9
 }
 
 func (p *ThriftSourceProtocolProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  name, _, seqId, err2 := iprot.ReadMessageBegin(ctx)
-  if err2 != nil { return false, thrift.WrapTException(err2) }
-  if processor, ok := p.GetProcessorFunction(name); ok {
-    return processor.Process(ctx, seqId, iprot, oprot)
-  }
-  iprot.Skip(ctx, thrift.STRUCT)
-  iprot.ReadMessageEnd(ctx)
-  x10 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
-  oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
-  x10.Write(ctx, oprot)
-  oprot.WriteMessageEnd(ctx)
-  oprot.Flush(ctx)
-  return false, x10
+	name, _, seqId, err2 := iprot.ReadMessageBegin(ctx)
+	if err2 != nil {
+		return false, thrift.WrapTException(err2)
+	}
+	if processor, ok := p.GetProcessorFunction(name); ok {
+		return processor.Process(ctx, seqId, iprot, oprot)
+	}
+	iprot.Skip(ctx, thrift.STRUCT)
+	iprot.ReadMessageEnd(ctx)
+	x10 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function "+name)
+	oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
+	x10.Write(ctx, oprot)
+	oprot.WriteMessageEnd(ctx)
+	oprot.Flush(ctx)
+	return false, x10
 
 }
 
 type thriftSourceProtocolProcessorAppend struct {
-  handler ThriftSourceProtocol
+	handler ThriftSourceProtocol
 }
 
 func (p *thriftSourceProtocolProcessorAppend) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err11 error
-  args := ThriftSourceProtocolAppendArgs{}
-  if err2 := args.Read(ctx, iprot); err2 != nil {
-    iprot.ReadMessageEnd(ctx)
-    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
-    oprot.WriteMessageBegin(ctx, "append", thrift.EXCEPTION, seqId)
-    x.Write(ctx, oprot)
-    oprot.WriteMessageEnd(ctx)
-    oprot.Flush(ctx)
-    return false, thrift.WrapTException(err2)
-  }
-  iprot.ReadMessageEnd(ctx)
+	var _write_err11 error
+	args := ThriftSourceProtocolAppendArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "append", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
 
-  tickerCancel := func() {}
-  // Start a goroutine to do server side connectivity check.
-  if thrift.ServerConnectivityCheckInterval > 0 {
-    var cancel context.CancelFunc
-    ctx, cancel = context.WithCancel(ctx)
-    defer cancel()
-    var tickerCtx context.Context
-    tickerCtx, tickerCancel = context.WithCancel(context.Background())
-    defer tickerCancel()
-    go func(ctx context.Context, cancel context.CancelFunc) {
-      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
-      defer ticker.Stop()
-      for {
-        select {
-        case <-ctx.Done():
-          return
-        case <-ticker.C:
-          if !iprot.Transport().IsOpen() {
-            cancel()
-            return
-          }
-        }
-      }
-    }(tickerCtx, cancel)
-  }
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
 
-  result := ThriftSourceProtocolAppendResult{}
-  if retval, err2 := p.handler.Append(ctx, args.Event); err2 != nil {
-    tickerCancel()
-    err = thrift.WrapTException(err2)
-    if errors.Is(err2, thrift.ErrAbandonRequest) {
-      return false, thrift.WrapTException(err2)
-    }
-    _exc12 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing append: " + err2.Error())
-    if err2 := oprot.WriteMessageBegin(ctx, "append", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err11 = thrift.WrapTException(err2)
-    }
-    if err2 := _exc12.Write(ctx, oprot); _write_err11 == nil && err2 != nil {
-      _write_err11 = thrift.WrapTException(err2)
-    }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err11 == nil && err2 != nil {
-      _write_err11 = thrift.WrapTException(err2)
-    }
-    if err2 := oprot.Flush(ctx); _write_err11 == nil && err2 != nil {
-      _write_err11 = thrift.WrapTException(err2)
-    }
-    if _write_err11 != nil {
-      return false, thrift.WrapTException(_write_err11)
-    }
-    return true, err
-  } else {
-    result.Success = &retval
-  }
-  tickerCancel()
-  if err2 := oprot.WriteMessageBegin(ctx, "append", thrift.REPLY, seqId); err2 != nil {
-    _write_err11 = thrift.WrapTException(err2)
-  }
-  if err2 := result.Write(ctx, oprot); _write_err11 == nil && err2 != nil {
-    _write_err11 = thrift.WrapTException(err2)
-  }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err11 == nil && err2 != nil {
-    _write_err11 = thrift.WrapTException(err2)
-  }
-  if err2 := oprot.Flush(ctx); _write_err11 == nil && err2 != nil {
-    _write_err11 = thrift.WrapTException(err2)
-  }
-  if _write_err11 != nil {
-    return false, thrift.WrapTException(_write_err11)
-  }
-  return true, err
+	result := ThriftSourceProtocolAppendResult{}
+	if retval, err2 := p.handler.Append(ctx, args.Event); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc12 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing append: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "append", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err11 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc12.Write(ctx, oprot); _write_err11 == nil && err2 != nil {
+			_write_err11 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err11 == nil && err2 != nil {
+			_write_err11 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err11 == nil && err2 != nil {
+			_write_err11 = thrift.WrapTException(err2)
+		}
+		if _write_err11 != nil {
+			return false, thrift.WrapTException(_write_err11)
+		}
+		return true, err
+	} else {
+		result.Success = &retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "append", thrift.REPLY, seqId); err2 != nil {
+		_write_err11 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err11 == nil && err2 != nil {
+		_write_err11 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err11 == nil && err2 != nil {
+		_write_err11 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err11 == nil && err2 != nil {
+		_write_err11 = thrift.WrapTException(err2)
+	}
+	if _write_err11 != nil {
+		return false, thrift.WrapTException(_write_err11)
+	}
+	return true, err
 }
 
 type thriftSourceProtocolProcessorAppendBatch struct {
-  handler ThriftSourceProtocol
+	handler ThriftSourceProtocol
 }
 
 func (p *thriftSourceProtocolProcessorAppendBatch) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err13 error
-  args := ThriftSourceProtocolAppendBatchArgs{}
-  if err2 := args.Read(ctx, iprot); err2 != nil {
-    iprot.ReadMessageEnd(ctx)
-    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
-    oprot.WriteMessageBegin(ctx, "appendBatch", thrift.EXCEPTION, seqId)
-    x.Write(ctx, oprot)
-    oprot.WriteMessageEnd(ctx)
-    oprot.Flush(ctx)
-    return false, thrift.WrapTException(err2)
-  }
-  iprot.ReadMessageEnd(ctx)
+	var _write_err13 error
+	args := ThriftSourceProtocolAppendBatchArgs{}
+	if err2 := args.Read(ctx, iprot); err2 != nil {
+		iprot.ReadMessageEnd(ctx)
+		x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+		oprot.WriteMessageBegin(ctx, "appendBatch", thrift.EXCEPTION, seqId)
+		x.Write(ctx, oprot)
+		oprot.WriteMessageEnd(ctx)
+		oprot.Flush(ctx)
+		return false, thrift.WrapTException(err2)
+	}
+	iprot.ReadMessageEnd(ctx)
 
-  tickerCancel := func() {}
-  // Start a goroutine to do server side connectivity check.
-  if thrift.ServerConnectivityCheckInterval > 0 {
-    var cancel context.CancelFunc
-    ctx, cancel = context.WithCancel(ctx)
-    defer cancel()
-    var tickerCtx context.Context
-    tickerCtx, tickerCancel = context.WithCancel(context.Background())
-    defer tickerCancel()
-    go func(ctx context.Context, cancel context.CancelFunc) {
-      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
-      defer ticker.Stop()
-      for {
-        select {
-        case <-ctx.Done():
-          return
-        case <-ticker.C:
-          if !iprot.Transport().IsOpen() {
-            cancel()
-            return
-          }
-        }
-      }
-    }(tickerCtx, cancel)
-  }
+	tickerCancel := func() {}
+	// Start a goroutine to do server side connectivity check.
+	if thrift.ServerConnectivityCheckInterval > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		var tickerCtx context.Context
+		tickerCtx, tickerCancel = context.WithCancel(context.Background())
+		defer tickerCancel()
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ticker.C:
+					if !iprot.Transport().IsOpen() {
+						cancel()
+						return
+					}
+				}
+			}
+		}(tickerCtx, cancel)
+	}
 
-  result := ThriftSourceProtocolAppendBatchResult{}
-  if retval, err2 := p.handler.AppendBatch(ctx, args.Events); err2 != nil {
-    tickerCancel()
-    err = thrift.WrapTException(err2)
-    if errors.Is(err2, thrift.ErrAbandonRequest) {
-      return false, thrift.WrapTException(err2)
-    }
-    _exc14 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing appendBatch: " + err2.Error())
-    if err2 := oprot.WriteMessageBegin(ctx, "appendBatch", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err13 = thrift.WrapTException(err2)
-    }
-    if err2 := _exc14.Write(ctx, oprot); _write_err13 == nil && err2 != nil {
-      _write_err13 = thrift.WrapTException(err2)
-    }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err13 == nil && err2 != nil {
-      _write_err13 = thrift.WrapTException(err2)
-    }
-    if err2 := oprot.Flush(ctx); _write_err13 == nil && err2 != nil {
-      _write_err13 = thrift.WrapTException(err2)
-    }
-    if _write_err13 != nil {
-      return false, thrift.WrapTException(_write_err13)
-    }
-    return true, err
-  } else {
-    result.Success = &retval
-  }
-  tickerCancel()
-  if err2 := oprot.WriteMessageBegin(ctx, "appendBatch", thrift.REPLY, seqId); err2 != nil {
-    _write_err13 = thrift.WrapTException(err2)
-  }
-  if err2 := result.Write(ctx, oprot); _write_err13 == nil && err2 != nil {
-    _write_err13 = thrift.WrapTException(err2)
-  }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err13 == nil && err2 != nil {
-    _write_err13 = thrift.WrapTException(err2)
-  }
-  if err2 := oprot.Flush(ctx); _write_err13 == nil && err2 != nil {
-    _write_err13 = thrift.WrapTException(err2)
-  }
-  if _write_err13 != nil {
-    return false, thrift.WrapTException(_write_err13)
-  }
-  return true, err
+	result := ThriftSourceProtocolAppendBatchResult{}
+	if retval, err2 := p.handler.AppendBatch(ctx, args.Events); err2 != nil {
+		tickerCancel()
+		err = thrift.WrapTException(err2)
+		if errors.Is(err2, thrift.ErrAbandonRequest) {
+			return false, thrift.WrapTException(err2)
+		}
+		_exc14 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing appendBatch: "+err2.Error())
+		if err2 := oprot.WriteMessageBegin(ctx, "appendBatch", thrift.EXCEPTION, seqId); err2 != nil {
+			_write_err13 = thrift.WrapTException(err2)
+		}
+		if err2 := _exc14.Write(ctx, oprot); _write_err13 == nil && err2 != nil {
+			_write_err13 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.WriteMessageEnd(ctx); _write_err13 == nil && err2 != nil {
+			_write_err13 = thrift.WrapTException(err2)
+		}
+		if err2 := oprot.Flush(ctx); _write_err13 == nil && err2 != nil {
+			_write_err13 = thrift.WrapTException(err2)
+		}
+		if _write_err13 != nil {
+			return false, thrift.WrapTException(_write_err13)
+		}
+		return true, err
+	} else {
+		result.Success = &retval
+	}
+	tickerCancel()
+	if err2 := oprot.WriteMessageBegin(ctx, "appendBatch", thrift.REPLY, seqId); err2 != nil {
+		_write_err13 = thrift.WrapTException(err2)
+	}
+	if err2 := result.Write(ctx, oprot); _write_err13 == nil && err2 != nil {
+		_write_err13 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.WriteMessageEnd(ctx); _write_err13 == nil && err2 != nil {
+		_write_err13 = thrift.WrapTException(err2)
+	}
+	if err2 := oprot.Flush(ctx); _write_err13 == nil && err2 != nil {
+		_write_err13 = thrift.WrapTException(err2)
+	}
+	if _write_err13 != nil {
+		return false, thrift.WrapTException(_write_err13)
+	}
+	return true, err
 }
-
 
 // HELPER FUNCTIONS AND STRUCTURES
 
 // Attributes:
-//  - Event
+//   - Event
 type ThriftSourceProtocolAppendArgs struct {
-  Event *ThriftFlumeEvent `thrift:"event,1" db:"event" json:"event"`
+	Event *ThriftFlumeEvent `thrift:"event,1" db:"event" json:"event"`
 }
 
 func NewThriftSourceProtocolAppendArgs() *ThriftSourceProtocolAppendArgs {
-  return &ThriftSourceProtocolAppendArgs{}
+	return &ThriftSourceProtocolAppendArgs{}
 }
 
 var ThriftSourceProtocolAppendArgs_Event_DEFAULT *ThriftFlumeEvent
+
 func (p *ThriftSourceProtocolAppendArgs) GetEvent() *ThriftFlumeEvent {
-  if !p.IsSetEvent() {
-    return ThriftSourceProtocolAppendArgs_Event_DEFAULT
-  }
-return p.Event
+	if !p.IsSetEvent() {
+		return ThriftSourceProtocolAppendArgs_Event_DEFAULT
+	}
+	return p.Event
 }
 func (p *ThriftSourceProtocolAppendArgs) IsSetEvent() bool {
-  return p.Event != nil
+	return p.Event != nil
 }
 
 func (p *ThriftSourceProtocolAppendArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
-  if _, err := iprot.ReadStructBegin(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
-  }
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
 
-
-  for {
-    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
-    if err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
-    }
-    if fieldTypeId == thrift.STOP { break; }
-    switch fieldId {
-    case 1:
-      if fieldTypeId == thrift.STRUCT {
-        if err := p.ReadField1(ctx, iprot); err != nil {
-          return err
-        }
-      } else {
-        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-          return err
-        }
-      }
-    default:
-      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-        return err
-      }
-    }
-    if err := iprot.ReadFieldEnd(ctx); err != nil {
-      return err
-    }
-  }
-  if err := iprot.ReadStructEnd(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
-  }
-  return nil
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.STRUCT {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
 }
 
-func (p *ThriftSourceProtocolAppendArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
-  p.Event = &ThriftFlumeEvent{}
-  if err := p.Event.Read(ctx, iprot); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Event), err)
-  }
-  return nil
+func (p *ThriftSourceProtocolAppendArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	p.Event = &ThriftFlumeEvent{}
+	if err := p.Event.Read(ctx, iprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Event), err)
+	}
+	return nil
 }
 
 func (p *ThriftSourceProtocolAppendArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
-  if err := oprot.WriteStructBegin(ctx, "append_args"); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
-  if p != nil {
-    if err := p.writeField1(ctx, oprot); err != nil { return err }
-  }
-  if err := oprot.WriteFieldStop(ctx); err != nil {
-    return thrift.PrependError("write field stop error: ", err) }
-  if err := oprot.WriteStructEnd(ctx); err != nil {
-    return thrift.PrependError("write struct stop error: ", err) }
-  return nil
+	if err := oprot.WriteStructBegin(ctx, "append_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
 }
 
 func (p *ThriftSourceProtocolAppendArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
-  if err := oprot.WriteFieldBegin(ctx, "event", thrift.STRUCT, 1); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:event: ", p), err) }
-  if err := p.Event.Write(ctx, oprot); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Event), err)
-  }
-  if err := oprot.WriteFieldEnd(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:event: ", p), err) }
-  return err
+	if err := oprot.WriteFieldBegin(ctx, "event", thrift.STRUCT, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:event: ", p), err)
+	}
+	if err := p.Event.Write(ctx, oprot); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Event), err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:event: ", p), err)
+	}
+	return err
 }
 
 func (p *ThriftSourceProtocolAppendArgs) String() string {
-  if p == nil {
-    return "<nil>"
-  }
-  return fmt.Sprintf("ThriftSourceProtocolAppendArgs(%+v)", *p)
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ThriftSourceProtocolAppendArgs(%+v)", *p)
 }
 
 // Attributes:
-//  - Success
+//   - Success
 type ThriftSourceProtocolAppendResult struct {
-  Success *Status `thrift:"success,0" db:"success" json:"success,omitempty"`
+	Success *Status `thrift:"success,0" db:"success" json:"success,omitempty"`
 }
 
 func NewThriftSourceProtocolAppendResult() *ThriftSourceProtocolAppendResult {
-  return &ThriftSourceProtocolAppendResult{}
+	return &ThriftSourceProtocolAppendResult{}
 }
 
 var ThriftSourceProtocolAppendResult_Success_DEFAULT Status
+
 func (p *ThriftSourceProtocolAppendResult) GetSuccess() Status {
-  if !p.IsSetSuccess() {
-    return ThriftSourceProtocolAppendResult_Success_DEFAULT
-  }
-return *p.Success
+	if !p.IsSetSuccess() {
+		return ThriftSourceProtocolAppendResult_Success_DEFAULT
+	}
+	return *p.Success
 }
 func (p *ThriftSourceProtocolAppendResult) IsSetSuccess() bool {
-  return p.Success != nil
+	return p.Success != nil
 }
 
 func (p *ThriftSourceProtocolAppendResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
-  if _, err := iprot.ReadStructBegin(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
-  }
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
 
-
-  for {
-    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
-    if err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
-    }
-    if fieldTypeId == thrift.STOP { break; }
-    switch fieldId {
-    case 0:
-      if fieldTypeId == thrift.I32 {
-        if err := p.ReadField0(ctx, iprot); err != nil {
-          return err
-        }
-      } else {
-        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-          return err
-        }
-      }
-    default:
-      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-        return err
-      }
-    }
-    if err := iprot.ReadFieldEnd(ctx); err != nil {
-      return err
-    }
-  }
-  if err := iprot.ReadStructEnd(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
-  }
-  return nil
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.I32 {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
 }
 
-func (p *ThriftSourceProtocolAppendResult)  ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
-  if v, err := iprot.ReadI32(ctx); err != nil {
-  return thrift.PrependError("error reading field 0: ", err)
-} else {
-  temp := Status(v)
-  p.Success = &temp
-}
-  return nil
+func (p *ThriftSourceProtocolAppendResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI32(ctx); err != nil {
+		return thrift.PrependError("error reading field 0: ", err)
+	} else {
+		temp := Status(v)
+		p.Success = &temp
+	}
+	return nil
 }
 
 func (p *ThriftSourceProtocolAppendResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
-  if err := oprot.WriteStructBegin(ctx, "append_result"); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
-  if p != nil {
-    if err := p.writeField0(ctx, oprot); err != nil { return err }
-  }
-  if err := oprot.WriteFieldStop(ctx); err != nil {
-    return thrift.PrependError("write field stop error: ", err) }
-  if err := oprot.WriteStructEnd(ctx); err != nil {
-    return thrift.PrependError("write struct stop error: ", err) }
-  return nil
+	if err := oprot.WriteStructBegin(ctx, "append_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
 }
 
 func (p *ThriftSourceProtocolAppendResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
-  if p.IsSetSuccess() {
-    if err := oprot.WriteFieldBegin(ctx, "success", thrift.I32, 0); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err) }
-    if err := oprot.WriteI32(ctx, int32(*p.Success)); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T.success (0) field write error: ", p), err) }
-    if err := oprot.WriteFieldEnd(ctx); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err) }
-  }
-  return err
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.I32, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := oprot.WriteI32(ctx, int32(*p.Success)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.success (0) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
 }
 
 func (p *ThriftSourceProtocolAppendResult) String() string {
-  if p == nil {
-    return "<nil>"
-  }
-  return fmt.Sprintf("ThriftSourceProtocolAppendResult(%+v)", *p)
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ThriftSourceProtocolAppendResult(%+v)", *p)
 }
 
 // Attributes:
-//  - Events
+//   - Events
 type ThriftSourceProtocolAppendBatchArgs struct {
-  Events []*ThriftFlumeEvent `thrift:"events,1" db:"events" json:"events"`
+	Events []*ThriftFlumeEvent `thrift:"events,1" db:"events" json:"events"`
 }
 
 func NewThriftSourceProtocolAppendBatchArgs() *ThriftSourceProtocolAppendBatchArgs {
-  return &ThriftSourceProtocolAppendBatchArgs{}
+	return &ThriftSourceProtocolAppendBatchArgs{}
 }
-
 
 func (p *ThriftSourceProtocolAppendBatchArgs) GetEvents() []*ThriftFlumeEvent {
-  return p.Events
+	return p.Events
 }
 func (p *ThriftSourceProtocolAppendBatchArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
-  if _, err := iprot.ReadStructBegin(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
-  }
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
 
-
-  for {
-    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
-    if err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
-    }
-    if fieldTypeId == thrift.STOP { break; }
-    switch fieldId {
-    case 1:
-      if fieldTypeId == thrift.LIST {
-        if err := p.ReadField1(ctx, iprot); err != nil {
-          return err
-        }
-      } else {
-        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-          return err
-        }
-      }
-    default:
-      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-        return err
-      }
-    }
-    if err := iprot.ReadFieldEnd(ctx); err != nil {
-      return err
-    }
-  }
-  if err := iprot.ReadStructEnd(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
-  }
-  return nil
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 1:
+			if fieldTypeId == thrift.LIST {
+				if err := p.ReadField1(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
 }
 
-func (p *ThriftSourceProtocolAppendBatchArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
-  _, size, err := iprot.ReadListBegin(ctx)
-  if err != nil {
-    return thrift.PrependError("error reading list begin: ", err)
-  }
-  tSlice := make([]*ThriftFlumeEvent, 0, size)
-  p.Events =  tSlice
-  for i := 0; i < size; i ++ {
-    _elem15 := &ThriftFlumeEvent{}
-    if err := _elem15.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem15), err)
-    }
-    p.Events = append(p.Events, _elem15)
-  }
-  if err := iprot.ReadListEnd(ctx); err != nil {
-    return thrift.PrependError("error reading list end: ", err)
-  }
-  return nil
+func (p *ThriftSourceProtocolAppendBatchArgs) ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+	_, size, err := iprot.ReadListBegin(ctx)
+	if err != nil {
+		return thrift.PrependError("error reading list begin: ", err)
+	}
+	tSlice := make([]*ThriftFlumeEvent, 0, size)
+	p.Events = tSlice
+	for i := 0; i < size; i++ {
+		_elem15 := &ThriftFlumeEvent{}
+		if err := _elem15.Read(ctx, iprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem15), err)
+		}
+		p.Events = append(p.Events, _elem15)
+	}
+	if err := iprot.ReadListEnd(ctx); err != nil {
+		return thrift.PrependError("error reading list end: ", err)
+	}
+	return nil
 }
 
 func (p *ThriftSourceProtocolAppendBatchArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
-  if err := oprot.WriteStructBegin(ctx, "appendBatch_args"); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
-  if p != nil {
-    if err := p.writeField1(ctx, oprot); err != nil { return err }
-  }
-  if err := oprot.WriteFieldStop(ctx); err != nil {
-    return thrift.PrependError("write field stop error: ", err) }
-  if err := oprot.WriteStructEnd(ctx); err != nil {
-    return thrift.PrependError("write struct stop error: ", err) }
-  return nil
+	if err := oprot.WriteStructBegin(ctx, "appendBatch_args"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField1(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
 }
 
 func (p *ThriftSourceProtocolAppendBatchArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
-  if err := oprot.WriteFieldBegin(ctx, "events", thrift.LIST, 1); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:events: ", p), err) }
-  if err := oprot.WriteListBegin(ctx, thrift.STRUCT, len(p.Events)); err != nil {
-    return thrift.PrependError("error writing list begin: ", err)
-  }
-  for _, v := range p.Events {
-    if err := v.Write(ctx, oprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", v), err)
-    }
-  }
-  if err := oprot.WriteListEnd(ctx); err != nil {
-    return thrift.PrependError("error writing list end: ", err)
-  }
-  if err := oprot.WriteFieldEnd(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:events: ", p), err) }
-  return err
+	if err := oprot.WriteFieldBegin(ctx, "events", thrift.LIST, 1); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:events: ", p), err)
+	}
+	if err := oprot.WriteListBegin(ctx, thrift.STRUCT, len(p.Events)); err != nil {
+		return thrift.PrependError("error writing list begin: ", err)
+	}
+	for _, v := range p.Events {
+		if err := v.Write(ctx, oprot); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", v), err)
+		}
+	}
+	if err := oprot.WriteListEnd(ctx); err != nil {
+		return thrift.PrependError("error writing list end: ", err)
+	}
+	if err := oprot.WriteFieldEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write field end error 1:events: ", p), err)
+	}
+	return err
 }
 
 func (p *ThriftSourceProtocolAppendBatchArgs) String() string {
-  if p == nil {
-    return "<nil>"
-  }
-  return fmt.Sprintf("ThriftSourceProtocolAppendBatchArgs(%+v)", *p)
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ThriftSourceProtocolAppendBatchArgs(%+v)", *p)
 }
 
 // Attributes:
-//  - Success
+//   - Success
 type ThriftSourceProtocolAppendBatchResult struct {
-  Success *Status `thrift:"success,0" db:"success" json:"success,omitempty"`
+	Success *Status `thrift:"success,0" db:"success" json:"success,omitempty"`
 }
 
 func NewThriftSourceProtocolAppendBatchResult() *ThriftSourceProtocolAppendBatchResult {
-  return &ThriftSourceProtocolAppendBatchResult{}
+	return &ThriftSourceProtocolAppendBatchResult{}
 }
 
 var ThriftSourceProtocolAppendBatchResult_Success_DEFAULT Status
+
 func (p *ThriftSourceProtocolAppendBatchResult) GetSuccess() Status {
-  if !p.IsSetSuccess() {
-    return ThriftSourceProtocolAppendBatchResult_Success_DEFAULT
-  }
-return *p.Success
+	if !p.IsSetSuccess() {
+		return ThriftSourceProtocolAppendBatchResult_Success_DEFAULT
+	}
+	return *p.Success
 }
 func (p *ThriftSourceProtocolAppendBatchResult) IsSetSuccess() bool {
-  return p.Success != nil
+	return p.Success != nil
 }
 
 func (p *ThriftSourceProtocolAppendBatchResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
-  if _, err := iprot.ReadStructBegin(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
-  }
+	if _, err := iprot.ReadStructBegin(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+	}
 
-
-  for {
-    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
-    if err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
-    }
-    if fieldTypeId == thrift.STOP { break; }
-    switch fieldId {
-    case 0:
-      if fieldTypeId == thrift.I32 {
-        if err := p.ReadField0(ctx, iprot); err != nil {
-          return err
-        }
-      } else {
-        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-          return err
-        }
-      }
-    default:
-      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
-        return err
-      }
-    }
-    if err := iprot.ReadFieldEnd(ctx); err != nil {
-      return err
-    }
-  }
-  if err := iprot.ReadStructEnd(ctx); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
-  }
-  return nil
+	for {
+		_, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+		if err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+		}
+		if fieldTypeId == thrift.STOP {
+			break
+		}
+		switch fieldId {
+		case 0:
+			if fieldTypeId == thrift.I32 {
+				if err := p.ReadField0(ctx, iprot); err != nil {
+					return err
+				}
+			} else {
+				if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+					return err
+				}
+			}
+		default:
+			if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+				return err
+			}
+		}
+		if err := iprot.ReadFieldEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := iprot.ReadStructEnd(ctx); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+	}
+	return nil
 }
 
-func (p *ThriftSourceProtocolAppendBatchResult)  ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
-  if v, err := iprot.ReadI32(ctx); err != nil {
-  return thrift.PrependError("error reading field 0: ", err)
-} else {
-  temp := Status(v)
-  p.Success = &temp
-}
-  return nil
+func (p *ThriftSourceProtocolAppendBatchResult) ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+	if v, err := iprot.ReadI32(ctx); err != nil {
+		return thrift.PrependError("error reading field 0: ", err)
+	} else {
+		temp := Status(v)
+		p.Success = &temp
+	}
+	return nil
 }
 
 func (p *ThriftSourceProtocolAppendBatchResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
-  if err := oprot.WriteStructBegin(ctx, "appendBatch_result"); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
-  if p != nil {
-    if err := p.writeField0(ctx, oprot); err != nil { return err }
-  }
-  if err := oprot.WriteFieldStop(ctx); err != nil {
-    return thrift.PrependError("write field stop error: ", err) }
-  if err := oprot.WriteStructEnd(ctx); err != nil {
-    return thrift.PrependError("write struct stop error: ", err) }
-  return nil
+	if err := oprot.WriteStructBegin(ctx, "appendBatch_result"); err != nil {
+		return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err)
+	}
+	if p != nil {
+		if err := p.writeField0(ctx, oprot); err != nil {
+			return err
+		}
+	}
+	if err := oprot.WriteFieldStop(ctx); err != nil {
+		return thrift.PrependError("write field stop error: ", err)
+	}
+	if err := oprot.WriteStructEnd(ctx); err != nil {
+		return thrift.PrependError("write struct stop error: ", err)
+	}
+	return nil
 }
 
 func (p *ThriftSourceProtocolAppendBatchResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
-  if p.IsSetSuccess() {
-    if err := oprot.WriteFieldBegin(ctx, "success", thrift.I32, 0); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err) }
-    if err := oprot.WriteI32(ctx, int32(*p.Success)); err != nil {
-    return thrift.PrependError(fmt.Sprintf("%T.success (0) field write error: ", p), err) }
-    if err := oprot.WriteFieldEnd(ctx); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err) }
-  }
-  return err
+	if p.IsSetSuccess() {
+		if err := oprot.WriteFieldBegin(ctx, "success", thrift.I32, 0); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err)
+		}
+		if err := oprot.WriteI32(ctx, int32(*p.Success)); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T.success (0) field write error: ", p), err)
+		}
+		if err := oprot.WriteFieldEnd(ctx); err != nil {
+			return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err)
+		}
+	}
+	return err
 }
 
 func (p *ThriftSourceProtocolAppendBatchResult) String() string {
-  if p == nil {
-    return "<nil>"
-  }
-  return fmt.Sprintf("ThriftSourceProtocolAppendBatchResult(%+v)", *p)
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ThriftSourceProtocolAppendBatchResult(%+v)", *p)
 }
-
-

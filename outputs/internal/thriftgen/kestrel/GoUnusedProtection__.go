@@ -2,5 +2,4 @@
 
 package kestrel
 
-var GoUnusedProtection__ int;
-
+var GoUnusedProtection__ int

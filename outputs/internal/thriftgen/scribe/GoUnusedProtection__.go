@@ -2,5 +2,4 @@
 
 package scribe
 
-var GoUnusedProtection__ int;
-
+var GoUnusedProtection__ int

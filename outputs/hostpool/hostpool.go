@@ -1,0 +1,410 @@
+// Package hostpool spreads the batches of one output over several hosts,
+// keeps one connection per host, takes a failing host out with exponential
+// backoff and jitter, and fails a batch over to the next host when the
+// connection it was sent on breaks.
+//
+// A Pool is used by one output, whose Send the scheduler calls from a single
+// goroutine; Hosts may be called from any goroutine (metrics).
+package hostpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/logagent/logagent"
+)
+
+// Default backoff of a failed host. The scheduler backs off on its own when
+// every host is down; the host backoff only steers batches away from a
+// failed host while another one is healthy.
+const (
+	DefaultMinBackoff = 500 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
+)
+
+// HostStatus is the health of one host, for metrics and --dry-run.
+type HostStatus struct {
+	Addr    string
+	Healthy bool
+	// Failures counts the consecutive failures of the host; 0 once it has
+	// answered again.
+	Failures int
+	// RetryAt is when a failed host is tried again (zero when healthy).
+	RetryAt   time.Time
+	LastError string
+}
+
+// Conn is an open connection to one host with the per-connection state S an
+// output keeps on it (a Thrift protocol, a buffered writer).
+type Conn[S any] struct {
+	net.Conn
+	State S
+	Addr  string
+	host  *host[S]
+}
+
+type host[S any] struct {
+	addr     string
+	conn     *Conn[S]
+	failures int
+	retryAt  time.Time
+	lastErr  string
+}
+
+// Pool is a set of hosts of one output.
+type Pool[S any] struct {
+	timeout    time.Duration
+	open       func(net.Conn) S
+	log        *slog.Logger
+	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
+	minBackoff time.Duration
+	maxBackoff time.Duration
+
+	mu    sync.Mutex // guards the health fields of hosts, for Hosts
+	hosts []*host[S]
+	next  int
+}
+
+// New returns a pool over addrs (host:port, as returned by ParseHosts).
+// timeout bounds each dial; open builds the per-connection state of a new
+// connection. New does no I/O.
+func New[S any](addrs []string, timeout time.Duration, open func(net.Conn) S, log *slog.Logger) *Pool[S] {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Pool[S]{
+		timeout:    timeout,
+		open:       open,
+		log:        log,
+		minBackoff: DefaultMinBackoff,
+		maxBackoff: DefaultMaxBackoff,
+	}
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	p.dial = d.DialContext
+	for _, a := range addrs {
+		p.hosts = append(p.hosts, &host[S]{addr: a})
+	}
+	return p
+}
+
+// SetBackoff sets the backoff bounds of a failed host.
+func (p *Pool[S]) SetBackoff(minBackoff, maxBackoff time.Duration) {
+	p.minBackoff, p.maxBackoff = minBackoff, maxBackoff
+}
+
+// Addrs returns the hosts of the pool.
+func (p *Pool[S]) Addrs() []string {
+	out := make([]string, len(p.hosts))
+	for i, h := range p.hosts {
+		out[i] = h.addr
+	}
+	return out
+}
+
+// Hosts returns the health of every host.
+func (p *Pool[S]) Hosts() []HostStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]HostStatus, len(p.hosts))
+	for i, h := range p.hosts {
+		out[i] = HostStatus{Addr: h.addr, Healthy: h.failures == 0, Failures: h.failures, RetryAt: h.retryAt, LastError: h.lastErr}
+	}
+	return out
+}
+
+// pick returns the next host in round robin that is healthy or whose
+// backoff has passed, skipping those in tried. When none is and anyway is
+// set, it returns the untried host whose backoff ends first: the scheduler
+// already backs off between calls to Send, so refusing to try would only add
+// delay. Otherwise it returns nil.
+func (p *Pool[S]) pick(tried []*host[S], anyway bool) *host[S] {
+	now := time.Now()
+	var earliest *host[S]
+	for range p.hosts {
+		h := p.hosts[p.next]
+		p.next = (p.next + 1) % len(p.hosts)
+		if slices.Contains(tried, h) {
+			continue
+		}
+		if h.failures == 0 || !now.Before(h.retryAt) {
+			return h
+		}
+		if earliest == nil || h.retryAt.Before(earliest.retryAt) {
+			earliest = h
+		}
+	}
+	if !anyway {
+		return nil
+	}
+	return earliest
+}
+
+func (p *Pool[S]) connect(ctx context.Context, h *host[S]) (*Conn[S], error) {
+	if h.conn != nil {
+		return h.conn, nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	nc, err := p.dial(dctx, "tcp", h.addr)
+	if err != nil {
+		return nil, err
+	}
+	h.conn = &Conn[S]{Conn: nc, State: p.open(nc), Addr: h.addr, host: h}
+	return h.conn, nil
+}
+
+// fail closes the connection of h and takes h out for a backoff.
+func (p *Pool[S]) fail(h *host[S], err error) {
+	if h.conn != nil {
+		h.conn.Close()
+		h.conn = nil
+	}
+	p.mu.Lock()
+	h.failures++
+	d := p.minBackoff << min(h.failures-1, 20)
+	if d > p.maxBackoff || d <= 0 {
+		d = p.maxBackoff
+	}
+	// Full jitter on the upper half, so that agents that lost the same host
+	// at once do not come back in step.
+	d = d/2 + rand.N(d/2+1)
+	h.retryAt = time.Now().Add(d)
+	h.lastErr = err.Error()
+	failures := h.failures
+	p.mu.Unlock()
+	p.log.Warn("host failed", "host", h.addr, "failures", failures, "retry_in", d.Round(time.Millisecond), "err", err)
+}
+
+func (p *Pool[S]) ok(h *host[S]) {
+	p.mu.Lock()
+	was := h.failures
+	h.failures, h.retryAt, h.lastErr = 0, time.Time{}, ""
+	p.mu.Unlock()
+	if was > 0 {
+		p.log.Info("host is back", "host", h.addr)
+	}
+}
+
+// Result is what one attempt on one connection did with the messages it was
+// given.
+type Result struct {
+	// Retry lists the messages not delivered, to send again; Permanent
+	// those that can never be delivered. Both hold batch indexes.
+	Retry     []int
+	Permanent []int
+	// Err says why some messages are in Retry or Permanent.
+	Err error
+	// Broken reports that the connection can no longer be used (an I/O
+	// error, a protocol error, a server that said it disconnects): it is
+	// closed, its host taken out, and Retry is tried on the next host.
+	Broken bool
+}
+
+// Attempt sends the messages of the batch listed in pending over c.
+type Attempt[S any] func(ctx context.Context, c *Conn[S], pending []int) Result
+
+// Send delivers a batch of n messages with attempt and returns what
+// logagent.Output.Send returns: nil, a *logagent.PartialError, or a plain
+// error when nothing is known delivered. It tries each host at most once;
+// it moves to the next host only when a connection fails (a refusal such as
+// "try later" is returned to the scheduler, which backs off). Each attempt's
+// I/O is bounded by the pool timeout and by ctx.
+func (p *Pool[S]) Send(ctx context.Context, n int, attempt Attempt[S]) error {
+	if n == 0 {
+		return nil
+	}
+	if len(p.hosts) == 0 {
+		return errors.New("no hosts")
+	}
+	pending := make([]int, n)
+	for i := range pending {
+		pending[i] = i
+	}
+	var permanent []int
+	var lastErr error
+	var tried []*host[S]
+	for len(pending) > 0 && len(tried) < len(p.hosts) {
+		if err := ctx.Err(); err != nil {
+			lastErr = err
+			break
+		}
+		// The first host is tried even when every host is in backoff; a
+		// failover goes only to a host that is up.
+		h := p.pick(tried, len(tried) == 0)
+		if h == nil {
+			break
+		}
+		tried = append(tried, h)
+		c, err := p.connect(ctx, h)
+		if err != nil {
+			err = fmt.Errorf("connect %s: %w", h.addr, err)
+			if ctx.Err() == nil {
+				p.fail(h, err)
+			}
+			lastErr = err
+			continue
+		}
+		r := p.run(ctx, c, pending, attempt)
+		permanent = append(permanent, r.Permanent...)
+		pending = r.Retry
+		if r.Err != nil {
+			lastErr = fmt.Errorf("%s: %w", h.addr, r.Err)
+		}
+		if r.Broken {
+			if ctx.Err() == nil {
+				p.fail(h, r.Err)
+			} else {
+				// Cancelled by the caller: the host did nothing wrong.
+				h.conn.Close()
+				h.conn = nil
+			}
+			continue
+		}
+		p.ok(h)
+		break
+	}
+	if len(pending) == 0 && len(permanent) == 0 {
+		return nil
+	}
+	if lastErr == nil {
+		lastErr = errors.New("not delivered")
+	}
+	if len(pending) == n {
+		return lastErr
+	}
+	slices.Sort(pending)
+	slices.Sort(permanent)
+	return &logagent.PartialError{Retry: pending, Permanent: permanent, Err: lastErr}
+}
+
+// run calls attempt with the connection's deadline set to the pool timeout
+// (or ctx's deadline, if sooner), and makes I/O return at once when ctx is
+// done.
+func (p *Pool[S]) run(ctx context.Context, c *Conn[S], pending []int, attempt Attempt[S]) Result {
+	deadline := time.Now().Add(p.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	r := attempt(ctx, c, pending)
+	if !stop() && !r.Broken {
+		// ctx was cancelled while the attempt ran: the connection's state
+		// is unknown, do not reuse it.
+		r.Broken = true
+		if r.Err == nil {
+			r.Err = ctx.Err()
+		}
+	}
+	return r
+}
+
+// Close closes every connection.
+func (p *Pool[S]) Close() error {
+	for _, h := range p.hosts {
+		if h.conn != nil {
+			h.conn.Close()
+			h.conn = nil
+		}
+	}
+	return nil
+}
+
+// ParseHosts checks a hosts list and returns it as host:port addresses,
+// adding defaultPort where a port is left out. Problems are
+// *logagent.FieldError values for "hosts" or "hosts[i]", one per host, for
+// the caller to join with its own.
+func ParseHosts(hosts []string, defaultPort int) ([]string, []error) {
+	if len(hosts) == 0 {
+		return nil, []error{logagent.FieldErrorf("hosts", "must list at least one host:port")}
+	}
+	var errs []error
+	out := make([]string, 0, len(hosts))
+	seen := map[string]bool{}
+	for i, h := range hosts {
+		field := fmt.Sprintf("hosts[%d]", i)
+		addr, err := parseHost(h, defaultPort)
+		if err != nil {
+			errs = append(errs, logagent.FieldErrorf(field, "%v", err))
+			continue
+		}
+		if seen[addr] {
+			errs = append(errs, logagent.FieldErrorf(field, "%s is listed twice", addr))
+			continue
+		}
+		seen[addr] = true
+		out = append(out, addr)
+	}
+	return out, errs
+}
+
+func parseHost(s string, defaultPort int) (string, error) {
+	if s == "" {
+		return "", errors.New("empty host")
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		// No port: the whole string is the host (an IPv6 literal may be
+		// written bare or in brackets).
+		host, port = s, strconv.Itoa(defaultPort)
+		if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+			host = host[1 : len(host)-1]
+		}
+		if net.ParseIP(host) == nil && !validHostname(host) {
+			return "", fmt.Errorf("%q is not host or host:port", s)
+		}
+	}
+	if host == "" {
+		return "", fmt.Errorf("%q has no host", s)
+	}
+	if net.ParseIP(host) == nil && !validHostname(host) {
+		return "", fmt.Errorf("%q is not a valid host name", host)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func validHostname(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, c := range []byte(h) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Check resolves the host names of addrs with net.DefaultResolver, without
+// connecting. It returns every failure, joined.
+func Check(ctx context.Context, addrs []string) error {
+	var errs []error
+	for _, a := range addrs {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if net.ParseIP(host) != nil {
+			continue
+		}
+		if _, err := net.DefaultResolver.LookupHost(ctx, host); err != nil {
+			errs = append(errs, fmt.Errorf("resolve %s: %w", host, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,211 @@
+// Package scribe ships messages to Scribe servers (or anything that speaks
+// Scribe, such as Flume's Scribe source): Thrift framed transport, binary
+// protocol, method Log(list<LogEntry>) -> ResultCode.
+//
+// Delivery is at least once. Log answers for the whole call: OK means every
+// entry was accepted, TRY_LATER that none was (the batch is returned as a
+// plain error and the scheduler sends it again after a backoff). A
+// connection that breaks during a call leaves its batch unknown: it is sent
+// again, on another host if one is up, so a batch in flight on a host that
+// died may arrive twice.
+package scribe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+
+	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/outputs/hostpool"
+	"github.com/logagent/logagent/outputs/internal/thriftrpc"
+)
+
+// DefaultPort is Scribe's usual port, used for hosts given without one.
+const DefaultPort = 1463
+
+// Scribe's ResultCode values.
+const (
+	resultOK       = 0
+	resultTryLater = 1
+)
+
+// Config is the configuration of a scribe output.
+type Config struct {
+	// Hosts are the Scribe servers, host or host:port (port 1463 if left
+	// out). Batches go round robin to the hosts that are up.
+	Hosts []string `yaml:"hosts"`
+	// Timeout bounds connecting and each call (default 10s).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{Timeout: 10 * time.Second}
+}
+
+// Validate checks c; problems are *logagent.FieldError values, joined.
+func (c *Config) Validate() error {
+	_, errs := hostpool.ParseHosts(c.Hosts, DefaultPort)
+	if c.Timeout <= 0 {
+		errs = append(errs, logagent.FieldErrorf("timeout", "must be positive, such as 10s"))
+	}
+	return errors.Join(errs...)
+}
+
+// ErrTryLater is returned when Scribe answers TRY_LATER.
+var ErrTryLater = errors.New("scribe answered TRY_LATER")
+
+// Output sends batches to Scribe.
+type Output struct {
+	id   string
+	log  *slog.Logger
+	pool *hostpool.Pool[*thriftrpc.Client]
+}
+
+// New returns an output for c, which must be valid. It does no I/O.
+func New(id string, c Config, log *slog.Logger) (*Output, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("output", id)
+	addrs, _ := hostpool.ParseHosts(c.Hosts, DefaultPort)
+	open := func(nc net.Conn) *thriftrpc.Client { return thriftrpc.New(nc, thriftrpc.Binary) }
+	return &Output{id: id, log: log, pool: hostpool.New(addrs, c.Timeout, open, log)}, nil
+}
+
+// Send delivers batch with one Log call, failing over to the next host if
+// the connection breaks.
+func (o *Output) Send(ctx context.Context, batch []logagent.Message) error {
+	return o.pool.Send(ctx, len(batch), func(ctx context.Context, c *hostpool.Conn[*thriftrpc.Client], pending []int) hostpool.Result {
+		return o.attempt(ctx, c.State, batch, pending)
+	})
+}
+
+func (o *Output) attempt(ctx context.Context, c *thriftrpc.Client, batch []logagent.Message, pending []int) hostpool.Result {
+	// Scribe drops entries of an empty category and still answers OK: such
+	// a message could never be delivered, so say so instead.
+	var bad []int
+	send := pending
+	for k, i := range pending {
+		if batch[i].Source == nil || batch[i].Source.Category == "" {
+			if bad == nil {
+				send = append([]int(nil), pending[:k]...)
+			}
+			bad = append(bad, i)
+		} else if bad != nil {
+			send = append(send, i)
+		}
+	}
+	var badErr error
+	if bad != nil {
+		badErr = errors.New("message without a category")
+		o.log.Error("dropping messages without a category", "count", len(bad))
+	}
+	if len(send) == 0 {
+		return hostpool.Result{Permanent: bad, Err: badErr}
+	}
+	code, err := c.Call(ctx, "Log", func(p thrift.TProtocol) error {
+		return writeLogArgs(ctx, p, c.Framed, batch, send)
+	})
+	switch {
+	case err != nil:
+		return hostpool.Result{Retry: send, Permanent: bad, Err: err, Broken: thriftrpc.IsBroken(err)}
+	case code == resultOK:
+		return hostpool.Result{Permanent: bad, Err: badErr}
+	case code == resultTryLater:
+		return hostpool.Result{Retry: send, Permanent: bad, Err: ErrTryLater}
+	default:
+		return hostpool.Result{Retry: send, Permanent: bad, Err: fmt.Errorf("scribe answered unknown result code %d", code)}
+	}
+}
+
+// writeLogArgs writes the arguments of Log: 1: list<LogEntry> messages.
+// Each message is written as body + "\n" without building that string: the
+// binary protocol writes a string as its i32 length then its bytes, and its
+// writes go straight to the framed transport's buffer, so the length, the
+// body and the newline are written one after the other.
+func writeLogArgs(ctx context.Context, p thrift.TProtocol, framed *thrift.TFramedTransport, batch []logagent.Message, idx []int) error {
+	if err := p.WriteFieldBegin(ctx, "messages", thrift.LIST, 1); err != nil {
+		return err
+	}
+	if err := p.WriteListBegin(ctx, thrift.STRUCT, len(idx)); err != nil {
+		return err
+	}
+	for _, i := range idx {
+		m := &batch[i]
+		if err := p.WriteStructBegin(ctx, "LogEntry"); err != nil {
+			return err
+		}
+		if err := p.WriteFieldBegin(ctx, "category", thrift.STRING, 1); err != nil {
+			return err
+		}
+		if err := p.WriteString(ctx, m.Source.Category); err != nil {
+			return err
+		}
+		if err := p.WriteFieldEnd(ctx); err != nil {
+			return err
+		}
+		if err := p.WriteFieldBegin(ctx, "message", thrift.STRING, 2); err != nil {
+			return err
+		}
+		if err := p.WriteI32(ctx, int32(len(m.Body)+1)); err != nil {
+			return err
+		}
+		if _, err := framed.Write(m.Body); err != nil {
+			return err
+		}
+		if err := framed.WriteByte('\n'); err != nil {
+			return err
+		}
+		if err := p.WriteFieldEnd(ctx); err != nil {
+			return err
+		}
+		if err := p.WriteFieldStop(ctx); err != nil {
+			return err
+		}
+		if err := p.WriteStructEnd(ctx); err != nil {
+			return err
+		}
+	}
+	if err := p.WriteListEnd(ctx); err != nil {
+		return err
+	}
+	return p.WriteFieldEnd(ctx)
+}
+
+// Close closes the connections.
+func (o *Output) Close() error { return o.pool.Close() }
+
+// Hosts returns the health of each host, for metrics.
+func (o *Output) Hosts() []hostpool.HostStatus { return o.pool.Hosts() }
+
+// Describe returns the hosts and protocol, for --dry-run.
+func (o *Output) Describe() string {
+	return "hosts " + strings.Join(o.pool.Addrs(), ", ") + " (scribe: thrift framed, binary)"
+}
+
+// Destination returns the Scribe category m goes to.
+func (o *Output) Destination(m *logagent.Message) string {
+	if m.Source == nil || m.Source.Category == "" {
+		return "nowhere: no category"
+	}
+	return "category " + m.Source.Category
+}
+
+// Check resolves the host names, without connecting.
+func (o *Output) Check(ctx context.Context) error { return hostpool.Check(ctx, o.pool.Addrs()) }
+
+var (
+	_ logagent.Output    = (*Output)(nil)
+	_ logagent.Describer = (*Output)(nil)
+	_ logagent.Checker   = (*Output)(nil)
+)

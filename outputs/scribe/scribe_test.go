@@ -1,0 +1,346 @@
+package scribe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/outputs/internal/pypeer"
+	gen "github.com/logagent/logagent/outputs/internal/thriftgen/scribe"
+	"github.com/logagent/logagent/outputs/internal/thriftrpc"
+	"github.com/logagent/logagent/outputs/internal/thrifttest"
+	"github.com/logagent/logagent/outputs/outputtest"
+)
+
+// peer is a Scribe server handler that counts what it accepts and can
+// misbehave for a number of calls.
+type peer struct {
+	count *outputtest.Counter
+
+	mu         sync.Mutex
+	calls      int
+	tryLater   int // next calls answered TRY_LATER
+	drop       int // next calls whose connection is closed before answering
+	categories map[string]int
+	badEntries int
+}
+
+func newPeer() *peer { return &peer{count: outputtest.NewCounter(), categories: map[string]int{}} }
+
+func (p *peer) Log(ctx context.Context, msgs []*gen.LogEntry) (gen.ResultCode, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if p.drop > 0 {
+		p.drop--
+		thrifttest.Drop(ctx)
+		return gen.ResultCode_OK, nil
+	}
+	if p.tryLater > 0 {
+		p.tryLater--
+		return gen.ResultCode_TRY_LATER, nil
+	}
+	for _, m := range msgs {
+		if !strings.HasSuffix(m.Message, "\n") || strings.Count(m.Message, "\n") != 1 {
+			p.badEntries++
+		}
+		p.categories[m.Category]++
+		p.count.Add([]byte(m.Message))
+	}
+	return gen.ResultCode_OK, nil
+}
+
+func (p *peer) set(f func(p *peer)) {
+	p.mu.Lock()
+	f(p)
+	p.mu.Unlock()
+}
+
+func startPeer(t testing.TB) (*peer, *thrifttest.Server) {
+	p := newPeer()
+	return p, thrifttest.Start(t, gen.NewScribeProcessor(p), false)
+}
+
+func newOutput(t testing.TB, hosts ...string) *Output {
+	t.Helper()
+	c := DefaultConfig()
+	c.Hosts = hosts
+	c.Timeout = 5 * time.Second
+	o, err := New("scribe-test", c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Short host backoff, so that a host that comes back is used again
+	// within the test.
+	o.pool.SetBackoff(5*time.Millisecond, 50*time.Millisecond)
+	t.Cleanup(func() { o.Close() })
+	return o
+}
+
+func testContext(t testing.TB) context.Context {
+	// A bound for a hung test, not a timing assertion.
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		hosts  []string
+		tmo    time.Duration
+		fields []string
+	}{
+		{"ok", []string{"127.0.0.1:1463", "scribe.example.com", "[::1]:1464"}, time.Second, nil},
+		{"no hosts", nil, time.Second, []string{"hosts"}},
+		{"bad port", []string{"a:1463", "b:0", "c:x"}, time.Second, []string{"hosts[1]", "hosts[2]"}},
+		{"duplicate", []string{"a", "a:1463"}, time.Second, []string{"hosts[1]"}},
+		{"bad name", []string{"a b"}, time.Second, []string{"hosts[0]"}},
+		{"timeout", []string{"a"}, 0, []string{"timeout"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{Hosts: tt.hosts, Timeout: tt.tmo}
+			err := c.Validate()
+			var got []string
+			if err != nil {
+				for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+					var fe *logagent.FieldError
+					if !errors.As(e, &fe) {
+						t.Fatalf("%v is not a FieldError", e)
+					}
+					got = append(got, fe.Field)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.fields) {
+				t.Errorf("fields %v, want %v (%v)", got, tt.fields, err)
+			}
+		})
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	o := newOutput(t, "127.0.0.1", "localhost:1500")
+	if got, want := o.Describe(), "hosts 127.0.0.1:1463, localhost:1500 (scribe: thrift framed, binary)"; got != want {
+		t.Errorf("Describe = %q, want %q", got, want)
+	}
+	m := outputtest.Messages(outputtest.Source("nginx"), 0, 1, 0)[0]
+	if got := o.Destination(&m); got != "category nginx" {
+		t.Errorf("Destination = %q", got)
+	}
+	if err := o.Check(context.Background()); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+	bad := newOutput(t, "no-such-host.invalid")
+	if err := bad.Check(context.Background()); err == nil {
+		t.Error("Check of an unresolvable host succeeded")
+	}
+}
+
+// TestDeliver ships messages of two categories and counts them at the peer.
+func TestDeliver(t *testing.T) {
+	p, srv := startPeer(t)
+	o := newOutput(t, srv.Addr())
+	const n = 5000
+	msgs := append(outputtest.Messages(outputtest.Source("web"), 0, n/2, 100),
+		outputtest.Messages(outputtest.Source("db"), n/2, n/2, 100)...)
+	st := outputtest.DeliverBatches(testContext(t), t, o, msgs, 256)
+	missing, dups := p.count.Check(0, n)
+	if len(missing) > 0 || dups > 0 || st.Retries > 0 {
+		t.Fatalf("missing %d, duplicates %d, retries %d", len(missing), dups, st.Retries)
+	}
+	if p.categories["web"] != n/2 || p.categories["db"] != n/2 || p.badEntries != 0 {
+		t.Errorf("categories %v, bad entries %d", p.categories, p.badEntries)
+	}
+	if h := o.Hosts(); len(h) != 1 || !h[0].Healthy {
+		t.Errorf("hosts %+v", h)
+	}
+}
+
+func TestEmptyCategoryIsPermanent(t *testing.T) {
+	p, srv := startPeer(t)
+	o := newOutput(t, srv.Addr())
+	msgs := outputtest.Messages(outputtest.Source("web"), 0, 4, 10)
+	msgs[1].Source = outputtest.Source("")
+	err := o.Send(testContext(t), msgs)
+	var pe *logagent.PartialError
+	if !errors.As(err, &pe) || fmt.Sprint(pe.Permanent) != "[1]" || len(pe.Retry) != 0 {
+		t.Fatalf("Send = %v, want permanent [1]", err)
+	}
+	if p.count.Total() != 3 {
+		t.Errorf("peer got %d, want 3", p.count.Total())
+	}
+}
+
+// TestFaults makes the peer misbehave and checks that every line still
+// arrives, duplicated at most for batches in flight.
+func TestFaults(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault func(p *peer, srv *thrifttest.Server)
+	}{
+		{"try later", func(p *peer, _ *thrifttest.Server) { p.set(func(p *peer) { p.tryLater = 5 }) }},
+		{"drop mid-call", func(p *peer, _ *thrifttest.Server) { p.set(func(p *peer) { p.drop = 3 }) }},
+		{"restart", func(_ *peer, srv *thrifttest.Server) {
+			srv.Stop()
+			time.Sleep(100 * time.Millisecond)
+			srv.Restart()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, srv := startPeer(t)
+			o := newOutput(t, srv.Addr())
+			const n, batch = 3000, 100
+			msgs := outputtest.Messages(outputtest.Source("web"), 0, n, 50)
+			ctx := testContext(t)
+			// Deliver the first third, break the peer, deliver the rest.
+			st := outputtest.DeliverBatches(ctx, t, o, msgs[:n/3], batch)
+			tt.fault(p, srv)
+			st2 := outputtest.DeliverBatches(ctx, t, o, msgs[n/3:], batch)
+			missing, dups := p.count.Check(0, n)
+			if len(missing) > 0 {
+				t.Fatalf("missing %d: %v", len(missing), missing[:min(10, len(missing))])
+			}
+			if st.Retries+st2.Retries == 0 {
+				t.Error("the fault caused no retry")
+			}
+			if dups > batch*(st.Retries+st2.Retries) {
+				t.Errorf("%d duplicates for %d retries", dups, st.Retries+st2.Retries)
+			}
+		})
+	}
+}
+
+// TestFailover stops one of two hosts: batches go to the other; once it is
+// back, it gets batches again.
+func TestFailover(t *testing.T) {
+	pa, a := startPeer(t)
+	pb, b := startPeer(t)
+	o := newOutput(t, a.Addr(), b.Addr())
+	ctx := testContext(t)
+	src := outputtest.Source("web")
+	const batch = 50
+
+	outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 0, 1000, 20), batch)
+	if pa.count.Total() == 0 || pb.count.Total() == 0 {
+		t.Fatalf("round robin: a got %d, b got %d", pa.count.Total(), pb.count.Total())
+	}
+
+	a.Stop()
+	beforeB := pb.count.Total()
+	outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 1000, 1000, 20), batch)
+	if got := pb.count.Total() - beforeB; got < 1000 {
+		t.Fatalf("with a down, b got %d of 1000", got)
+	}
+	if h := o.Hosts(); h[0].Healthy || !h[1].Healthy {
+		t.Errorf("hosts %+v, want a down and b up", h)
+	}
+
+	a.Restart()
+	beforeA := pa.count.Total()
+	outputtest.WaitFor(t, 30*time.Second, "a to be used again", func() bool {
+		outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 2000, batch, 20), batch)
+		return pa.count.Total() > beforeA
+	})
+	if h := o.Hosts(); !h[0].Healthy {
+		t.Errorf("hosts %+v, want a up", h)
+	}
+	missing := 0
+	for i := 0; i < 2000; i++ {
+		ma, _ := pa.count.Check(i, 1)
+		mb, _ := pb.count.Check(i, 1)
+		if len(ma) > 0 && len(mb) > 0 {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d messages reached neither host", missing)
+	}
+}
+
+// TestInteropPython ships to a Scribe server generated by Debian's thrift
+// compiler and run by Debian's python3-thrift.
+func TestInteropPython(t *testing.T) {
+	py := pypeer.Start(t, "scribe", "binary")
+	o := newOutput(t, py.Addr)
+	const n = 2000
+	msgs := outputtest.Messages(outputtest.Source("interop"), 0, n, 80)
+	msgs[7].Body = []byte(outputtest.Line(7) + " two\nlines")
+	outputtest.DeliverBatches(testContext(t), t, o, msgs, 300)
+	var recs []map[string]any
+	outputtest.WaitFor(t, 30*time.Second, "python server to write every entry", func() bool {
+		recs = py.Records(t)
+		return len(recs) >= n
+	})
+	got := outputtest.NewCounter()
+	for _, r := range recs {
+		msg, _ := r["message"].(string)
+		if r["category"] != "interop" || !strings.HasSuffix(msg, "\n") {
+			t.Fatalf("bad entry %v", r)
+		}
+		got.Add([]byte(msg))
+	}
+	if missing, dups := got.Check(0, n); len(missing) > 0 || dups > 0 {
+		t.Fatalf("missing %v, duplicates %d", missing, dups)
+	}
+	for _, r := range recs {
+		if strings.HasPrefix(r["message"].(string), outputtest.Line(7)) && r["message"] != outputtest.Line(7)+" two\nlines\n" {
+			t.Errorf("multi-line message arrived as %q", r["message"])
+		}
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	msgs := outputtest.Messages(outputtest.Source("web"), 0, 500, 200)
+	idx := make([]int, len(msgs))
+	for i := range idx {
+		idx[i] = i
+	}
+	c := newDiscardClient()
+	ctx := context.Background()
+	size := 0
+	for _, m := range msgs {
+		size += len(m.Body) + 1
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := writeLogArgs(ctx, c.Proto, c.Framed, msgs, idx); err != nil {
+			b.Fatal(err)
+		}
+		c.Framed.Flush(ctx)
+	}
+}
+
+// discardConn is a net.Conn whose writes go nowhere, to measure encoding.
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(b []byte) (int, error) { return len(b), nil }
+
+func newDiscardClient() *thriftrpc.Client { return thriftrpc.New(discardConn{}, thriftrpc.Binary) }
+
+func BenchmarkSend(b *testing.B) {
+	_, srv := startPeer(b)
+	o := newOutput(b, srv.Addr())
+	msgs := outputtest.Messages(outputtest.Source("web"), 0, 500, 200)
+	size := 0
+	for _, m := range msgs {
+		size += len(m.Body) + 1
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	ctx := context.Background()
+	for b.Loop() {
+		if err := o.Send(ctx, msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(msgs))*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
