@@ -319,7 +319,8 @@ func (p *Pool[S]) Close() error {
 }
 
 // ParseHosts checks a hosts list and returns it as host:port addresses,
-// adding defaultPort where a port is left out. Problems are
+// adding defaultPort where a port is left out (0: the port is required).
+// Problems are
 // *logagent.FieldError values for "hosts" or "hosts[i]", one per host, for
 // the caller to join with its own.
 func ParseHosts(hosts []string, defaultPort int) ([]string, []error) {
@@ -354,6 +355,9 @@ func parseHost(s string, defaultPort int) (string, error) {
 	if err != nil {
 		// No port: the whole string is the host (an IPv6 literal may be
 		// written bare or in brackets).
+		if defaultPort == 0 {
+			return "", fmt.Errorf("%q has no port: write host:port", s)
+		}
 		host, port = s, strconv.Itoa(defaultPort)
 		if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
 			host = host[1 : len(host)-1]

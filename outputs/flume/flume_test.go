@@ -1,0 +1,374 @@
+package flume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/outputs/internal/pypeer"
+	"github.com/logagent/logagent/outputs/internal/thriftrpc"
+	gen "github.com/logagent/logagent/outputs/internal/thriftgen/flume"
+	"github.com/logagent/logagent/outputs/internal/thrifttest"
+	"github.com/logagent/logagent/outputs/outputtest"
+)
+
+// peer is a Flume Thrift source handler that counts the events it commits
+// and can misbehave.
+type peer struct {
+	count *outputtest.Counter
+
+	mu     sync.Mutex
+	calls  int
+	sizes  []int // events per committed call
+	failed int   // next calls answered FAILED
+	drop   int   // next calls whose connection is closed before answering
+	// fault, if set, decides the answer of each call by its number:
+	// "ok", "failed" or "drop".
+	fault func(call int) string
+	last  map[string]string // headers of the last event
+}
+
+func newPeer() *peer { return &peer{count: outputtest.NewCounter()} }
+
+func (p *peer) Append(ctx context.Context, e *gen.ThriftFlumeEvent) (gen.Status, error) {
+	return p.AppendBatch(ctx, []*gen.ThriftFlumeEvent{e})
+}
+
+func (p *peer) AppendBatch(ctx context.Context, events []*gen.ThriftFlumeEvent) (gen.Status, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	what := "ok"
+	switch {
+	case p.fault != nil:
+		what = p.fault(p.calls)
+	case p.drop > 0:
+		p.drop--
+		what = "drop"
+	case p.failed > 0:
+		p.failed--
+		what = "failed"
+	}
+	switch what {
+	case "drop":
+		thrifttest.Drop(ctx)
+		return gen.Status_OK, nil
+	case "failed":
+		return gen.Status_FAILED, nil
+	}
+	for _, e := range events {
+		p.count.Add(e.Body)
+		p.last = e.Headers
+	}
+	p.sizes = append(p.sizes, len(events))
+	return gen.Status_OK, nil
+}
+
+func (p *peer) set(f func(p *peer)) {
+	p.mu.Lock()
+	f(p)
+	p.mu.Unlock()
+}
+
+func startPeer(t testing.TB, protocol string) (*peer, *thrifttest.Server) {
+	p := newPeer()
+	return p, thrifttest.Start(t, gen.NewThriftSourceProtocolProcessor(p), protocol == "compact")
+}
+
+func newOutput(t testing.TB, protocol string, hosts ...string) *Output {
+	t.Helper()
+	c := DefaultConfig()
+	c.Hosts = hosts
+	c.Protocol = protocol
+	c.Timeout = 5 * time.Second
+	o, err := New("flume-test", c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.pool.SetBackoff(5*time.Millisecond, 50*time.Millisecond)
+	t.Cleanup(func() { o.Close() })
+	return o
+}
+
+func testContext(t testing.TB) context.Context {
+	// A bound for a hung test, not a timing assertion.
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		c      Config
+		fields []string
+	}{
+		{"ok", Config{Hosts: []string{"127.0.0.1:4141", "flume:4142"}, Protocol: "compact", Timeout: time.Second}, nil},
+		{"binary", Config{Hosts: []string{"flume:4141"}, Protocol: "binary", Timeout: time.Second}, nil},
+		{"no port", Config{Hosts: []string{"flume:4141", "flume"}, Protocol: "compact", Timeout: time.Second}, []string{"hosts[1]"}},
+		{"no hosts", Config{Protocol: "compact", Timeout: time.Second}, []string{"hosts"}},
+		{"protocol", Config{Hosts: []string{"f:1"}, Protocol: "json", Timeout: time.Second}, []string{"protocol"}},
+		{"timeout", Config{Hosts: []string{"f:1"}, Protocol: "binary"}, []string{"timeout"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.c.Validate()
+			var got []string
+			if err != nil {
+				for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+					var fe *logagent.FieldError
+					if !errors.As(e, &fe) {
+						t.Fatalf("%v is not a FieldError", e)
+					}
+					got = append(got, fe.Field)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.fields) {
+				t.Errorf("fields %v, want %v (%v)", got, tt.fields, err)
+			}
+		})
+	}
+	if d := DefaultConfig(); d.Protocol != "compact" || d.MaxMessageBytes() >= MaxFrameBytes {
+		t.Errorf("defaults %+v, max message %d", d, d.MaxMessageBytes())
+	}
+}
+
+func TestDeliver(t *testing.T) {
+	for _, proto := range []string{"compact", "binary"} {
+		t.Run(proto, func(t *testing.T) {
+			p, srv := startPeer(t, proto)
+			o := newOutput(t, proto, srv.Addr())
+			const n = 4000
+			src := outputtest.Source("web")
+			src.Fields = map[string]string{"env": "prod", "dc": "eu1", "host": "ignored"}
+			msgs := outputtest.Messages(src, 0, n, 100)
+			outputtest.DeliverBatches(testContext(t), t, o, msgs, 500)
+			if missing, dups := p.count.Check(0, n); len(missing) > 0 || dups > 0 {
+				t.Fatalf("missing %d, duplicates %d", len(missing), dups)
+			}
+			last := msgs[n-1]
+			want := map[string]string{
+				"timestamp": strconv.FormatInt(last.Time.UnixMilli(), 10),
+				"host":      src.Host,
+				"path":      src.Path,
+				"offset":    strconv.FormatInt(last.Offset, 10),
+				"category":  "web",
+				"input":     src.Input,
+				"env":       "prod",
+				"dc":        "eu1",
+			}
+			if fmt.Sprint(p.last) != fmt.Sprint(want) {
+				t.Errorf("headers %v, want %v", p.last, want)
+			}
+		})
+	}
+}
+
+// TestSplit sends a batch larger than one Flume frame: it goes in several
+// calls, each accepted by a server enforcing the frame limit.
+func TestSplit(t *testing.T) {
+	p, srv := startPeer(t, "compact")
+	o := newOutput(t, "compact", srv.Addr())
+	const n = 40
+	msgs := outputtest.Messages(outputtest.Source("big"), 0, n, 1<<20)
+	if err := o.Send(testContext(t), msgs); err != nil {
+		t.Fatal(err)
+	}
+	if missing, _ := p.count.Check(0, n); len(missing) > 0 {
+		t.Fatalf("missing %v", missing)
+	}
+	if len(p.sizes) < 3 {
+		t.Errorf("calls of %v events, want at least 3 calls", p.sizes)
+	}
+}
+
+// TestPartial fails the second call of a split batch: only its events and
+// the ones after it are to be retried.
+func TestPartial(t *testing.T) {
+	p, srv := startPeer(t, "binary")
+	o := newOutput(t, "binary", srv.Addr())
+	p.set(func(p *peer) {
+		p.fault = func(call int) string {
+			if call == 2 {
+				return "failed"
+			}
+			return "ok"
+		}
+	})
+	const n = 40
+	msgs := outputtest.Messages(outputtest.Source("big"), 0, n, 1<<20)
+	msgs[5].Body = make([]byte, MaxFrameBytes) // can never fit
+	copy(msgs[5].Body, outputtest.Line(5))
+	err := o.Send(testContext(t), msgs)
+	var pe *logagent.PartialError
+	if !errors.As(err, &pe) || !errors.Is(err, ErrFailed) {
+		t.Fatalf("Send = %v, want a PartialError for FAILED", err)
+	}
+	first := p.sizes[0]
+	if len(pe.Retry) != n-1-first || pe.Retry[0] != first+1 || fmt.Sprint(pe.Permanent) != "[5]" {
+		t.Fatalf("retry %v permanent %v after a first call of %d events", pe.Retry, pe.Permanent, first)
+	}
+	p.set(func(p *peer) { p.fault = nil })
+	retry := make([]logagent.Message, 0, len(pe.Retry))
+	for _, i := range pe.Retry {
+		retry = append(retry, msgs[i])
+	}
+	if err := o.Send(testContext(t), retry); err != nil {
+		t.Fatal(err)
+	}
+	missing, dups := p.count.Check(0, n)
+	if fmt.Sprint(missing) != "[5]" || dups > 0 {
+		t.Fatalf("missing %v (want [5]), duplicates %d", missing, dups)
+	}
+}
+
+func TestFaults(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault func(p *peer, srv *thrifttest.Server)
+	}{
+		{"failed", func(p *peer, _ *thrifttest.Server) { p.set(func(p *peer) { p.failed = 5 }) }},
+		{"drop mid-call", func(p *peer, _ *thrifttest.Server) { p.set(func(p *peer) { p.drop = 3 }) }},
+		{"restart", func(_ *peer, srv *thrifttest.Server) {
+			srv.Stop()
+			time.Sleep(100 * time.Millisecond)
+			srv.Restart()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, srv := startPeer(t, "compact")
+			o := newOutput(t, "compact", srv.Addr())
+			const n, batch = 3000, 100
+			msgs := outputtest.Messages(outputtest.Source("web"), 0, n, 50)
+			ctx := testContext(t)
+			st := outputtest.DeliverBatches(ctx, t, o, msgs[:n/3], batch)
+			tt.fault(p, srv)
+			st2 := outputtest.DeliverBatches(ctx, t, o, msgs[n/3:], batch)
+			missing, dups := p.count.Check(0, n)
+			if len(missing) > 0 {
+				t.Fatalf("missing %d: %v", len(missing), missing[:min(10, len(missing))])
+			}
+			retries := st.Retries + st2.Retries
+			if retries == 0 {
+				t.Error("the fault caused no retry")
+			}
+			if dups > batch*retries {
+				t.Errorf("%d duplicates for %d retries", dups, retries)
+			}
+		})
+	}
+}
+
+func TestFailover(t *testing.T) {
+	pa, a := startPeer(t, "compact")
+	pb, b := startPeer(t, "compact")
+	o := newOutput(t, "compact", a.Addr(), b.Addr())
+	ctx := testContext(t)
+	src := outputtest.Source("web")
+	const batch = 50
+	a.Stop()
+	outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 0, 1000, 20), batch)
+	if pb.count.Total() < 1000 {
+		t.Fatalf("with a down, b got %d of 1000", pb.count.Total())
+	}
+	a.Restart()
+	outputtest.WaitFor(t, 30*time.Second, "a to be used again", func() bool {
+		outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 1000, batch, 20), batch)
+		return pa.count.Total() > 0
+	})
+	if h := o.Hosts(); !h[0].Healthy || !h[1].Healthy {
+		t.Errorf("hosts %+v, want both up", h)
+	}
+}
+
+// TestInteropPython ships to a Flume Thrift source stand-in generated by
+// Debian's thrift compiler and run by Debian's python3-thrift.
+func TestInteropPython(t *testing.T) {
+	for _, proto := range []string{"compact", "binary"} {
+		t.Run(proto, func(t *testing.T) {
+			py := pypeer.Start(t, "flume", proto)
+			o := newOutput(t, proto, py.Addr)
+			const n = 2000
+			src := outputtest.Source("interop")
+			msgs := outputtest.Messages(src, 0, n, 80)
+			outputtest.DeliverBatches(testContext(t), t, o, msgs, 300)
+			var recs []map[string]any
+			outputtest.WaitFor(t, 30*time.Second, "python server to write every event", func() bool {
+				recs = py.Records(t)
+				return len(recs) >= n
+			})
+			got := outputtest.NewCounter()
+			for _, r := range recs {
+				h, _ := r["headers"].(map[string]any)
+				body, _ := r["body"].(string)
+				if h["category"] != "interop" || h["env"] != "test" || h["timestamp"] == nil || h["offset"] == nil {
+					t.Fatalf("bad event %v", r)
+				}
+				got.Add([]byte(body))
+			}
+			if missing, dups := got.Check(0, n); len(missing) > 0 || dups > 0 {
+				t.Fatalf("missing %v, duplicates %d", missing, dups)
+			}
+		})
+	}
+}
+
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(b []byte) (int, error) { return len(b), nil }
+
+func BenchmarkEncode(b *testing.B) {
+	for _, proto := range []string{"compact", "binary"} {
+		b.Run(proto, func(b *testing.B) {
+			msgs := outputtest.Messages(outputtest.Source("web"), 0, 500, 200)
+			idx := make([]int, len(msgs))
+			size := 0
+			for i := range idx {
+				idx[i] = i
+				size += len(msgs[i].Body)
+			}
+			c := thriftrpc.New(discardConn{}, thriftrpc.Protocol(proto))
+			num := make([]byte, 0, 24)
+			ctx := context.Background()
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := writeAppendBatchArgs(ctx, c.Proto, num, msgs, idx); err != nil {
+					b.Fatal(err)
+				}
+				c.Framed.Flush(ctx)
+			}
+		})
+	}
+}
+
+func BenchmarkSend(b *testing.B) {
+	for _, proto := range []string{"compact", "binary"} {
+		b.Run(proto, func(b *testing.B) {
+			_, srv := startPeer(b, proto)
+			o := newOutput(b, proto, srv.Addr())
+			msgs := outputtest.Messages(outputtest.Source("web"), 0, 500, 200)
+			size := 0
+			for _, m := range msgs {
+				size += len(m.Body)
+			}
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			ctx := context.Background()
+			for b.Loop() {
+				if err := o.Send(ctx, msgs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(msgs))*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
