@@ -12,8 +12,8 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/outputs/internal/pypeer"
-	"github.com/logagent/logagent/outputs/internal/thriftrpc"
 	gen "github.com/logagent/logagent/outputs/internal/thriftgen/flume"
+	"github.com/logagent/logagent/outputs/internal/thriftrpc"
 	"github.com/logagent/logagent/outputs/internal/thrifttest"
 	"github.com/logagent/logagent/outputs/outputtest"
 )
@@ -371,4 +371,3 @@ func BenchmarkSend(b *testing.B) {
 		})
 	}
 }
-
