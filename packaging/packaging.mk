@@ -24,6 +24,9 @@
 #                  (default . and ./cmd/logagent); the binary is built with
 #                  `$(GO) build -C $(PKG_SRC) ... $(PKG_MAIN)`.
 
+# Including this file must not change the includer's default goal.
+pkg_saved_default_goal := $(.DEFAULT_GOAL)
+
 GO ?= go
 
 ifeq ($(origin VERSION),undefined)
@@ -94,3 +97,5 @@ $(PKG_RPMS): rpm-%: pkg-bin-% pkg-docs $(PKG_NFPM)
 test-packages:
 	VERSION='$(VERSION)' COMMIT='$(COMMIT)' GO='$(GO)' MAKE='$(MAKE)' \
 		bash packaging/test-packages.sh
+
+.DEFAULT_GOAL := $(pkg_saved_default_goal)

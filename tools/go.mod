@@ -1,6 +1,6 @@
 module github.com/logagent/logagent/tools
 
-go 1.26.8
+go 1.25.0
 
 require github.com/goreleaser/nfpm/v2 v2.45.0
 
