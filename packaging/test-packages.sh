@@ -12,8 +12,7 @@
 # reach the inner make through MAKEFLAGS.
 set -u -o pipefail
 
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
+cd "$(dirname "$0")/.." || exit 1
 MAKE=${MAKE:-make}
 GO=${GO:-go}
 VERSION=${VERSION:-$(sh packaging/version.sh)}
