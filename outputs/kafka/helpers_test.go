@@ -23,7 +23,8 @@ import (
 const hangTimeout = 45 * time.Second
 
 func testLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
+	// KAFKA_TEST_LOG=1 shows the output's log, with kafka-go's retries.
+	if os.Getenv("KAFKA_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)

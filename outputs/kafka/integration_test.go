@@ -183,7 +183,7 @@ func TestUnknownTopic(t *testing.T) {
 
 	only := batches(missingSrc, 3, 10, 0)[0]
 	err := o.Send(ctx, only)
-	if err == nil || !contains(err.Error(), "nosuch") || !contains(err.Error(), "auto_create_topic is off") {
+	if err == nil || !contains(err.Error(), "nosuch") || !contains(err.Error(), "auto_create_topic is off: create it") {
 		t.Fatalf("Send to a missing topic = %v, want a whole-batch error naming it", err)
 	}
 

@@ -36,6 +36,11 @@ const (
 	// max_message_bytes + headerAllowance, which with the defaults stays
 	// under Kafka's default max.message.bytes (1048588).
 	headerAllowance = 16 << 10
+	// metadataTTL bounds how long kafka-go keeps cluster metadata. It does
+	// not refresh on NOT_LEADER answers nor after a topic came back with
+	// an error (its default is 6s), so this bounds how long a moved leader
+	// or a transient metadata error holds the output back.
+	metadataTTL = 2 * time.Second
 )
 
 // Output produces messages to Kafka. Send is called from one goroutine.
@@ -107,6 +112,7 @@ func (o *Output) connect() error {
 	}
 	tr := &kafkago.Transport{
 		DialTimeout: o.cfg.Timeout,
+		MetadataTTL: metadataTTL,
 		ClientID:    "logagent",
 	}
 	if o.cfg.TLS != nil {
@@ -370,10 +376,12 @@ func (o *Output) writeByTopic(ctx context.Context, msgs []kafkago.Message, idx [
 // wholeError explains a failure of a whole call.
 func (o *Output) wholeError(msgs []kafkago.Message, err error) error {
 	if errors.Is(err, kafkago.UnknownTopicOrPartition) {
+		// kafka-go also says this when the topic's metadata came with an
+		// error (no leader yet), until its next metadata refresh.
 		if o.cfg.AutoCreateTopic {
-			return fmt.Errorf("topic %s does not exist (auto_create_topic is on, but the broker did not create it): %w", msgs[0].Topic, err)
+			return fmt.Errorf("topic %s is not in the cluster's metadata (auto_create_topic is on, but the broker did not create it); retrying: %w", msgs[0].Topic, err)
 		}
-		return fmt.Errorf("topic %s does not exist and auto_create_topic is off: create it, retrying meanwhile: %w", msgs[0].Topic, err)
+		return fmt.Errorf("topic %s is not in the cluster's metadata: it does not exist (auto_create_topic is off: create it) or has no leader yet; retrying: %w", msgs[0].Topic, err)
 	}
 	return fmt.Errorf("produce to %s: %w", o.brokers(), err)
 }
