@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
 )
 
 // TestFaults: the broker answers with per-partition errors for a while,
@@ -236,4 +235,3 @@ func TestCancel(t *testing.T) {
 		}
 	}
 }
-

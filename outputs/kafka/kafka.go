@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -382,6 +383,10 @@ func (o *Output) wholeError(msgs []kafkago.Message, err error) error {
 			return fmt.Errorf("topic %s is not in the cluster's metadata (auto_create_topic is on, but the broker did not create it); retrying: %w", msgs[0].Topic, err)
 		}
 		return fmt.Errorf("topic %s is not in the cluster's metadata: it does not exist (auto_create_topic is off: create it) or has no leader yet; retrying: %w", msgs[0].Topic, err)
+	}
+	if o.cfg.SASL != nil && errors.Is(err, io.ErrUnexpectedEOF) {
+		// Brokers close the connection on a failed authentication.
+		return fmt.Errorf("produce to %s: %w (the broker closed the connection: are the sasl credentials right?)", o.brokers(), err)
 	}
 	return fmt.Errorf("produce to %s: %w", o.brokers(), err)
 }
