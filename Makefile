@@ -1,0 +1,51 @@
+# logagent — make run: build and run on config.example.yaml; make test: every test.
+
+GO ?= go
+VERSION := $(shell sh packaging/version.sh 2>/dev/null || echo 0.0.0~dev)
+COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+# Debian packages the tests need: Thrift's compiler and Python library for
+# the interop tests (a Scribe and a Flume server that are not ours).
+TEST_DEBS := thrift-compiler python3-thrift
+
+.DEFAULT_GOAL := build
+.PHONY: build run test test-deps test-go test-fuzz bench clean
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/logagent ./cmd/logagent
+
+# Runs the agent on config.example.yaml: the sample logs in examples/logs and
+# a generator that appends to examples/data/generated.log and rotates it.
+# Output goes to examples/out/ and stdout. Ctrl-C stops both.
+run: build
+	@mkdir -p examples/data examples/out
+	@$(GO) build -o bin/generator ./examples/generator
+	@bin/generator -path examples/data/generated.log -rate 5 -rotate 50 & gen=$$!; \
+	trap 'kill $$gen 2>/dev/null' EXIT INT TERM; \
+	bin/logagent -c config.example.yaml
+
+test: test-deps test-go test-fuzz test-packages
+
+# Installs the Debian packages the tests need, once.
+test-deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test-go:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	CI=$${CI:-} $(GO) test -race -timeout 20m ./...
+
+# Short fuzzing of the chunker and the config loader (seed corpora in testdata/).
+test-fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzChunker$$' -fuzztime 10s ./inputs/file
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./agent
+
+clean:
+	rm -rf bin dist examples/data examples/out
+
+include packaging/packaging.mk

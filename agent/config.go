@@ -1,0 +1,465 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+	"gopkg.in/yaml.v3"
+
+	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/inputs/file"
+)
+
+// DefaultConfigPath is where packages install the configuration.
+const DefaultConfigPath = "/etc/logagent/logagent.yaml"
+
+// Config is the whole configuration. config.example.yaml documents every
+// key; the defaults are set by setDefaults.
+type Config struct {
+	DataDir            string        `yaml:"data_dir"`
+	ShutdownTimeout    time.Duration `yaml:"shutdown_timeout"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	MaxInflightBytes   logagent.Size `yaml:"max_inflight_bytes"`
+	Hostname           string        `yaml:"hostname"`
+	LogLevel           string        `yaml:"log_level"`
+	LogFormat          string        `yaml:"log_format"`
+	HTTP               *HTTPConfig   `yaml:"http"`
+
+	Inputs  []InputConfig  `yaml:"inputs"`
+	Outputs []OutputConfig `yaml:"outputs"`
+
+	// File is the path the configuration was loaded from.
+	File string `yaml:"-"`
+}
+
+// HTTPConfig is the metrics and status listener; off when absent.
+type HTTPConfig struct {
+	Listen string `yaml:"listen"`
+	// UnhealthyAfter is how long an output may fail continuously before
+	// /healthz answers 503.
+	UnhealthyAfter time.Duration `yaml:"unhealthy_after"`
+}
+
+func (h *HTTPConfig) setDefaults() {
+	h.Listen = "127.0.0.1:9108"
+	h.UnhealthyAfter = 5 * time.Minute
+}
+
+// InputConfig is one entry of inputs:.
+type InputConfig struct {
+	ID                string            `yaml:"id"`
+	Paths             []string          `yaml:"paths"`
+	Exclude           []string          `yaml:"exclude"`
+	Category          string            `yaml:"category"`
+	StartAt           string            `yaml:"start_at"`
+	MaxMessageBytes   logagent.Size     `yaml:"max_message_bytes"`
+	LinesPerMessage   int               `yaml:"lines_per_message"`
+	Fields            map[string]string `yaml:"fields"`
+	Outputs           []string          `yaml:"outputs"`
+	ScanInterval      time.Duration     `yaml:"scan_interval"`
+	PollInterval      time.Duration     `yaml:"poll_interval"`
+	CloseInactive     time.Duration     `yaml:"close_inactive"`
+	CloseRemovedAfter time.Duration     `yaml:"close_removed_after"`
+	MaxOpenFiles      int               `yaml:"max_open_files"`
+	FingerprintBytes  logagent.Size     `yaml:"fingerprint_bytes"`
+	ReadBufferBytes   logagent.Size     `yaml:"read_buffer_bytes"`
+}
+
+func (c *InputConfig) setDefaults() {
+	c.StartAt = "beginning"
+	c.MaxMessageBytes = 64 << 10
+	c.LinesPerMessage = 1
+	c.ScanInterval = 10 * time.Second
+	c.PollInterval = 250 * time.Millisecond
+	c.CloseInactive = 5 * time.Minute
+	c.CloseRemovedAfter = time.Hour
+	c.MaxOpenFiles = 4096
+	c.FingerprintBytes = file.DefaultFingerprintBytes
+	c.ReadBufferBytes = 1 << 20
+}
+
+// OutputConfig is one entry of outputs:. The keys common to every type are
+// fields here; the type's own keys are decoded into Settings.
+type OutputConfig struct {
+	ID         string        `yaml:"id"`
+	Type       string        `yaml:"type"`
+	Batch      BatchConfig   `yaml:"batch"`
+	MinBackoff time.Duration `yaml:"min_backoff"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+
+	kind *outputKind
+}
+
+// BatchConfig bounds the batches handed to an output.
+type BatchConfig struct {
+	MaxEvents     int           `yaml:"max_events"`
+	MaxBytes      logagent.Size `yaml:"max_bytes"`
+	FlushInterval time.Duration `yaml:"flush_interval"`
+}
+
+func (c *OutputConfig) setDefaults() {
+	c.Batch = BatchConfig{MaxEvents: 2048, MaxBytes: 1 << 20, FlushInterval: 200 * time.Millisecond}
+	c.MinBackoff = 100 * time.Millisecond
+	c.MaxBackoff = 30 * time.Second
+}
+
+var commonOutputKeys = func() map[string]bool {
+	m, _ := yamlFields(reflect.TypeOf(OutputConfig{}))
+	out := map[string]bool{}
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}()
+
+// decodeNode decodes the common keys, then the type's own keys into the
+// type's Config, so that each is checked against the right set of keys.
+func (c *OutputConfig) decodeNode(d *decoder, n *yaml.Node, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, "expected a mapping, got a %s", kindName(n.Kind))
+		return
+	}
+	var typeNode *yaml.Node
+	common := &yaml.Node{Kind: yaml.MappingNode, Line: n.Line}
+	own := &yaml.Node{Kind: yaml.MappingNode, Line: n.Line}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if commonOutputKeys[k.Value] {
+			common.Content = append(common.Content, k, n.Content[i+1])
+			if k.Value == "type" {
+				typeNode = n.Content[i+1]
+			}
+		} else {
+			own.Content = append(own.Content, k, n.Content[i+1])
+		}
+	}
+	d.decodeStruct(common, reflect.ValueOf(c).Elem(), path, nil)
+	if typeNode == nil {
+		d.errorf(n, path+".type", "missing (one of %s)", strings.Join(outputTypeNames(), ", "))
+		return
+	}
+	newKind, ok := outputTypes[c.Type]
+	if !ok {
+		d.errorf(typeNode, path+".type", "unknown output type %q (one of %s)", c.Type, strings.Join(outputTypeNames(), ", "))
+		return
+	}
+	c.kind = newKind()
+	d.decodeStruct(own, reflect.ValueOf(c.kind.config).Elem(), path, commonOutputKeys)
+}
+
+// Settings returns the type's own configuration (a pointer to the output
+// package's Config).
+func (c *OutputConfig) Settings() any {
+	if c.kind == nil {
+		return nil
+	}
+	return c.kind.config
+}
+
+// Load reads, decodes and validates the configuration file at path.
+// Relative paths in it are relative to the file's directory. Every problem
+// found is returned, each as a *ConfigError naming the line and key.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// Parse decodes and validates data, read from path.
+func Parse(path string, data []byte) (*Config, error) {
+	d := &decoder{file: path, lines: map[string]int{}}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, errEOF) || err.Error() == "EOF" {
+			return nil, &ConfigError{File: path, Msg: "the file is empty"}
+		}
+		msg := err.Error()
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			var line int
+			fmt.Sscan(m[1], &line)
+			return nil, &ConfigError{File: path, Line: line, Msg: "invalid YAML: " + m[2]}
+		}
+		return nil, &ConfigError{File: path, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	}
+	if len(doc.Content) == 0 {
+		return nil, &ConfigError{File: path, Msg: "the file is empty"}
+	}
+	root := doc.Content[0]
+	d.expandEnv(root)
+	cfg := &Config{File: path}
+	cfg.setDefaults()
+	d.decode(root, reflect.ValueOf(cfg).Elem(), "")
+	if len(d.errs) == 0 {
+		dir, err := filepath.Abs(filepath.Dir(path))
+		if err != nil {
+			dir = filepath.Dir(path)
+		}
+		cfg.resolvePaths(dir)
+		d.fieldError(cfg.validate())
+	}
+	if len(d.errs) > 0 {
+		return nil, errors.Join(d.errs...)
+	}
+	return cfg, nil
+}
+
+var errEOF = errors.New("EOF")
+
+func (c *Config) setDefaults() {
+	c.DataDir = "/var/lib/logagent"
+	c.ShutdownTimeout = 10 * time.Second
+	c.CheckpointInterval = time.Second
+	c.MaxInflightBytes = 32 << 20
+	c.LogLevel = "info"
+	c.LogFormat = "auto"
+}
+
+// resolvePaths makes relative paths relative to dir, the config file's.
+func (c *Config) resolvePaths(dir string) {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	c.DataDir = abs(c.DataDir)
+	for i := range c.Inputs {
+		in := &c.Inputs[i]
+		for j, p := range in.Paths {
+			in.Paths[j] = abs(p)
+		}
+		for j, p := range in.Exclude {
+			if strings.Contains(p, "/") {
+				in.Exclude[j] = abs(p)
+			}
+		}
+	}
+	for i := range c.Outputs {
+		if r, ok := c.Outputs[i].Settings().(interface{ ResolvePaths(dir string) }); ok {
+			r.ResolvePaths(dir)
+		}
+	}
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, logagent.FieldErrorf(field, format, args...))
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must be set")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be > 0, got %s", c.ShutdownTimeout)
+	}
+	if c.CheckpointInterval <= 0 {
+		bad("checkpoint_interval", "must be > 0, got %s", c.CheckpointInterval)
+	}
+	if c.MaxInflightBytes < 1<<20 {
+		bad("max_inflight_bytes", "must be at least 1MiB, got %s", c.MaxInflightBytes)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "must be one of debug, info, warn, error, got %q", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		bad("log_format", "must be one of auto, text, json, got %q", c.LogFormat)
+	}
+	if c.HTTP != nil && c.HTTP.Listen == "" {
+		bad("http.listen", "must be host:port")
+	}
+
+	outputs := map[string]*OutputConfig{}
+	if len(c.Outputs) == 0 {
+		bad("outputs", "at least one output is needed")
+	}
+	for i := range c.Outputs {
+		o := &c.Outputs[i]
+		p := fmt.Sprintf("outputs[%d]", i)
+		switch {
+		case o.ID == "":
+			bad(p+".id", "must be set")
+		case !idPattern.MatchString(o.ID):
+			bad(p+".id", "%q: use letters, digits, '.', '_' and '-'", o.ID)
+		case outputs[o.ID] != nil:
+			bad(p+".id", "%q is used by another output", o.ID)
+		default:
+			outputs[o.ID] = o
+		}
+		if o.Batch.MaxEvents <= 0 {
+			bad(p+".batch.max_events", "must be > 0, got %d", o.Batch.MaxEvents)
+		}
+		if o.Batch.MaxBytes <= 0 {
+			bad(p+".batch.max_bytes", "must be > 0, got %d", o.Batch.MaxBytes)
+		}
+		if o.Batch.FlushInterval <= 0 {
+			bad(p+".batch.flush_interval", "must be > 0, got %s", o.Batch.FlushInterval)
+		}
+		if o.MinBackoff <= 0 {
+			bad(p+".min_backoff", "must be > 0, got %s", o.MinBackoff)
+		}
+		if o.MaxBackoff < o.MinBackoff {
+			bad(p+".max_backoff", "must be >= min_backoff (%s), got %s", o.MinBackoff, o.MaxBackoff)
+		}
+		if o.kind != nil {
+			errs = append(errs, logagent.JoinField(p, o.kind.validate()))
+		}
+	}
+
+	if len(c.Inputs) == 0 {
+		bad("inputs", "at least one input is needed")
+	}
+	inputs := map[string]bool{}
+	for i := range c.Inputs {
+		in := &c.Inputs[i]
+		p := fmt.Sprintf("inputs[%d]", i)
+		switch {
+		case in.ID == "":
+			bad(p+".id", "must be set: checkpoints are keyed by it")
+		case !idPattern.MatchString(in.ID):
+			bad(p+".id", "%q: use letters, digits, '.', '_' and '-'", in.ID)
+		case inputs[in.ID]:
+			bad(p+".id", "%q is used by another input", in.ID)
+		default:
+			inputs[in.ID] = true
+		}
+		if in.Category == "" {
+			in.Category = in.ID
+		}
+		if len(in.Paths) == 0 {
+			bad(p+".paths", "at least one path glob is needed")
+		}
+		for j, g := range in.Paths {
+			if !doublestar.ValidatePattern(g) {
+				bad(fmt.Sprintf("%s.paths[%d]", p, j), "%q is not a valid glob", g)
+			}
+		}
+		for j, g := range in.Exclude {
+			if !doublestar.ValidatePattern(g) {
+				bad(fmt.Sprintf("%s.exclude[%d]", p, j), "%q is not a valid glob", g)
+			}
+		}
+		if in.StartAt != "beginning" && in.StartAt != "end" {
+			bad(p+".start_at", "must be beginning or end, got %q", in.StartAt)
+		}
+		if in.MaxMessageBytes <= 0 {
+			bad(p+".max_message_bytes", "must be > 0, got %d", in.MaxMessageBytes)
+		} else if in.MaxMessageBytes > 256<<20 {
+			bad(p+".max_message_bytes", "must be at most 256MiB, got %s", in.MaxMessageBytes)
+		}
+		if in.LinesPerMessage < 1 {
+			bad(p+".lines_per_message", "must be >= 1, got %d", in.LinesPerMessage)
+		}
+		if in.ScanInterval <= 0 {
+			bad(p+".scan_interval", "must be > 0, got %s", in.ScanInterval)
+		}
+		if in.PollInterval <= 0 {
+			bad(p+".poll_interval", "must be > 0, got %s", in.PollInterval)
+		}
+		if in.CloseInactive <= 0 {
+			bad(p+".close_inactive", "must be > 0, got %s", in.CloseInactive)
+		}
+		if in.CloseRemovedAfter <= 0 {
+			bad(p+".close_removed_after", "must be > 0, got %s", in.CloseRemovedAfter)
+		}
+		if in.MaxOpenFiles < 1 {
+			bad(p+".max_open_files", "must be >= 1, got %d", in.MaxOpenFiles)
+		}
+		if in.FingerprintBytes < 16 || in.FingerprintBytes > 64<<10 {
+			bad(p+".fingerprint_bytes", "must be between 16 and 64KiB, got %s", in.FingerprintBytes)
+		}
+		if in.ReadBufferBytes < 64<<10 {
+			bad(p+".read_buffer_bytes", "must be at least 64KiB, got %s", in.ReadBufferBytes)
+		}
+		seen := map[string]bool{}
+		for j, id := range in.Outputs {
+			f := fmt.Sprintf("%s.outputs[%d]", p, j)
+			o := outputs[id]
+			switch {
+			case seen[id]:
+				bad(f, "%q is listed twice", id)
+			case o == nil:
+				bad(f, "no output has id %q (outputs: %s)", id, strings.Join(c.outputIDs(), ", "))
+			case o.kind != nil && o.kind.maxMessageBytes() > 0 && int(in.MaxMessageBytes) > o.kind.maxMessageBytes():
+				bad(p+".max_message_bytes", "%s is larger than output %q accepts (%d bytes)", in.MaxMessageBytes, id, o.kind.maxMessageBytes())
+			}
+			seen[id] = true
+		}
+		if len(in.Outputs) == 0 {
+			for _, o := range c.Outputs {
+				if o.kind != nil && o.kind.maxMessageBytes() > 0 && int(in.MaxMessageBytes) > o.kind.maxMessageBytes() {
+					bad(p+".max_message_bytes", "%s is larger than output %q accepts (%d bytes)", in.MaxMessageBytes, o.ID, o.kind.maxMessageBytes())
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) outputIDs() []string {
+	var ids []string
+	for _, o := range c.Outputs {
+		ids = append(ids, o.ID)
+	}
+	return ids
+}
+
+// routes returns the ids of the outputs input in is routed to.
+func (c *Config) routes(in *InputConfig) []string {
+	if len(in.Outputs) > 0 {
+		return in.Outputs
+	}
+	return c.outputIDs()
+}
+
+// fileConfig resolves an input for the file input package.
+func (c *Config) fileConfig(in *InputConfig, host string) file.Config {
+	return file.Config{
+		ID:                in.ID,
+		Paths:             in.Paths,
+		Exclude:           in.Exclude,
+		Category:          in.Category,
+		StartAtEnd:        in.StartAt == "end",
+		MaxMessageBytes:   int(in.MaxMessageBytes),
+		LinesPerMessage:   in.LinesPerMessage,
+		Fields:            in.Fields,
+		Host:              host,
+		ScanInterval:      in.ScanInterval,
+		PollInterval:      in.PollInterval,
+		CloseInactive:     in.CloseInactive,
+		CloseRemovedAfter: in.CloseRemovedAfter,
+		MaxOpenFiles:      in.MaxOpenFiles,
+		FingerprintBytes:  int(in.FingerprintBytes),
+		BlockBytes:        int(in.ReadBufferBytes),
+	}
+}
+
+// hostname returns the configured host name or the machine's.
+func (c *Config) hostname() string {
+	if c.Hostname != "" {
+		return c.Hostname
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "localhost"
+	}
+	return h
+}

@@ -1,0 +1,337 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/logagent/logagent"
+)
+
+// runner feeds one output: it takes chunks from its queue, cuts them into
+// batches of at most max_events messages and max_bytes bytes (or what has
+// waited flush_interval), sends each batch until it is delivered, then
+// acknowledges its messages to their chunks. One batch is in flight at a
+// time, so an output receives every file's messages in order.
+type runner struct {
+	cfg   OutputConfig
+	out   logagent.Output
+	log   *slog.Logger
+	queue chan *logagent.Chunk
+
+	batch []logagent.Message
+	bytes int
+	acks  []chunkAck // chunks the batch holds messages of, in order
+	cur   *logagent.Chunk
+	pos   int // next message of cur
+
+	metrics OutputMetrics
+}
+
+type chunkAck struct {
+	c *logagent.Chunk
+	n int
+}
+
+// OutputMetrics counts what an output did. Safe for concurrent use.
+type OutputMetrics struct {
+	Messages     atomic.Int64 // delivered
+	Bytes        atomic.Int64 // body bytes delivered
+	Batches      atomic.Int64 // batches delivered
+	Retries      atomic.Int64 // sends that failed and were retried
+	Permanent    atomic.Int64 // messages dropped as undeliverable
+	SendNanos    atomic.Int64 // time spent in successful sends
+	failingSince atomic.Int64 // unix nanos of the first failure in a row, 0 when healthy
+	lastErr      atomic.Pointer[string]
+	latency      *latencyHistogram
+}
+
+// FailingSince returns when the output started failing without a success
+// since, or the zero time when its last send succeeded.
+func (m *OutputMetrics) FailingSince() time.Time {
+	if n := m.failingSince.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// LastError returns the last send error, or "".
+func (m *OutputMetrics) LastError() string {
+	if p := m.lastErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func newRunner(cfg OutputConfig, out logagent.Output, log *slog.Logger) *runner {
+	return &runner{
+		cfg:     cfg,
+		out:     out,
+		log:     log.With("output", cfg.ID),
+		queue:   make(chan *logagent.Chunk, 16),
+		batch:   make([]logagent.Message, 0, min(cfg.Batch.MaxEvents, 4096)),
+		metrics: OutputMetrics{latency: newLatencyHistogram()},
+	}
+}
+
+// run sends until its queue is closed and drained, or ctx is done.
+func (r *runner) run(ctx context.Context) {
+	flush := time.NewTimer(time.Hour)
+	flush.Stop()
+	closed := false
+	for {
+		if r.cur == nil && !closed {
+			if len(r.batch) == 0 {
+				select {
+				case c, ok := <-r.queue:
+					if !ok {
+						closed = true
+					} else {
+						r.cur, r.pos = c, 0
+						flush.Reset(r.cfg.Batch.FlushInterval)
+					}
+				case <-ctx.Done():
+					return
+				}
+			} else {
+				select {
+				case c, ok := <-r.queue:
+					if !ok {
+						closed = true
+					} else {
+						r.cur, r.pos = c, 0
+					}
+				case <-flush.C:
+					if !r.send(ctx) {
+						return
+					}
+					continue
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+		if r.cur != nil && r.fill() {
+			// Full: send now, and start the wait of the next batch afresh.
+			if !flush.Stop() {
+				select {
+				case <-flush.C:
+				default:
+				}
+			}
+			if !r.send(ctx) {
+				return
+			}
+			flush.Reset(r.cfg.Batch.FlushInterval)
+		}
+		if closed && r.cur == nil {
+			if len(r.batch) > 0 && !r.send(ctx) {
+				return
+			}
+			return
+		}
+	}
+}
+
+// fill moves messages of cur into the batch and reports whether the batch
+// is full.
+func (r *runner) fill() bool {
+	maxEvents, maxBytes := r.cfg.Batch.MaxEvents, int(r.cfg.Batch.MaxBytes)
+	msgs := r.cur.Messages
+	start := r.pos
+	for r.pos < len(msgs) && len(r.batch) < maxEvents {
+		n := len(msgs[r.pos].Body)
+		if r.bytes+n > maxBytes && len(r.batch) > 0 {
+			break
+		}
+		r.batch = append(r.batch, msgs[r.pos])
+		r.bytes += n
+		r.pos++
+	}
+	if r.pos > start {
+		r.acks = append(r.acks, chunkAck{c: r.cur, n: r.pos - start})
+	}
+	full := r.pos < len(msgs) || len(r.batch) >= maxEvents || r.bytes >= maxBytes
+	if r.pos >= len(msgs) {
+		r.cur = nil
+	}
+	return full
+}
+
+// send delivers the batch, retrying with backoff until it is delivered or
+// dropped as undeliverable, then acknowledges it. It returns false if ctx
+// ended first: the batch is then not acknowledged, and is sent again after
+// a restart.
+func (r *runner) send(ctx context.Context) bool {
+	if len(r.batch) == 0 {
+		return true
+	}
+	msgs := r.batch
+	attempt := 0
+	for {
+		start := time.Now()
+		err := r.out.Send(ctx, msgs)
+		if err == nil {
+			r.delivered(msgs, time.Since(start))
+			break
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		var partial *logagent.PartialError
+		switch {
+		case errors.As(err, &partial):
+			r.dropPermanent(msgs, partial.Permanent, partial.Err)
+			retry := make([]logagent.Message, 0, len(partial.Retry))
+			for _, i := range partial.Retry {
+				if i >= 0 && i < len(msgs) {
+					retry = append(retry, msgs[i])
+				}
+			}
+			r.delivered(nil, time.Since(start))
+			r.metrics.Messages.Add(int64(len(msgs) - len(retry) - len(partial.Permanent)))
+			msgs = retry
+			if len(msgs) == 0 {
+				break
+			}
+			r.failed(err, attempt)
+		case logagent.IsPermanent(err):
+			idx := make([]int, len(msgs))
+			for i := range idx {
+				idx[i] = i
+			}
+			r.dropPermanent(msgs, idx, err)
+			msgs = nil
+		default:
+			r.failed(err, attempt)
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		if !sleep(ctx, backoff(r.cfg.MinBackoff, r.cfg.MaxBackoff, attempt)) {
+			return false
+		}
+		attempt++
+	}
+	for _, a := range r.acks {
+		a.c.Ack(a.n)
+	}
+	clear(r.acks)
+	r.acks = r.acks[:0]
+	clear(r.batch) // let go of bodies
+	r.batch = r.batch[:0]
+	r.bytes = 0
+	return true
+}
+
+func (r *runner) delivered(msgs []logagent.Message, took time.Duration) {
+	if msgs != nil {
+		n := 0
+		for i := range msgs {
+			n += len(msgs[i].Body)
+		}
+		r.metrics.Messages.Add(int64(len(msgs)))
+		r.metrics.Bytes.Add(int64(n))
+		r.metrics.Batches.Add(1)
+	}
+	r.metrics.SendNanos.Add(int64(took))
+	r.metrics.latency.observe(took)
+	if since := r.metrics.failingSince.Swap(0); since != 0 {
+		r.log.Info("output delivering again", "failed_for", time.Since(time.Unix(0, since)).Round(time.Millisecond))
+	}
+}
+
+// failed counts and logs a failed send; a flapping output logs its first
+// failure, then one line a minute at most.
+func (r *runner) failed(err error, attempt int) {
+	r.metrics.Retries.Add(1)
+	msg := err.Error()
+	r.metrics.lastErr.Store(&msg)
+	now := time.Now().UnixNano()
+	r.metrics.failingSince.CompareAndSwap(0, now)
+	if attempt == 0 || attempt%20 == 0 {
+		r.log.Warn("send failed; retrying with backoff", "err", err, "attempt", attempt+1)
+	}
+}
+
+func (r *runner) dropPermanent(msgs []logagent.Message, idx []int, err error) {
+	if len(idx) == 0 {
+		return
+	}
+	r.metrics.Permanent.Add(int64(len(idx)))
+	first := msgs[idx[0]]
+	r.log.Error("messages can never be delivered by this output; dropped", "count", len(idx),
+		"err", err, "path", first.Source.Path, "offset", first.Offset)
+}
+
+// backoff is exponential from min to max, with jitter of up to a fifth
+// either way so that agents that failed together do not retry together.
+func backoff(minD, maxD time.Duration, attempt int) time.Duration {
+	d := minD
+	for i := 0; i < attempt && d < maxD; i++ {
+		d *= 2
+	}
+	if d > maxD {
+		d = maxD
+	}
+	jitter := time.Duration(rand.Int64N(int64(d)/5 + 1))
+	if rand.IntN(2) == 0 {
+		return d - jitter
+	}
+	return d + jitter
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// latencyHistogram counts send latencies in fixed buckets.
+type latencyHistogram struct {
+	mu      sync.Mutex
+	bounds  []float64 // seconds
+	counts  []uint64  // len(bounds)+1
+	sum     float64
+	samples uint64
+}
+
+func newLatencyHistogram() *latencyHistogram {
+	b := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	return &latencyHistogram{bounds: b, counts: make([]uint64, len(b)+1)}
+}
+
+func (h *latencyHistogram) observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(h.bounds) && s > h.bounds[i] {
+		i++
+	}
+	h.mu.Lock()
+	h.counts[i]++
+	h.sum += s
+	h.samples++
+	h.mu.Unlock()
+}
+
+// snapshot returns cumulative bucket counts, the sum and the count.
+func (h *latencyHistogram) snapshot() (bounds []float64, cumulative []uint64, sum float64, count uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cumulative = make([]uint64, len(h.bounds))
+	var acc uint64
+	for i := range h.bounds {
+		acc += h.counts[i]
+		cumulative[i] = acc
+	}
+	return h.bounds, cumulative, h.sum, h.samples
+}

@@ -1,0 +1,175 @@
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Store keeps the committed offsets in memory and writes them to the
+// checkpoint file in its data directory at an interval and on Close. It
+// holds an exclusive lock on the data directory so that two agents never
+// share one checkpoint. Safe for concurrent use.
+type Store struct {
+	path string
+	lock *os.File
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	entries map[Key]Entry
+	dirty   bool
+	writes  int64
+	lastErr error
+	written time.Time
+}
+
+// Open locks dir, creating it if needed, and loads its checkpoint.
+func Open(dir string, log *slog.Logger) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("data_dir %s: %w", dir, err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("data_dir %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data_dir %s is in use by another logagent", dir)
+		}
+		return nil, fmt.Errorf("lock data_dir %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, FileName)
+	list, err := Load(path)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s := &Store{path: path, lock: lock, log: log, entries: make(map[Key]Entry, len(list))}
+	for _, e := range list {
+		s.entries[e.Key()] = e
+	}
+	return s, nil
+}
+
+// Path returns the checkpoint file's path.
+func (s *Store) Path() string { return s.path }
+
+// Entries returns a copy of every entry of input ("" for all inputs).
+func (s *Store) Entries(input string) []Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Entry, 0, len(s.entries))
+	for _, e := range s.entries {
+		if input == "" || e.Input == input {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Get returns the entry for k.
+func (s *Store) Get(k Key) (Entry, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.entries[k]
+	return e, ok
+}
+
+// Set records e.
+func (s *Store) Set(e Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entries[e.Key()] = e
+	s.dirty = true
+}
+
+// Rekey moves the entry at old to e's key and content, as when a file's
+// fingerprint is extended once it has grown.
+func (s *Store) Rekey(old Key, e Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.entries, old)
+	s.entries[e.Key()] = e
+	s.dirty = true
+}
+
+// Delete forgets k.
+func (s *Store) Delete(k Key) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.entries[k]; ok {
+		delete(s.entries, k)
+		s.dirty = true
+	}
+}
+
+// Stats returns how many times the checkpoint was written and when last.
+func (s *Store) Stats() (writes int64, last time.Time, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writes, s.written, s.lastErr
+}
+
+// Flush writes the checkpoint if anything changed since the last write.
+func (s *Store) Flush() error {
+	s.mu.Lock()
+	if !s.dirty {
+		s.mu.Unlock()
+		return nil
+	}
+	list := make([]Entry, 0, len(s.entries))
+	for _, e := range s.entries {
+		list = append(list, e)
+	}
+	s.dirty = false
+	s.mu.Unlock()
+
+	err := Save(s.path, list)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastErr = err
+	if err != nil {
+		s.dirty = true // try again next time
+		return err
+	}
+	s.writes++
+	s.written = time.Now()
+	return nil
+}
+
+// Run flushes every interval until ctx is done.
+func (s *Store) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Flush(); err != nil {
+				if !failing {
+					s.log.Error("cannot write checkpoint; offsets are kept in memory and written when it works again", "path", s.path, "err", err)
+				}
+				failing = true
+			} else if failing {
+				s.log.Info("checkpoint written again", "path", s.path)
+				failing = false
+			}
+		}
+	}
+}
+
+// Close writes the checkpoint and releases the data directory.
+func (s *Store) Close() error {
+	err := s.Flush()
+	s.lock.Close()
+	return err
+}

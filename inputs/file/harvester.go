@@ -1,0 +1,405 @@
+package file
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/logagent/logagent"
+)
+
+// fileState tells whether the harvested file is still under the name it
+// was opened by.
+type fileState int32
+
+const (
+	stateActive  fileState = iota // the path still names this file
+	stateRenamed                  // rotated away; another name, or none, holds it
+	stateRemoved                  // unlinked: only our descriptor keeps it
+)
+
+func (s fileState) String() string {
+	return [...]string{"active", "renamed", "removed"}[s]
+}
+
+// removedIdle is how long a removed file, read to its end, stays open in
+// case its writer still appends; a removed file holds disk space.
+const removedIdle = 5 * time.Second
+
+// harvester reads one file, through one descriptor, from its committed
+// offset to its end and on as it grows, whatever happens to its name.
+type harvester struct {
+	in   *Input
+	f    *os.File
+	path string // the name it was opened by
+	dev  uint64
+	ino  uint64
+	id   logagent.FileID
+	src  *logagent.Source
+	tr   *tracker
+	wake chan struct{}
+
+	blk    *block
+	r, w   int   // blk.buf[r:w] is read but not yet in a message
+	offset int64 // file offset of blk.buf[w]: the next byte to read
+
+	state     fileState
+	goneAt    time.Time
+	lastData  time.Time
+	lastCheck time.Time
+
+	size    atomic.Int64 // last size seen, for status
+	readPos atomic.Int64 // end of the last message handed out, for status
+}
+
+// chunk is a logagent.Chunk with what its completion must release.
+type chunk struct {
+	logagent.Chunk
+	blk *block
+	tr  *tracker
+	tc  *trackedChunk
+}
+
+var chunkPool sync.Pool
+
+func getChunk() *chunk {
+	if c, ok := chunkPool.Get().(*chunk); ok {
+		return c
+	}
+	c := &chunk{}
+	c.OnDone = c.finish
+	return c
+}
+
+func (c *chunk) finish() {
+	c.tr.done(c.tc)
+	c.blk.release()
+	clear(c.Messages) // drop references into the block
+	c.Messages = c.Messages[:0]
+	c.blk, c.tr, c.tc = nil, nil, nil
+	chunkPool.Put(c)
+}
+
+func (h *harvester) signal() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run reads until the file is done with or ctx is cancelled.
+func (h *harvester) run(ctx context.Context) {
+	defer h.close()
+	poll := time.NewTimer(h.in.cfg.PollInterval)
+	defer poll.Stop()
+	idlePolls := 0
+	for {
+		n, err := h.readOnce(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				h.in.log.Error("read failed; the file is retried on the next scan", "path", h.path, "err", err)
+			}
+			return
+		}
+		if n > 0 {
+			idlePolls = 0
+			continue
+		}
+		if h.atEOF() {
+			return
+		}
+		// Poll more slowly while nothing happens: fsnotify wakes us on
+		// writes, polling only covers what it misses.
+		d := h.in.cfg.PollInterval << min(idlePolls, 3)
+		if !poll.Stop() {
+			select {
+			case <-poll.C:
+			default:
+			}
+		}
+		poll.Reset(d)
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.wake:
+		case <-poll.C:
+			idlePolls++
+		}
+	}
+}
+
+// readOnce reads what the file has past h.offset, up to a block, and
+// hands out the whole messages it holds. It returns 0 at the end of file.
+func (h *harvester) readOnce(ctx context.Context) (int, error) {
+	if err := h.ensureRoom(ctx); err != nil {
+		return 0, err
+	}
+	n, err := h.f.Read(h.blk.buf[h.w:])
+	if n == 0 {
+		if err == nil || errors.Is(err, io.EOF) {
+			h.dropIdleBlock()
+			return 0, nil
+		}
+		return 0, err
+	}
+	h.w += n
+	h.offset += int64(n)
+	h.lastData = time.Now()
+	return n, h.cut(ctx, false)
+}
+
+// cut hands out the whole messages in blk.buf[r:w]; with final, the last
+// line too, newline or not.
+func (h *harvester) cut(ctx context.Context, final bool) error {
+	if h.blk == nil || h.r == h.w {
+		return nil
+	}
+	c := getChunk()
+	base := h.offset - int64(h.w-h.r)
+	var used int
+	c.Messages, used = h.in.chunker.Cut(h.blk.buf[h.r:h.w], base, h.src, h.lastData, c.Messages[:0], final)
+	if used == 0 {
+		chunkPool.Put(c)
+		return nil
+	}
+	h.r += used
+	end := base + int64(used)
+	h.readPos.Store(end)
+	h.blk.retain()
+	c.blk, c.tr, c.tc = h.blk, h.tr, h.tr.add(end)
+	h.in.metrics.addRead(len(c.Messages), used)
+	return h.in.publish(ctx, &c.Chunk)
+}
+
+// ensureRoom makes sure blk has room to read into, and that the unfinished
+// line at blk.buf[r:w] can grow to MaxMessageBytes+1 so that the chunker
+// can always make progress.
+func (h *harvester) ensureRoom(ctx context.Context) error {
+	need := h.in.chunker.MaxMessageBytes + 1
+	if h.blk != nil && len(h.blk.buf)-h.r >= need && len(h.blk.buf)-h.w >= minRead {
+		return nil
+	}
+	pool := h.in.small
+	if h.backlog() > int64(h.in.small.size)/2 || h.w-h.r+need > h.in.small.size {
+		pool = h.in.large
+	}
+	nb, err := pool.get(ctx)
+	if err != nil {
+		return err
+	}
+	if h.blk != nil {
+		carry := copy(nb.buf, h.blk.buf[h.r:h.w])
+		h.blk.release()
+		h.r, h.w = 0, carry
+	} else {
+		h.r, h.w = 0, 0
+	}
+	h.blk = nb
+	return nil
+}
+
+// minRead is the least room worth a read() call.
+const minRead = 4096
+
+func (h *harvester) backlog() int64 {
+	return h.size.Load() - h.offset
+}
+
+// dropIdleBlock lets go of the read buffer when nothing waits in it, so
+// that idle files hold no memory.
+func (h *harvester) dropIdleBlock() {
+	if h.blk != nil && h.r == h.w {
+		h.blk.release()
+		h.blk = nil
+		h.r, h.w = 0, 0
+	}
+}
+
+// atEOF looks at the file once everything it held is read: truncated,
+// renamed, removed, grown past its fingerprint, or idle for long enough to
+// be closed. It returns true when the harvester is done.
+func (h *harvester) atEOF() bool {
+	now := time.Now()
+	fi, err := h.f.Stat()
+	if err != nil {
+		h.in.log.Error("stat failed", "path", h.path, "err", err)
+		return true
+	}
+	h.size.Store(fi.Size())
+	if fi.Size() < h.offset {
+		h.truncated(fi.Size())
+		return false
+	}
+	if now.Sub(h.lastCheck) >= time.Second {
+		h.lastCheck = now
+		if h.contentReplaced() {
+			h.truncated(fi.Size())
+			return false
+		}
+		h.extendFingerprint(fi.Size())
+	}
+	if h.state == stateActive {
+		h.checkName(fi)
+	}
+	idle := now.Sub(h.lastData)
+	cfg := &h.in.cfg
+	switch h.state {
+	case stateActive:
+		if cfg.CloseInactive > 0 && idle >= cfg.CloseInactive && h.tr.inflight() == 0 {
+			h.in.log.Debug("closing inactive file", "path", h.path, "idle", idle.Round(time.Second))
+			return true
+		}
+	case stateRenamed:
+		if idle >= cfg.CloseInactive {
+			return h.finish()
+		}
+	case stateRemoved:
+		if idle >= min(cfg.CloseInactive, removedIdle) {
+			return h.finish()
+		}
+	}
+	return false
+}
+
+// finish hands out a last line without newline, then waits for every
+// chunk to be acknowledged before the file is closed: closing earlier could
+// have a later scan reopen it from a stale offset.
+func (h *harvester) finish() bool {
+	if err := h.cut(context.Background(), true); err != nil {
+		return true
+	}
+	if h.tr.inflight() > 0 {
+		return false
+	}
+	if h.state == stateRemoved {
+		h.tr.forget()
+	}
+	h.in.log.Info("closed rotated file read to its end", "path", h.path, "state", h.state.String(), "offset", h.offset)
+	return true
+}
+
+// checkName notices that the file's name now holds another file, or none.
+func (h *harvester) checkName(fi os.FileInfo) {
+	pfi, err := os.Stat(h.path)
+	if err == nil {
+		if dev, ino, _ := statID(pfi); dev == h.dev && ino == h.ino {
+			return
+		}
+	}
+	h.goneAt = time.Now()
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
+		h.setState(stateRemoved)
+		h.in.log.Info("file removed; reading it to its end", "path", h.path)
+		return
+	}
+	h.setState(stateRenamed)
+	if newPath := findByInode(filepath.Dir(h.path), h.dev, h.ino); newPath != "" {
+		h.rename(newPath)
+	}
+	h.in.log.Info("file rotated; reading it to its end", "path", h.path)
+	h.in.notifyScan() // its old name may hold a new file already
+}
+
+// setState changes h.state; other goroutines read it under in.mu.
+func (h *harvester) setState(s fileState) {
+	h.in.mu.Lock()
+	h.state = s
+	h.in.mu.Unlock()
+}
+
+// setIdentity changes the file's name or identity; other goroutines read
+// them under in.mu. Messages read from now on carry a new Source.
+func (h *harvester) setIdentity(path string, id logagent.FileID) {
+	h.in.mu.Lock()
+	h.path, h.id = path, id
+	h.in.mu.Unlock()
+	src := *h.src
+	src.Path, src.ID = path, id
+	h.src = &src
+}
+
+func (h *harvester) rename(path string) {
+	h.setIdentity(path, h.id)
+	h.tr.update(path, h.id)
+}
+
+// contentReplaced reports whether the file's first bytes no longer match
+// its fingerprint: truncated and written past the old offset in between
+// two looks.
+func (h *harvester) contentReplaced() bool {
+	ok, err := sameContent(h.f, h.id)
+	return err == nil && h.id.FingerprintLen > 0 && !ok
+}
+
+// extendFingerprint grows a short fingerprint once the file has grown, so
+// that identity rests on as many bytes as configured.
+func (h *harvester) extendFingerprint(size int64) {
+	want := h.in.cfg.FingerprintBytes
+	if h.id.FingerprintLen >= want || size <= int64(h.id.FingerprintLen) {
+		return
+	}
+	fp, n, err := fingerprint(h.f, want)
+	if err != nil {
+		return
+	}
+	id := h.id
+	id.Fingerprint, id.FingerprintLen = fp, n
+	h.setIdentity(h.path, id)
+	h.tr.update(h.path, h.id)
+}
+
+// truncated handles a file cut back below what was read (copytruncate):
+// the rest of the old content, if a copy of it is found in the same
+// directory, is read from the copy; the file itself starts over at 0.
+func (h *harvester) truncated(size int64) {
+	readPos := h.offset - int64(h.w-h.r)
+	h.in.log.Warn("file truncated; reading it again from the start", "path", h.path, "size", size, "read_offset", readPos)
+	h.in.adoptCopy(h, readPos)
+	if _, err := h.f.Seek(0, io.SeekStart); err != nil {
+		h.in.log.Error("seek failed", "path", h.path, "err", err)
+	}
+	h.offset = 0
+	h.r, h.w = 0, 0
+	h.dropIdleBlock()
+	if id, fi, err := identify(h.f, h.in.cfg.FingerprintBytes); err == nil {
+		h.setIdentity(h.path, id)
+		h.size.Store(fi.Size())
+	}
+	h.tr.reset(h.id)
+	h.readPos.Store(0)
+	h.in.metrics.truncations.Add(1)
+}
+
+func (h *harvester) close() {
+	if h.blk != nil {
+		h.blk.release()
+		h.blk = nil
+	}
+	h.f.Close()
+	h.in.exited(h)
+}
+
+// findByInode returns the path in dir of the file dev:ino, or "".
+func findByInode(dir string, dev, ino uint64) string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if d, i, ok := statID(fi); ok && d == dev && i == ino {
+			return p
+		}
+	}
+	return ""
+}

@@ -1,0 +1,92 @@
+package file
+
+import (
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/logagent/logagent"
+)
+
+// DefaultFingerprintBytes is how many leading bytes of a file identify it
+// together with its device and inode.
+const DefaultFingerprintBytes = 1024
+
+// statID returns the device and inode of fi.
+func statID(fi os.FileInfo) (dev, ino uint64, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return uint64(st.Dev), uint64(st.Ino), true
+}
+
+// fingerprint hashes the first n bytes of f (fewer if the file is shorter)
+// and returns the hash and how many bytes it covers.
+func fingerprint(f io.ReaderAt, n int) (uint64, int, error) {
+	buf := make([]byte, n)
+	got, err := f.ReadAt(buf, 0)
+	if err != nil && err != io.EOF {
+		return 0, 0, err
+	}
+	return hashBytes(buf[:got]), got, nil
+}
+
+func hashBytes(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
+}
+
+// identify returns the identity of the open file f, fingerprinting up to
+// fpBytes leading bytes.
+func identify(f *os.File, fpBytes int) (logagent.FileID, os.FileInfo, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return logagent.FileID{}, nil, err
+	}
+	dev, ino, ok := statID(fi)
+	if !ok {
+		return logagent.FileID{}, nil, fmt.Errorf("%s: no inode information", f.Name())
+	}
+	n := fpBytes
+	if fi.Size() < int64(n) {
+		n = int(fi.Size())
+	}
+	fp, fpLen, err := fingerprint(f, n)
+	if err != nil {
+		return logagent.FileID{}, nil, err
+	}
+	return logagent.FileID{Dev: dev, Ino: ino, Fingerprint: fp, FingerprintLen: fpLen}, fi, nil
+}
+
+// sameFile reports whether the file f, of device and inode dev:ino, is the
+// file that was known as id: same device and inode, and its first
+// id.FingerprintLen bytes still hash to id.Fingerprint. A file that grew
+// past a short fingerprint is still the same file; an inode reused by a new
+// file, or a file truncated and rewritten, is not.
+func sameFile(f io.ReaderAt, dev, ino uint64, id logagent.FileID) (bool, error) {
+	if dev != id.Dev || ino != id.Ino {
+		return false, nil
+	}
+	fp, n, err := fingerprint(f, id.FingerprintLen)
+	if err != nil {
+		return false, err
+	}
+	return n == id.FingerprintLen && fp == id.Fingerprint, nil
+}
+
+// sameContent reports whether f starts with the bytes fingerprinted in id,
+// whatever its inode: how a copy made by copytruncate is recognised.
+func sameContent(f io.ReaderAt, id logagent.FileID) (bool, error) {
+	if id.FingerprintLen == 0 {
+		return false, nil
+	}
+	fp, n, err := fingerprint(f, id.FingerprintLen)
+	if err != nil {
+		return false, err
+	}
+	return n == id.FingerprintLen && fp == id.Fingerprint, nil
+}

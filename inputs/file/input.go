@@ -1,0 +1,662 @@
+// Package file is the file input: it finds the files matching an input's
+// globs, reads each through one descriptor whatever happens to its name
+// (rename and copytruncate rotation, removal), cuts what it reads into
+// messages of whole lines and remembers, per file identity, the offset up
+// to which every output has acknowledged.
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/checkpoint"
+)
+
+// Config is one input, resolved and validated by the agent.
+type Config struct {
+	ID              string
+	Paths           []string // absolute globs; ** matches any depth
+	Exclude         []string // globs on the base name or the full path
+	Category        string
+	StartAtEnd      bool // for files present at the input's very first start
+	MaxMessageBytes int
+	LinesPerMessage int
+	Fields          map[string]string
+	Host            string
+
+	ScanInterval      time.Duration // rescan of the globs
+	PollInterval      time.Duration // look at an idle file when fsnotify says nothing
+	CloseInactive     time.Duration // close a file idle that long (reopened when it grows)
+	CloseRemovedAfter time.Duration // close a removed file after that long even if unread
+	MaxOpenFiles      int
+	FingerprintBytes  int
+	BlockBytes        int // read buffer size for backfill
+}
+
+// PublishFunc hands a chunk to the outputs. It blocks while they are
+// behind, and returns an error only when ctx is done.
+type PublishFunc func(ctx context.Context, c *logagent.Chunk) error
+
+// Input harvests the files of one input.
+type Input struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *checkpoint.Store
+	publish PublishFunc
+	chunker Chunker
+	small   *blockPool
+	large   *blockPool
+	metrics Metrics
+
+	scanReq  chan struct{}
+	firstRun bool // no checkpoint entry for this input at start: start_at applies
+
+	mu         sync.Mutex
+	byInode    map[devIno]*harvester
+	byPath     map[string]*harvester
+	reported   map[string]bool      // problems logged once per path
+	candidates map[devIno]time.Time // possible copytruncate copies, held back
+	wg         sync.WaitGroup
+	ctx        context.Context
+}
+
+type devIno struct{ dev, ino uint64 }
+
+// Metrics counts what the input did. Safe for concurrent use.
+type Metrics struct {
+	Lines        atomic.Int64 // messages handed out
+	Bytes        atomic.Int64 // bytes they cover
+	truncations  atomic.Int64
+	ClosedUnread atomic.Int64 // removed files closed before they were read to the end
+}
+
+func (m *Metrics) addRead(msgs, bytes int) {
+	m.Lines.Add(int64(msgs))
+	m.Bytes.Add(int64(bytes))
+}
+
+// Truncations returns how many times a file was seen truncated.
+func (m *Metrics) Truncations() int64 { return m.truncations.Load() }
+
+// New returns an input; it does nothing until Run.
+func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFunc, log *slog.Logger) *Input {
+	need := cfg.MaxMessageBytes + 1
+	smallSize := max(64<<10, need+minRead)
+	largeSize := max(cfg.BlockBytes, 2*smallSize)
+	return &Input{
+		cfg:        cfg,
+		log:        log.With("input", cfg.ID),
+		store:      store,
+		publish:    publish,
+		chunker:    Chunker{MaxMessageBytes: cfg.MaxMessageBytes, LinesPerMessage: cfg.LinesPerMessage},
+		small:      &blockPool{size: smallSize, budget: budget},
+		large:      &blockPool{size: largeSize, budget: budget},
+		scanReq:    make(chan struct{}, 1),
+		byInode:    make(map[devIno]*harvester),
+		byPath:     make(map[string]*harvester),
+		reported:   make(map[string]bool),
+		candidates: make(map[devIno]time.Time),
+	}
+}
+
+// Metrics returns the input's counters.
+func (in *Input) Metrics() *Metrics { return &in.metrics }
+
+// Run harvests until ctx is done, then waits for every harvester to stop.
+func (in *Input) Run(ctx context.Context) error {
+	in.ctx = ctx
+	in.firstRun = len(in.store.Entries(in.cfg.ID)) == 0
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		in.log.Warn("fsnotify unavailable; polling only", "err", err)
+	}
+	watched := map[string]bool{}
+	in.scan(w, watched, true)
+
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if w != nil {
+		events, errs = w.Events, w.Errors
+		defer w.Close()
+	}
+	tick := time.NewTicker(in.cfg.ScanInterval)
+	defer tick.Stop()
+	defer in.wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			in.scan(w, watched, false)
+		case <-in.scanReq:
+			in.scan(w, watched, false)
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			in.handleEvent(w, watched, ev)
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			// Usually a queue overflow: events were lost, so look again.
+			in.log.Warn("fsnotify", "err", err)
+			in.scan(w, watched, false)
+		}
+	}
+}
+
+func (in *Input) notifyScan() {
+	select {
+	case in.scanReq <- struct{}{}:
+	default:
+	}
+}
+
+func (in *Input) handleEvent(w *fsnotify.Watcher, watched map[string]bool, ev fsnotify.Event) {
+	in.mu.Lock()
+	h := in.byPath[ev.Name]
+	in.mu.Unlock()
+	if h != nil {
+		h.signal()
+	}
+	switch {
+	case ev.Has(fsnotify.Create):
+		if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
+			in.notifyScan() // a new directory may hold matching files
+			return
+		}
+		if in.matches(ev.Name) {
+			in.open(ev.Name, false)
+		}
+	case ev.Has(fsnotify.Write):
+		if h == nil && in.matches(ev.Name) {
+			in.open(ev.Name, false) // closed while inactive, or not seen yet
+		}
+	case ev.Has(fsnotify.Rename), ev.Has(fsnotify.Remove):
+		in.notifyScan()
+	}
+}
+
+// matches reports whether path is one of the input's files.
+func (in *Input) matches(path string) bool {
+	for _, p := range in.cfg.Paths {
+		if ok, _ := doublestar.PathMatch(p, path); ok {
+			return !Excluded(in.cfg.Exclude, path)
+		}
+	}
+	return false
+}
+
+// Excluded reports whether path matches one of the exclude globs, on its
+// base name or its full path.
+func Excluded(exclude []string, path string) bool {
+	base := filepath.Base(path)
+	for _, x := range exclude {
+		if ok, _ := doublestar.PathMatch(x, base); ok {
+			return true
+		}
+		if ok, _ := doublestar.PathMatch(x, path); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Expand returns the regular files matching the globs, minus exclusions,
+// sorted and without duplicates, and the directories to watch.
+func Expand(paths, exclude []string) (files, dirs []string) {
+	seen := map[string]bool{}
+	dirSet := map[string]bool{}
+	for _, p := range paths {
+		base, _ := doublestar.SplitPattern(p)
+		dirSet[base] = true
+		matches, _ := doublestar.FilepathGlob(p, doublestar.WithFilesOnly(), doublestar.WithNoFollow())
+		for _, m := range matches {
+			if seen[m] || Excluded(exclude, m) {
+				continue
+			}
+			seen[m] = true
+			files = append(files, m)
+			dirSet[filepath.Dir(m)] = true
+		}
+	}
+	for d := range dirSet {
+		dirs = append(dirs, d)
+	}
+	sort.Strings(files)
+	sort.Strings(dirs)
+	return files, dirs
+}
+
+// scan expands the globs, opens files not open yet, watches their
+// directories, and looks for files of the checkpoint that were renamed
+// while they were not open.
+func (in *Input) scan(w *fsnotify.Watcher, watched map[string]bool, initial bool) {
+	files, dirs := Expand(in.cfg.Paths, in.cfg.Exclude)
+	if w != nil {
+		for _, d := range dirs {
+			if watched[d] {
+				continue
+			}
+			if err := w.Add(d); err == nil {
+				watched[d] = true
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				in.reportOnce("watch:"+d, "cannot watch directory; polling it", "dir", d, "err", err)
+			}
+		}
+	}
+	for _, f := range files {
+		in.open(f, initial)
+	}
+	in.recoverRenamed()
+}
+
+// open starts a harvester for path unless its file is harvested already.
+func (in *Input) open(path string, initial bool) {
+	if in.ctx.Err() != nil {
+		return
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			in.reportOnce(path, "cannot read file; retried on every scan", "path", path, "err", err)
+		}
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		return
+	}
+	dev, ino, ok := statID(fi)
+	if !ok {
+		return
+	}
+	key := devIno{dev, ino}
+	in.mu.Lock()
+	if h := in.byInode[key]; h != nil {
+		// Another name of a file we read (a rotated name the glob
+		// matches too, or a symlink): the same file, read once.
+		if _, ok := in.byPath[path]; !ok && h.state == stateActive && h.path == path {
+			in.byPath[path] = h
+		}
+		in.mu.Unlock()
+		return
+	}
+	if in.cfg.MaxOpenFiles > 0 && len(in.byInode) >= in.cfg.MaxOpenFiles {
+		in.mu.Unlock()
+		in.reportOnce("max_open_files", "max_open_files reached; more files are opened as others close", "limit", in.cfg.MaxOpenFiles)
+		return
+	}
+	in.mu.Unlock()
+
+	f, err := os.Open(path)
+	if err != nil {
+		in.reportOnce(path, "cannot read file; retried on every scan", "path", path, "err", err)
+		return
+	}
+	id, fi, err := identify(f, in.cfg.FingerprintBytes)
+	if err != nil {
+		f.Close()
+		in.reportOnce(path, "cannot read file; retried on every scan", "path", path, "err", err)
+		return
+	}
+	in.clearReported(path)
+
+	start := int64(0)
+	entry, found := in.lookup(f, dev, ino)
+	switch {
+	case found && entry.Offset <= fi.Size():
+		start = entry.Offset
+	case found:
+		in.log.Warn("file is shorter than its checkpoint; reading it from the start", "path", path, "offset", entry.Offset, "size", fi.Size())
+	case initial && in.firstRun && in.cfg.StartAtEnd:
+		start = fi.Size()
+	case !initial && in.isCopyCandidate(key, path, id):
+		f.Close()
+		return
+	}
+	in.start(f, path, dev, ino, id, start, fi.Size(), stateActive)
+}
+
+// lookup finds the checkpoint entry of the open file f at dev:ino, and drops
+// entries of a previous file with the same inode.
+func (in *Input) lookup(f io.ReaderAt, dev, ino uint64) (checkpoint.Entry, bool) {
+	for _, e := range in.store.Entries(in.cfg.ID) {
+		if e.ID.Dev != dev || e.ID.Ino != ino {
+			continue
+		}
+		if ok, err := sameFile(f, dev, ino, e.ID); err == nil && ok {
+			return e, true
+		}
+		in.log.Info("inode reused by a new file; forgetting the old one", "path", e.Path, "inode", ino)
+		in.store.Delete(e.Key())
+	}
+	return checkpoint.Entry{}, false
+}
+
+// isCopyCandidate holds back, for one scan interval, a new file whose first
+// bytes are those of a file being harvested in the same directory: it may
+// be the copy made by copytruncate, to be read from where the original
+// was when the original is truncated. If the original is not truncated by
+// then, it is a file of its own and is read from the start.
+func (in *Input) isCopyCandidate(key devIno, path string, id logagent.FileID) bool {
+	if id.FingerprintLen < in.cfg.FingerprintBytes {
+		return false
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if t, ok := in.candidates[key]; ok {
+		if time.Since(t) < in.cfg.ScanInterval {
+			return true
+		}
+		delete(in.candidates, key)
+		return false
+	}
+	for _, h := range in.byInode {
+		if h.id == (logagent.FileID{Dev: h.dev, Ino: h.ino, Fingerprint: id.Fingerprint, FingerprintLen: id.FingerprintLen}) &&
+			filepath.Dir(h.path) == filepath.Dir(path) {
+			in.candidates[key] = time.Now()
+			return true
+		}
+	}
+	return false
+}
+
+// adoptCopy is called by the harvester of a truncated file: it finds, in
+// the same directory, a copy of the old content (same first bytes, another
+// inode) and reads it from readPos, where the truncated file's reading was.
+func (in *Input) adoptCopy(orig *harvester, readPos int64) {
+	dir := filepath.Dir(orig.path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() || fi.Size() < readPos {
+			continue
+		}
+		dev, ino, _ := statID(fi)
+		key := devIno{dev, ino}
+		if key == (devIno{orig.dev, orig.ino}) {
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if ok, _ := sameContent(f, orig.id); !ok {
+			f.Close()
+			continue
+		}
+		in.mu.Lock()
+		_, open := in.byInode[key]
+		delete(in.candidates, key)
+		in.mu.Unlock()
+		if open {
+			f.Close()
+			return // already read on its own
+		}
+		id, fi, err := identify(f, in.cfg.FingerprintBytes)
+		if err != nil {
+			f.Close()
+			return
+		}
+		in.log.Info("reading the rest of a truncated file from its copy", "copy", p, "from", readPos, "size", fi.Size())
+		in.start(f, p, dev, ino, id, readPos, fi.Size(), stateRenamed)
+		return
+	}
+	in.log.Warn("truncated file has no copy in its directory; lines written after the last read are lost", "path", orig.path, "read_offset", readPos)
+}
+
+// recoverRenamed looks for the files of checkpoint entries that are not
+// open and no longer under their last name: renamed while the agent was
+// down or while the file was closed. Found with unread bytes, they are read
+// to their end; not found, they are forgotten.
+func (in *Input) recoverRenamed() {
+	for _, e := range in.store.Entries(in.cfg.ID) {
+		key := devIno{e.ID.Dev, e.ID.Ino}
+		in.mu.Lock()
+		_, open := in.byInode[key]
+		in.mu.Unlock()
+		if open {
+			continue
+		}
+		path := e.Path
+		if !in.isFile(path, e.ID) {
+			path = findByInode(filepath.Dir(e.Path), e.ID.Dev, e.ID.Ino)
+			if path == "" || !in.isFile(path, e.ID) {
+				in.store.Delete(e.Key())
+				continue
+			}
+			e.Path = path
+			in.store.Set(e)
+		}
+		fi, err := os.Stat(path)
+		if err != nil || fi.Size() <= e.Offset || in.matches(path) {
+			continue // nothing unread, or a file the globs open anyway
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			in.reportOnce(path, "cannot read rotated file", "path", path, "err", err)
+			continue
+		}
+		in.log.Info("reading the rest of a rotated file", "path", path, "from", e.Offset, "size", fi.Size())
+		in.start(f, path, e.ID.Dev, e.ID.Ino, e.ID, e.Offset, fi.Size(), stateRenamed)
+	}
+}
+
+// isFile reports whether path holds the file id.
+func (in *Input) isFile(path string, id logagent.FileID) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	dev, ino, _ := statID(fi)
+	ok, _ := sameFile(f, dev, ino, id)
+	return ok
+}
+
+func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState) {
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		in.log.Error("seek failed", "path", path, "err", err)
+		return
+	}
+	h := &harvester{
+		in:       in,
+		f:        f,
+		path:     path,
+		dev:      dev,
+		ino:      ino,
+		id:       id,
+		wake:     make(chan struct{}, 1),
+		offset:   offset,
+		state:    state,
+		lastData: time.Now(),
+		goneAt:   time.Now(),
+		src: &logagent.Source{
+			Input: in.cfg.ID, Category: in.cfg.Category, Path: path, ID: id,
+			Host: in.cfg.Host, Fields: in.cfg.Fields,
+		},
+	}
+	h.size.Store(size)
+	h.readPos.Store(offset)
+	h.tr = newTracker(in.store, checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: path, Offset: offset, Updated: time.Now()})
+	in.mu.Lock()
+	in.byInode[devIno{dev, ino}] = h
+	if state == stateActive {
+		in.byPath[path] = h
+	}
+	in.mu.Unlock()
+	in.log.Debug("harvesting", "path", path, "offset", offset, "size", size, "id", id.String())
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		h.run(in.ctx)
+	}()
+}
+
+// exited is called by a harvester as it stops.
+func (in *Input) exited(h *harvester) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.byInode[devIno{h.dev, h.ino}] == h {
+		delete(in.byInode, devIno{h.dev, h.ino})
+	}
+	for p, o := range in.byPath {
+		if o == h {
+			delete(in.byPath, p)
+		}
+	}
+}
+
+func (in *Input) reportOnce(key, msg string, args ...any) {
+	in.mu.Lock()
+	seen := in.reported[key]
+	in.reported[key] = true
+	in.mu.Unlock()
+	if !seen {
+		in.log.Warn(msg, args...)
+	}
+}
+
+func (in *Input) clearReported(key string) {
+	in.mu.Lock()
+	delete(in.reported, key)
+	in.mu.Unlock()
+}
+
+// FileStatus is what the input knows of one open file.
+type FileStatus struct {
+	Path      string
+	ID        logagent.FileID
+	State     string
+	Size      int64 // last size seen
+	Read      int64 // end of the last message handed out
+	Committed int64 // every byte before it is delivered
+}
+
+// Files returns the status of every open file.
+func (in *Input) Files() []FileStatus {
+	in.mu.Lock()
+	hs := make([]*harvester, 0, len(in.byInode))
+	states := make([]fileState, 0, len(in.byInode))
+	for _, h := range in.byInode {
+		hs = append(hs, h)
+		states = append(states, h.state)
+	}
+	in.mu.Unlock()
+	out := make([]FileStatus, 0, len(hs))
+	for i, h := range hs {
+		e := h.tr.committed()
+		out = append(out, FileStatus{
+			Path: e.Path, ID: e.ID, State: states[i].String(),
+			Size: h.size.Load(), Read: h.readPos.Load(), Committed: e.Offset,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// PlannedFile is what --dry-run says of one file.
+type PlannedFile struct {
+	Path      string
+	Size      int64
+	ID        logagent.FileID
+	Committed int64 // -1 when the checkpoint does not know the file
+	Start     int64
+	Err       error
+}
+
+// Plan tells, without reading past fingerprints or changing anything, which
+// files the input would read and from where, given the checkpoint entries.
+func Plan(cfg Config, entries []checkpoint.Entry) []PlannedFile {
+	files, _ := Expand(cfg.Paths, cfg.Exclude)
+	firstRun := true
+	for _, e := range entries {
+		if e.Input == cfg.ID {
+			firstRun = false
+		}
+	}
+	var out []PlannedFile
+	for _, p := range files {
+		pf := PlannedFile{Path: p, Committed: -1}
+		f, err := os.Open(p)
+		if err != nil {
+			pf.Err = err
+			out = append(out, pf)
+			continue
+		}
+		id, fi, err := identify(f, cfg.FingerprintBytes)
+		if err != nil {
+			f.Close()
+			pf.Err = err
+			out = append(out, pf)
+			continue
+		}
+		pf.ID, pf.Size = id, fi.Size()
+		for _, e := range entries {
+			if e.Input != cfg.ID {
+				continue
+			}
+			if ok, _ := sameFile(f, id.Dev, id.Ino, e.ID); ok {
+				pf.Committed = e.Offset
+				if e.Offset <= fi.Size() {
+					pf.Start = e.Offset
+				}
+				break
+			}
+		}
+		if pf.Committed < 0 && firstRun && cfg.StartAtEnd {
+			pf.Start = fi.Size()
+		}
+		f.Close()
+		out = append(out, pf)
+	}
+	return out
+}
+
+// Preview returns up to n messages of pf from its start, read with cfg's
+// chunker, without changing anything.
+func Preview(cfg Config, pf PlannedFile, n int) ([]logagent.Message, error) {
+	f, err := os.Open(pf.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, max(64<<10, 2*(cfg.MaxMessageBytes+1)))
+	got, err := f.ReadAt(buf, pf.Start)
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("read %s: %w", pf.Path, err)
+	}
+	src := &logagent.Source{Input: cfg.ID, Category: cfg.Category, Path: pf.Path, ID: pf.ID, Host: cfg.Host, Fields: cfg.Fields}
+	c := Chunker{MaxMessageBytes: cfg.MaxMessageBytes, LinesPerMessage: cfg.LinesPerMessage}
+	msgs, _ := c.Cut(buf[:got], pf.Start, src, time.Now(), nil, false)
+	if len(msgs) > n {
+		msgs = msgs[:n]
+	}
+	return msgs, nil
+}

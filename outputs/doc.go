@@ -1,0 +1,28 @@
+// Package outputs groups the output packages, one per destination type.
+//
+// Every output package (outputs/file, outputs/stdout, outputs/scribe,
+// outputs/flume, outputs/kestrel, outputs/kafka) has the same shape, so that
+// the agent wires them from one table (agent/outputs.go):
+//
+//	type Config struct { ... }            // the type's own keys, with yaml tags
+//	func DefaultConfig() Config           // every default filled in
+//	func (c *Config) Validate() error     // *logagent.FieldError values, joined
+//	func New(id string, c Config, log *slog.Logger) (*Output, error)
+//
+// New does no I/O: --dry-run builds every output to describe it. Connections
+// are made on the first Send and reused. *Output implements
+// logagent.Output and logagent.Describer, and logagent.Checker when it can
+// check its destination without sending (host names resolve).
+//
+// Config holds only the type's own keys. The agent owns the keys common to
+// every output (id, type, batch, max_backoff) and the retry loop: an output
+// never sleeps to retry a whole batch itself, it returns an error and the
+// scheduler backs off. It may try another host before returning.
+//
+// A Config whose destination limits the message size implements
+//
+//	MaxMessageBytes() int
+//
+// and the agent refuses, at load, an input whose max_message_bytes is larger
+// than an output it routes to accepts.
+package outputs
