@@ -1,0 +1,383 @@
+package kestrel
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/outputs/internal/thriftrpc"
+	"github.com/logagent/logagent/outputs/kestrel/kestreltest"
+	"github.com/logagent/logagent/outputs/outputtest"
+)
+
+// peer is a running Kestrel stand-in, memcache or Thrift, over Q.
+type peer struct {
+	Q       *kestreltest.Queues
+	addr    func() string
+	stop    func()
+	restart func()
+}
+
+func startPeer(t testing.TB, protocol string) *peer {
+	q := kestreltest.NewQueues()
+	if protocol == "thrift" {
+		s := kestreltest.StartThrift(t, q)
+		return &peer{Q: q, addr: s.Addr, stop: s.Stop, restart: s.Restart}
+	}
+	s := kestreltest.Start(t, q)
+	return &peer{Q: q, addr: s.Addr, stop: s.Stop, restart: s.Restart}
+}
+
+// count drains queue into a new Counter.
+func (p *peer) count(c *outputtest.Counter, queue string) {
+	for _, it := range p.Q.Drain(queue) {
+		c.Add(it)
+	}
+}
+
+func newOutput(t testing.TB, protocol string, hosts ...string) *Output {
+	t.Helper()
+	c := DefaultConfig()
+	c.Hosts = hosts
+	c.Protocol = protocol
+	c.Expiry = 90 * time.Second
+	c.Timeout = 5 * time.Second
+	o, err := New("kestrel-test", c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.th != nil {
+		o.th.SetBackoff(5*time.Millisecond, 50*time.Millisecond)
+	} else {
+		o.mc.SetBackoff(5*time.Millisecond, 50*time.Millisecond)
+	}
+	t.Cleanup(func() { o.Close() })
+	return o
+}
+
+func testContext(t testing.TB) context.Context {
+	// A bound for a hung test, not a timing assertion.
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+var protocols = []string{"memcache", "thrift"}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		c      Config
+		fields []string
+	}{
+		{"ok", Config{Hosts: []string{"k1", "k2:22134"}, Protocol: "memcache", Timeout: time.Second}, nil},
+		{"thrift", Config{Hosts: []string{"k1"}, Protocol: "thrift", Expiry: time.Hour, Timeout: time.Second}, nil},
+		{"no hosts", Config{Protocol: "memcache", Timeout: time.Second}, []string{"hosts"}},
+		{"protocol", Config{Hosts: []string{"k"}, Protocol: "text", Timeout: time.Second}, []string{"protocol"}},
+		{"expiry", Config{Hosts: []string{"k"}, Protocol: "memcache", Expiry: 31 * 24 * time.Hour, Timeout: time.Second}, []string{"expiry"}},
+		{"negative expiry", Config{Hosts: []string{"k"}, Protocol: "memcache", Expiry: -time.Second, Timeout: time.Second}, []string{"expiry"}},
+		{"timeout", Config{Hosts: []string{"k", ""}, Protocol: "memcache"}, []string{"hosts[1]", "timeout"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.c.Validate()
+			var got []string
+			if err != nil {
+				for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+					var fe *logagent.FieldError
+					if !errors.As(e, &fe) {
+						t.Fatalf("%v is not a FieldError", e)
+					}
+					got = append(got, fe.Field)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.fields) {
+				t.Errorf("fields %v, want %v (%v)", got, tt.fields, err)
+			}
+		})
+	}
+}
+
+func TestValidQueue(t *testing.T) {
+	tests := []struct {
+		q  string
+		ok bool
+	}{
+		{"nginx", true}, {"nginx.access", true}, {"a-b_c+fanout", true},
+		{"", false}, {"a b", false}, {"a\tb", false}, {"a\r\nb", false}, {"a/b", false}, {"~tmp", false},
+		{string(make([]byte, 251)), false},
+	}
+	for _, tt := range tests {
+		if got := ValidQueue(tt.q); got != tt.ok {
+			t.Errorf("ValidQueue(%q) = %v", tt.q, got)
+		}
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	o := newOutput(t, "memcache", "127.0.0.1", "localhost:1")
+	if got, want := o.Describe(), "hosts 127.0.0.1:22133, localhost:1 (kestrel: memcache)"; got != want {
+		t.Errorf("Describe = %q, want %q", got, want)
+	}
+	th := newOutput(t, "thrift", "127.0.0.1")
+	if got, want := th.Describe(), "hosts 127.0.0.1:2229 (kestrel: thrift framed, binary)"; got != want {
+		t.Errorf("Describe = %q, want %q", got, want)
+	}
+	m := outputtest.Messages(outputtest.Source("jobs"), 0, 1, 0)[0]
+	if got := o.Destination(&m); got != "queue jobs" {
+		t.Errorf("Destination = %q", got)
+	}
+	if err := o.Check(context.Background()); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+}
+
+func TestDeliver(t *testing.T) {
+	for _, proto := range protocols {
+		t.Run(proto, func(t *testing.T) {
+			p := startPeer(t, proto)
+			o := newOutput(t, proto, p.addr())
+			const n = 4000
+			msgs := append(outputtest.Messages(outputtest.Source("web"), 0, n/2, 100),
+				outputtest.Messages(outputtest.Source("db"), n/2, n/2, 100)...)
+			// Interleave the queues within batches.
+			for i := 0; i < n/2; i += 2 {
+				msgs[i], msgs[n/2+i] = msgs[n/2+i], msgs[i]
+			}
+			st := outputtest.DeliverBatches(testContext(t), t, o, msgs, 700)
+			if st.Retries > 0 {
+				t.Errorf("%d retries", st.Retries)
+			}
+			if p.Q.Len("web") != n/2 || p.Q.Len("db") != n/2 {
+				t.Errorf("queues web %d, db %d", p.Q.Len("web"), p.Q.Len("db"))
+			}
+			c := outputtest.NewCounter()
+			p.count(c, "web")
+			p.count(c, "db")
+			if missing, dups := c.Check(0, n); len(missing) > 0 || dups > 0 {
+				t.Fatalf("missing %d, duplicates %d", len(missing), dups)
+			}
+			want := int64(90)
+			if proto == "thrift" {
+				want = 90000
+			}
+			if p.Q.Expiry != want {
+				t.Errorf("expiry %d, want %d", p.Q.Expiry, want)
+			}
+		})
+	}
+}
+
+// TestAnswers checks how one Send maps per-message answers: a full queue
+// and an oversized item, and a category that cannot name a queue.
+func TestAnswers(t *testing.T) {
+	for _, proto := range protocols {
+		t.Run(proto, func(t *testing.T) {
+			p := startPeer(t, proto)
+			p.Q.Set(func(q *kestreltest.Queues) { q.MaxItems = 6; q.MaxItemBytes = 1000 })
+			o := newOutput(t, proto, p.addr())
+			msgs := outputtest.Messages(outputtest.Source("web"), 0, 10, 20)
+			msgs[2].Source = outputtest.Source("bad queue")
+			if proto == "memcache" {
+				msgs[4].Body = make([]byte, 2000) // CLIENT_ERROR
+			}
+			err := o.Send(testContext(t), msgs)
+			var pe *logagent.PartialError
+			if !errors.As(err, &pe) {
+				t.Fatalf("Send = %v, want a PartialError", err)
+			}
+			wantRetry, wantPerm := "[7 8 9]", "[2]"
+			if proto == "memcache" {
+				wantRetry, wantPerm = "[8 9]", "[2 4]"
+			}
+			if fmt.Sprint(pe.Retry) != wantRetry || fmt.Sprint(pe.Permanent) != wantPerm {
+				t.Errorf("retry %v permanent %v, want %s %s (%v)", pe.Retry, pe.Permanent, wantRetry, wantPerm, err)
+			}
+			if !errors.Is(err, ErrNotStored) && !errors.Is(err, ErrClientError) && !errors.Is(err, ErrBadQueue) {
+				t.Errorf("error %v", err)
+			}
+		})
+	}
+}
+
+// TestFaults makes the peer misbehave while batches flow, and checks that
+// every line still arrives.
+func TestFaults(t *testing.T) {
+	window := func(from, to int, a kestreltest.Answer) func(string, int) kestreltest.Answer {
+		return func(_ string, n int) kestreltest.Answer {
+			if n >= from && n < to {
+				return a
+			}
+			return kestreltest.Store
+		}
+	}
+	tests := []struct {
+		name   string
+		protos []string
+		fault  func(p *peer)
+	}{
+		{"not stored", protocols, func(p *peer) {
+			p.Q.Set(func(q *kestreltest.Queues) { q.Fault = window(1050, 1100, kestreltest.NotStored) })
+		}},
+		{"server error", []string{"memcache"}, func(p *peer) {
+			p.Q.Set(func(q *kestreltest.Queues) {
+				q.Fault = func(_ string, n int) kestreltest.Answer {
+					if n%700 == 0 {
+						return kestreltest.ServerError
+					}
+					return kestreltest.Store
+				}
+			})
+		}},
+		{"drop mid-batch", protocols, func(p *peer) {
+			p.Q.Set(func(q *kestreltest.Queues) {
+				q.Fault = func(_ string, n int) kestreltest.Answer {
+					if n%650 == 0 {
+						return kestreltest.Drop
+					}
+					return kestreltest.Store
+				}
+			})
+		}},
+		{"restart", protocols, func(p *peer) {
+			p.stop()
+			time.Sleep(100 * time.Millisecond)
+			p.restart()
+		}},
+	}
+	for _, tt := range tests {
+		for _, proto := range tt.protos {
+			t.Run(tt.name+"/"+proto, func(t *testing.T) {
+				p := startPeer(t, proto)
+				o := newOutput(t, proto, p.addr())
+				const n, batch = 3000, 100
+				msgs := outputtest.Messages(outputtest.Source("web"), 0, n, 50)
+				ctx := testContext(t)
+				st := outputtest.DeliverBatches(ctx, t, o, msgs[:n/3], batch)
+				tt.fault(p)
+				st2 := outputtest.DeliverBatches(ctx, t, o, msgs[n/3:], batch)
+				c := outputtest.NewCounter()
+				p.count(c, "web")
+				missing, dups := c.Check(0, n)
+				if len(missing) > 0 {
+					t.Fatalf("missing %d: %v", len(missing), missing[:min(10, len(missing))])
+				}
+				retries := st.Retries + st2.Retries
+				if retries == 0 {
+					t.Error("the fault caused no retry")
+				}
+				if dups > batch*retries {
+					t.Errorf("%d duplicates for %d retries", dups, retries)
+				}
+				if st.Permanent+st2.Permanent > 0 {
+					t.Errorf("%d permanent", st.Permanent+st2.Permanent)
+				}
+			})
+		}
+	}
+}
+
+func TestFailover(t *testing.T) {
+	for _, proto := range protocols {
+		t.Run(proto, func(t *testing.T) {
+			a, b := startPeer(t, proto), startPeer(t, proto)
+			o := newOutput(t, proto, a.addr(), b.addr())
+			ctx := testContext(t)
+			src := outputtest.Source("web")
+			const batch = 50
+			outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 0, 500, 20), batch)
+			if a.Q.Len("web") == 0 || b.Q.Len("web") == 0 {
+				t.Fatalf("round robin: a %d, b %d", a.Q.Len("web"), b.Q.Len("web"))
+			}
+			a.stop()
+			c := outputtest.NewCounter()
+			a.count(c, "web")
+			bBefore := b.Q.Len("web")
+			outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 500, 500, 20), batch)
+			if got := b.Q.Len("web") - bBefore; got < 500 {
+				t.Fatalf("with a down, b got %d of 500", got)
+			}
+			a.restart()
+			outputtest.WaitFor(t, 30*time.Second, "a to be used again", func() bool {
+				outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 1000, batch, 20), batch)
+				return a.Q.Len("web") > 0
+			})
+			a.count(c, "web")
+			b.count(c, "web")
+			if missing, _ := c.Check(0, 1000); len(missing) > 0 {
+				t.Fatalf("missing %v", missing)
+			}
+		})
+	}
+}
+
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(b []byte) (int, error) { return len(b), nil }
+
+func BenchmarkEncodeMemcache(b *testing.B) {
+	msgs := outputtest.Messages(outputtest.Source("web"), 0, 500, 200)
+	size := 0
+	for _, m := range msgs {
+		size += len(m.Body)
+	}
+	w := bufio.NewWriterSize(io.Discard, 64<<10)
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range msgs {
+			writeSet(w, msgs[i].Source.Category, 90, msgs[i].Body)
+		}
+		w.Flush()
+	}
+}
+
+func BenchmarkEncodeThrift(b *testing.B) {
+	msgs := outputtest.Messages(outputtest.Source("web"), 0, 500, 200)
+	idx := make([]int, len(msgs))
+	size := 0
+	for i := range idx {
+		idx[i] = i
+		size += len(msgs[i].Body)
+	}
+	c := thriftrpc.New(discardConn{}, thriftrpc.Binary)
+	ctx := context.Background()
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := writePutArgs(ctx, c.Proto, "web", msgs, idx, 90000); err != nil {
+			b.Fatal(err)
+		}
+		c.Framed.Flush(ctx)
+	}
+}
+
+func BenchmarkSend(b *testing.B) {
+	for _, proto := range protocols {
+		b.Run(proto, func(b *testing.B) {
+			p := startPeer(b, proto)
+			o := newOutput(b, proto, p.addr())
+			msgs := outputtest.Messages(outputtest.Source("web"), 0, 500, 200)
+			size := 0
+			for _, m := range msgs {
+				size += len(m.Body)
+			}
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			ctx := context.Background()
+			for b.Loop() {
+				if err := o.Send(ctx, msgs); err != nil {
+					b.Fatal(err)
+				}
+				p.Q.Drain("web")
+			}
+			b.ReportMetric(float64(len(msgs))*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
