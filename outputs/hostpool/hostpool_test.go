@@ -1,0 +1,147 @@
+package hostpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/logagent/logagent"
+)
+
+func TestParseHosts(t *testing.T) {
+	tests := []struct {
+		in     []string
+		port   int
+		want   string
+		fields string
+	}{
+		{[]string{"a", "b:2", "10.0.0.1", "[::1]:5", "::1", "[fe80::1]"}, 1463, "[a:1463 b:2 10.0.0.1:1463 [::1]:5 [::1]:1463 [fe80::1]:1463]", "[]"},
+		{nil, 1463, "[]", "[hosts]"},
+		{[]string{"a", ""}, 1, "[a:1]", "[hosts[1]]"},
+		{[]string{"a:70000", "a b:1", "a:1", "a:1"}, 1, "[a:1]", "[hosts[0] hosts[1] hosts[3]]"},
+		{[]string{"flume"}, 0, "[]", "[hosts[0]]"},
+	}
+	for _, tt := range tests {
+		got, errs := ParseHosts(tt.in, tt.port)
+		var fields []string
+		for _, e := range errs {
+			var fe *logagent.FieldError
+			if !errors.As(e, &fe) {
+				t.Fatalf("%v is not a FieldError", e)
+			}
+			fields = append(fields, fe.Field)
+		}
+		if fmt.Sprint(got) != tt.want || fmt.Sprint(fields) != tt.fields {
+			t.Errorf("ParseHosts(%q) = %v %v, want %s %s (%v)", tt.in, got, fields, tt.want, tt.fields, errs)
+		}
+	}
+}
+
+// silent accepts connections and never answers.
+func silent(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// readOne is an attempt that waits for one byte that never comes.
+func readOne(_ context.Context, c *Conn[struct{}], pending []int) Result {
+	var b [1]byte
+	if _, err := c.Read(b[:]); err != nil {
+		return Result{Retry: pending, Err: err, Broken: true}
+	}
+	return Result{}
+}
+
+func noState(net.Conn) struct{} { return struct{}{} }
+
+// TestCancel checks that Send returns once ctx is done, even while the peer
+// never answers, and does not count that against the host.
+func TestCancel(t *testing.T) {
+	p := New([]string{silent(t)}, time.Hour, noState, nil)
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Send(ctx, 3, readOne) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-errc:
+		if err == nil || errors.As(err, new(*logagent.PartialError)) {
+			t.Fatalf("Send = %v, want a plain error", err)
+		}
+	case <-time.After(30 * time.Second): // a bound for a hung test
+		t.Fatal("Send did not return after cancel")
+	}
+	if h := p.Hosts(); !h[0].Healthy {
+		t.Errorf("host marked failed by a cancel: %+v", h)
+	}
+}
+
+// TestTimeout checks that the pool timeout bounds a call to a peer that
+// never answers, and that the host is then taken out.
+func TestTimeout(t *testing.T) {
+	p := New([]string{silent(t)}, 100*time.Millisecond, noState, nil)
+	defer p.Close()
+	err := p.Send(context.Background(), 2, readOne)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("Send = %v, want a timeout", err)
+	}
+	if h := p.Hosts(); h[0].Healthy || h[0].Failures != 1 || h[0].RetryAt.IsZero() {
+		t.Errorf("hosts %+v, want one failure", h)
+	}
+}
+
+// TestPartialFailover checks that the undelivered part of a batch goes to
+// the next host, and that the result lists only what is still undelivered.
+func TestPartialFailover(t *testing.T) {
+	a, b := silent(t), silent(t)
+	p := New([]string{a, b}, time.Second, noState, nil)
+	defer p.Close()
+	var calls []string
+	err := p.Send(context.Background(), 4, func(_ context.Context, c *Conn[struct{}], pending []int) Result {
+		calls = append(calls, fmt.Sprint(c.Addr == a, pending))
+		if c.Addr == a {
+			// Delivered 0, 1 is permanent, the connection broke before 2, 3.
+			return Result{Retry: []int{2, 3}, Permanent: []int{1}, Err: errors.New("reset"), Broken: true}
+		}
+		return Result{Retry: []int{3}, Err: errors.New("full")}
+	})
+	var pe *logagent.PartialError
+	if !errors.As(err, &pe) || fmt.Sprint(pe.Retry) != "[3]" || fmt.Sprint(pe.Permanent) != "[1]" {
+		t.Fatalf("Send = %#v", err)
+	}
+	if fmt.Sprint(calls) != "[true [0 1 2 3] false [2 3]]" {
+		t.Errorf("calls %v", calls)
+	}
+	h := p.Hosts()
+	if h[0].Healthy || !h[1].Healthy {
+		t.Errorf("hosts %+v", h)
+	}
+}
+
