@@ -30,8 +30,6 @@ const (
 	// errors Kafka calls retriable (leader moved, request timed out); the
 	// scheduler retries what is still failed after that.
 	maxAttempts = 3
-	// batchSize is large enough never to split an agent batch by count.
-	batchSize = 1 << 20
 	// headerAllowance is room above max_message_bytes for a record's key,
 	// headers and framing: the library's per-partition request size cap is
 	// max_message_bytes + headerAllowance, which with the defaults stays
@@ -132,10 +130,9 @@ func (o *Output) connect() error {
 	}
 	o.tr = tr
 	o.w = &kafkago.Writer{
-		Addr:                   kafkago.TCP(o.cfg.Brokers...),
+		Addr:                   brokerAddr(o.cfg.Brokers),
 		Balancer:               o.bal,
 		MaxAttempts:            maxAttempts,
-		BatchSize:              batchSize,
 		BatchBytes:             int64(o.cfg.MaxBytes) + headerAllowance,
 		BatchTimeout:           batchTimeout,
 		ReadTimeout:            o.cfg.Timeout,
@@ -155,6 +152,19 @@ func (o *Output) libError(format string, args ...any) {
 	if o.log.Enabled(context.Background(), slog.LevelDebug) {
 		o.log.Debug("kafka-go: " + fmt.Sprintf(format, args...))
 	}
+}
+
+// addr is the bootstrap address list in the form kafka-go's Transport reads
+// ("tcp,tcp" and "h1:p,h2:p"), joined once: kafka.TCP's address joins
+// the strings on every call, and the Writer asks for them once per message.
+type addr struct{ network, address string }
+
+func (a addr) Network() string { return a.network }
+func (a addr) String() string  { return a.address }
+
+func brokerAddr(brokers []string) net.Addr {
+	network := strings.TrimSuffix(strings.Repeat("tcp,", len(brokers)), ",")
+	return addr{network: network, address: strings.Join(brokers, ",")}
 }
 
 func (s *SASLConfig) mechanism() (sasl.Mechanism, error) {
@@ -272,6 +282,11 @@ func (o *Output) write(ctx context.Context, msgs []kafkago.Message, idx []int, s
 	if len(msgs) == 0 {
 		return nil
 	}
+	// BatchSize never splits the call by count. kafka-go allocates
+	// BatchSize messages for each partition batch, so it is sized to the
+	// call, not set once to a large bound. It is read only within
+	// WriteMessages, on this goroutine.
+	o.w.BatchSize = len(msgs)
 	err := o.w.WriteMessages(ctx, msgs...)
 	if err == nil {
 		return nil
@@ -321,6 +336,7 @@ func (o *Output) isolate(ctx context.Context, msgs []kafkago.Message, idx []int,
 	}
 	o.log.Warn("broker refused a batch as too large; sending its messages one by one: the topic's max.message.bytes is lower than this output's max_message_bytes",
 		"messages", len(tooLarge), "max_message_bytes", int64(o.cfg.MaxBytes))
+	o.w.BatchSize = 1
 	for n, k := range tooLarge {
 		err := o.w.WriteMessages(ctx, msgs[k])
 		var werrs kafkago.WriteErrors
