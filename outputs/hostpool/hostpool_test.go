@@ -144,4 +144,3 @@ func TestPartialFailover(t *testing.T) {
 		t.Errorf("hosts %+v", h)
 	}
 }
-
