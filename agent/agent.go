@@ -26,6 +26,7 @@ type Agent struct {
 	runners []*runner
 	inputs  []*inputRun
 	started time.Time
+	mon     *monitor // rates and backfill progress, for Status and the log
 }
 
 type inputRun struct {
@@ -41,7 +42,7 @@ func New(cfg *Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log, store: store, budget: file.NewBudget(int64(cfg.MaxInflightBytes))}
+	a := &Agent{cfg: cfg, log: log, store: store, budget: file.NewBudget(int64(cfg.MaxInflightBytes)), mon: newMonitor()}
 	byID := map[string]*runner{}
 	for _, oc := range cfg.Outputs {
 		out, err := oc.kind.build(oc.ID, log.With("output", oc.ID))
@@ -114,11 +115,18 @@ func (a *Agent) Run(ctx context.Context) error {
 			ir.in.Run(ctx)
 		}()
 	}
+	var watchWG sync.WaitGroup
+	watchWG.Add(1)
+	go func() {
+		defer watchWG.Done()
+		a.watch(ctx)
+	}()
 	a.log.Info("logagent started", "inputs", len(a.inputs), "outputs", len(a.runners), "data_dir", a.cfg.DataDir)
 	<-ctx.Done()
 
 	a.log.Info("stopping: reading stopped, delivering what was read", "timeout", a.cfg.ShutdownTimeout)
 	inWG.Wait()
+	watchWG.Wait()
 	for _, r := range a.runners {
 		close(r.queue)
 	}
