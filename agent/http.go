@@ -156,7 +156,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			fs = append(fs, s)
 		}
 		gauge(descInputBehind, float64(behind), id)
-		sort.Slice(fs, func(i, j int) bool { return fs[i].Behind > fs[j].Behind || fs[i].Behind == fs[j].Behind && fs[i].Path < fs[j].Path })
+		sort.Slice(fs, func(i, j int) bool {
+			return fs[i].Behind > fs[j].Behind || fs[i].Behind == fs[j].Behind && fs[i].Path < fs[j].Path
+		})
 		seen := map[string]bool{} // two open files can share a path for a moment (rotation)
 		for _, f := range fs[:min(len(fs), MaxFileSeries)] {
 			if !seen[f.Path] {
