@@ -1,6 +1,3 @@
-// Package kafka is the Kafka output (type: kafka): it produces each message
-// as one record with segmentio/kafka-go's Writer, one WriteMessages call per
-// batch, and maps the per-record answers to delivered, retry or permanent.
 package kafka
 
 import (

@@ -213,13 +213,14 @@ func (o *Output) Send(ctx context.Context, batch []Message) error {
 	for _, p := range b.perm {
 		res.permanent(p.index, p.err)
 	}
-	if err := o.write(ctx, b.msgs, b.idx, true, &res); err != nil {
-		if ctx.Err() != nil {
-			// The library may still send the batches it queued after
-			// WriteMessages returned: leave the buffers they point to to
-			// it and start new ones.
-			b.abandon()
-		}
+	err := o.write(ctx, b.msgs, b.idx, true, &res)
+	if ctx.Err() != nil {
+		// The library may still send the batches it queued after
+		// WriteMessages returned: leave the buffers they point to to it
+		// and start new ones.
+		b.abandon()
+	}
+	if err != nil {
 		if len(b.perm) == 0 {
 			return err
 		}
