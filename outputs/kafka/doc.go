@@ -20,7 +20,7 @@
 //	per-partition error Kafka calls retriable      PartialError.Retry for its messages
 //	  (NOT_LEADER, REQUEST_TIMED_OUT, ...), after
 //	  kafka-go's own 3 attempts
-//	per-partition error Kafka calls fatal but a    PartialError.Retry: dropping       
+//	per-partition error Kafka calls fatal but a    PartialError.Retry: dropping
 //	  person can fix (TOPIC_AUTHORIZATION_FAILED,   logs on a fixable cause would lose
 //	  UNSUPPORTED_VERSION, ...)                     them
 //	MESSAGE_TOO_LARGE for a partition batch        the messages are sent one by one: the
