@@ -8,11 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
 	"runtime"
-	"syscall"
+	"time"
 
 	"github.com/logagent/logagent/agent"
 )
@@ -28,7 +26,14 @@ const usage = `logagent tails log files and ships every line, at least once.
 Usage:
   logagent [-c FILE]              run until SIGTERM or SIGINT
   logagent [-c FILE] --dry-run    check the config, show what would be read and sent
+  logagent status [--addr HOST:PORT] [-c FILE] [--once]
+                                  show files, offsets and outputs of a running agent
   logagent --version
+
+Signals: SIGHUP reloads the config (an invalid one is refused and the
+running one stays); SIGTERM or SIGINT stops reading, delivers what was read
+within shutdown_timeout, writes the checkpoint and exits 0; a second one
+exits at once (lines not delivered are read again at the next start).
 
 Options:
 `
@@ -38,6 +43,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "status" {
+		return runStatus(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("logagent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -87,45 +95,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	log := newLogger(cfg, stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	a, err := agent.New(cfg, log)
-	if err != nil {
-		log.Error("cannot start", "err", err)
-		return 1
-	}
-	go func() {
-		// A second signal exits at once. Nothing is lost: offsets of what
-		// was not delivered were never committed.
-		<-ctx.Done()
-		stop()
-		again := make(chan os.Signal, 1)
-		signal.Notify(again, syscall.SIGTERM, syscall.SIGINT)
-		<-again
-		log.Warn("second signal: exiting now; undelivered lines are sent again at the next start")
-		os.Exit(1)
-	}()
-	if err := a.Run(ctx); err != nil {
-		log.Error("stopped with errors", "err", err)
-		return 1
-	}
-	return 0
-}
-
-func newLogger(cfg *agent.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	format := cfg.LogFormat
-	if format == "auto" {
-		format = "text"
-		if os.Getenv("JOURNAL_STREAM") != "" || os.Getenv("INVOCATION_ID") != "" {
-			format = "json" // under systemd
-		}
-	}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	lim := newLimiter(5, time.Minute)
+	defer lim.flush()
+	s := &service{path: configPath, stderr: stderr, lim: lim}
+	return s.run(cfg)
 }
