@@ -190,6 +190,11 @@ func Parse(path string, data []byte) (*Config, error) {
 		if m := yamlLine.FindStringSubmatch(msg); m != nil {
 			var line int
 			fmt.Sscan(m[1], &line)
+			if strings.Contains(m[2], "expected ',' or") {
+				// yaml.v3 names the line before the unclosed [ or {.
+				line++
+				m[2] += " (a [ or { opened on this line is not closed)"
+			}
 			return nil, &ConfigError{File: path, Line: line, Msg: "invalid YAML: " + m[2]}
 		}
 		return nil, &ConfigError{File: path, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}

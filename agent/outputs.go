@@ -6,13 +6,21 @@ import (
 
 	"github.com/logagent/logagent"
 	fileout "github.com/logagent/logagent/outputs/file"
+	"github.com/logagent/logagent/outputs/flume"
+	"github.com/logagent/logagent/outputs/kafka"
+	"github.com/logagent/logagent/outputs/kestrel"
+	"github.com/logagent/logagent/outputs/scribe"
 	"github.com/logagent/logagent/outputs/stdout"
 )
 
 // outputTypes is every output type, by the name used in type:.
 var outputTypes = map[string]func() *outputKind{
-	"file":   kind(fileout.DefaultConfig, fileout.New),
-	"stdout": kind(stdout.DefaultConfig, stdout.New),
+	"file":    kind(fileout.DefaultConfig, fileout.New),
+	"stdout":  kind(stdout.DefaultConfig, stdout.New),
+	"scribe":  kind(scribe.DefaultConfig, scribe.New),
+	"flume":   kind(flume.DefaultConfig, flume.New),
+	"kestrel": kind(kestrel.DefaultConfig, kestrel.New),
+	"kafka":   kind(kafka.DefaultConfig, kafka.New),
 }
 
 // outputKind is one output type with its configuration, decoded into

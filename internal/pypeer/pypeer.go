@@ -142,6 +142,6 @@ func freePort(t testing.TB) int {
 
 func repoRoot(t testing.TB) string {
 	_, file, _, _ := runtime.Caller(0)
-	// this file is outputs/internal/pypeer/pypeer.go
+	// this file is internal/pypeer/pypeer.go
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }

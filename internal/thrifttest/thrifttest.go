@@ -1,5 +1,5 @@
 // Package thrifttest runs a Thrift server for tests: a generated processor
-// from outputs/internal/thriftgen behind the apache/thrift framed transport
+// from internal/thriftgen behind the apache/thrift framed transport
 // and binary or compact protocol, on 127.0.0.1. It can be stopped and
 // started again on the same port, and a handler can drop the connection of
 // the call it is serving, to test how clients survive servers that die.

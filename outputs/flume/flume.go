@@ -31,7 +31,7 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/outputs/hostpool"
-	"github.com/logagent/logagent/outputs/internal/thriftrpc"
+	"github.com/logagent/logagent/internal/thriftrpc"
 )
 
 // MaxFrameBytes is the largest frame a Flume Thrift source reads

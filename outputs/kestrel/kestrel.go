@@ -33,7 +33,7 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/outputs/hostpool"
-	"github.com/logagent/logagent/outputs/internal/thriftrpc"
+	"github.com/logagent/logagent/internal/thriftrpc"
 )
 
 // Default ports, used for hosts given without one.

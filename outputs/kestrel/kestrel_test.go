@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/logagent/logagent"
-	"github.com/logagent/logagent/outputs/internal/thriftrpc"
+	"github.com/logagent/logagent/internal/thriftrpc"
 	"github.com/logagent/logagent/outputs/kestrel/kestreltest"
 	"github.com/logagent/logagent/outputs/outputtest"
 )

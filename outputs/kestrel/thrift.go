@@ -8,7 +8,7 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/outputs/hostpool"
-	"github.com/logagent/logagent/outputs/internal/thriftrpc"
+	"github.com/logagent/logagent/internal/thriftrpc"
 )
 
 // maxPutBytes bounds the items of one put call, to keep its frame well

@@ -23,7 +23,7 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/outputs/hostpool"
-	"github.com/logagent/logagent/outputs/internal/thriftrpc"
+	"github.com/logagent/logagent/internal/thriftrpc"
 )
 
 // DefaultPort is Scribe's usual port, used for hosts given without one.

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/logagent/logagent"
-	"github.com/logagent/logagent/outputs/internal/pypeer"
-	gen "github.com/logagent/logagent/outputs/internal/thriftgen/scribe"
-	"github.com/logagent/logagent/outputs/internal/thriftrpc"
-	"github.com/logagent/logagent/outputs/internal/thrifttest"
+	"github.com/logagent/logagent/internal/pypeer"
+	gen "github.com/logagent/logagent/internal/thriftgen/scribe"
+	"github.com/logagent/logagent/internal/thriftrpc"
+	"github.com/logagent/logagent/internal/thrifttest"
 	"github.com/logagent/logagent/outputs/outputtest"
 )
 

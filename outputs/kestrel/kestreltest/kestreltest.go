@@ -16,8 +16,8 @@ import (
 	"sync"
 	"testing"
 
-	gen "github.com/logagent/logagent/outputs/internal/thriftgen/kestrel"
-	"github.com/logagent/logagent/outputs/internal/thrifttest"
+	gen "github.com/logagent/logagent/internal/thriftgen/kestrel"
+	"github.com/logagent/logagent/internal/thrifttest"
 )
 
 // Answer is what the server does with one item.

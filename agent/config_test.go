@@ -1,0 +1,122 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseBad(t *testing.T) {
+	tests := []struct {
+		file string
+		want string // file:line: key: message, without the directory
+	}{
+		{"unknown_key.yaml", "unknown_key.yaml:5: inputs[0].max_mesage_bytes: unknown key"},
+		{"wrong_type.yaml", `wrong_type.yaml:5: inputs[0].lines_per_message: expected an integer, got "many"`},
+		{"missing_paths.yaml", "missing_paths.yaml:3: inputs[0].paths: at least one path glob is needed"},
+		{"duplicate_id.yaml", `duplicate_id.yaml:5: inputs[1].id: "app" is used by another input`},
+		{"unknown_output.yaml", `unknown_output.yaml:5: inputs[0].outputs[1]: no output has id "kafak" (outputs: local)`},
+		{"negative_size.yaml", "negative_size.yaml:7: inputs[1].max_message_bytes: must be > 0, got -5"},
+		{"bad_size.yaml", `bad_size.yaml:5: inputs[0].max_message_bytes: "64 kilobytes" is not a size`},
+		{"bad_duration.yaml", `bad_duration.yaml:2: shutdown_timeout: "10" is not a duration`},
+		{"unknown_output_type.yaml", `unknown_output_type.yaml:7: outputs[0].type: unknown output type "elasticsearch"`},
+		{"output_own_key.yaml", "output_own_key.yaml:9: outputs[0].hosts: unknown key (known keys here: batch, id, max_backoff, max_open_files, min_backoff, mode, path, sync, type)"},
+		{"malformed.yaml", "malformed.yaml:4: invalid YAML: did not find expected ',' or ']'"},
+		{"unset_env.yaml", "unset_env.yaml:1: environment variable LOGAGENT_SURELY_UNSET_VAR is not set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			path := filepath.Join("testdata", "bad", tt.file)
+			_, err := Load(path)
+			if err == nil {
+				t.Fatal("loaded without error")
+			}
+			got := strings.ReplaceAll(err.Error(), filepath.Join("testdata", "bad")+"/", "")
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("error:\n  %s\nwant it to contain:\n  %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseDefaultsAndExpansion(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("LOGAGENT_TEST_DIR", dir)
+	cfg, err := Load(filepath.Join("testdata", "good", "minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := cfg.Inputs[0]
+	if in.Category != "app" || in.StartAt != "beginning" || in.MaxMessageBytes != 64<<10 || in.LinesPerMessage != 1 {
+		t.Errorf("input defaults: %+v", in)
+	}
+	if got := in.Paths[0]; got != dir+"/logs/*.log" {
+		t.Errorf("path = %q", got)
+	}
+	if cfg.ShutdownTimeout != 10*time.Second || cfg.DataDir != dir+"/state" {
+		t.Errorf("config defaults: %+v", cfg)
+	}
+	o := cfg.Outputs[0]
+	if o.Batch.MaxEvents != 2048 || o.Batch.MaxBytes != 1<<20 || o.MaxBackoff != 30*time.Second {
+		t.Errorf("output defaults: %+v", o)
+	}
+	if got := cfg.routes(&cfg.Inputs[0]); len(got) != 1 || got[0] != "local" {
+		t.Errorf("routes = %v", got)
+	}
+}
+
+func TestParseRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte("data_dir: state\ninputs: [{id: a, paths: [logs/*.log], exclude: ['*.gz', 'logs/old/*']}]\noutputs: [{id: f, type: file, path: 'out/{input}.log'}]\n"), 0o644)
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != dir+"/state" || cfg.Inputs[0].Paths[0] != dir+"/logs/*.log" || cfg.Inputs[0].Exclude[0] != "*.gz" || cfg.Inputs[0].Exclude[1] != dir+"/logs/old/*" {
+		t.Errorf("paths not resolved against %s: %+v", dir, cfg.Inputs[0])
+	}
+}
+
+func TestParseExampleConfig(t *testing.T) {
+	if _, err := Load(filepath.Join("..", "config.example.yaml")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestParseReportsEveryError(t *testing.T) {
+	data := "data_dir: /x\ninputs:\n  - id: a\n    max_message_bytes: 0\n    lines_per_message: 0\noutputs:\n  - id: o\n    type: stdout\n"
+	_, err := Parse("c.yaml", []byte(data))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"c.yaml:3: inputs[0].paths", "c.yaml:4: inputs[0].max_message_bytes: must be > 0, got 0", "c.yaml:5: inputs[0].lines_per_message: must be >= 1, got 0"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%s", want, err)
+		}
+	}
+}
+
+// FuzzParse checks that no input makes the loader panic or hang, and that
+// every error names the file.
+func FuzzParse(f *testing.F) {
+	for _, dir := range []string{"testdata/bad", "testdata/good"} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err == nil {
+				f.Add(data)
+			}
+		}
+	}
+	f.Add([]byte("inputs: &a [*a]"))
+	f.Add([]byte("outputs: [{id: x, type: file, path: '', batch: {max_bytes: 1ZiB}}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := Parse("fuzz.yaml", data)
+		if err != nil && !strings.HasPrefix(err.Error(), "fuzz.yaml") {
+			t.Fatalf("error does not name the file: %v", err)
+		}
+	})
+}

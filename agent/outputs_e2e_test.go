@@ -1,0 +1,298 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	flumegen "github.com/logagent/logagent/internal/thriftgen/flume"
+	scribegen "github.com/logagent/logagent/internal/thriftgen/scribe"
+	"github.com/logagent/logagent/internal/thrifttest"
+	"github.com/logagent/logagent/outputs/kestrel/kestreltest"
+)
+
+// These tests run the whole agent, in process, from files to a real peer
+// of each network output, with the peer refusing the first calls the way
+// its server does, and count the lines that arrive.
+
+const (
+	e2eFiles = 3
+	e2eLines = 3000
+	hang     = 60 * time.Second // fails a hung test; no assertion depends on time
+)
+
+// writeSeqFiles writes e2eFiles files of e2eLines sequence-numbered lines
+// and returns every line.
+func writeSeqFiles(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	want := map[string]bool{}
+	for f := 0; f < e2eFiles; f++ {
+		var b strings.Builder
+		for i := 0; i < e2eLines; i++ {
+			line := fmt.Sprintf("file%d seq=%06d some payload to make the line longer", f, i)
+			want[line] = true
+			b.WriteString(line + "\n")
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("app%d.log", f)), []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return want
+}
+
+// startAgent runs the agent on the configuration outputYAML (one outputs:
+// entry) reading dir/logs/*.log, and returns a function that stops it.
+func startAgent(t *testing.T, dir, outputYAML string) func() {
+	t.Helper()
+	cfgText := fmt.Sprintf(`data_dir: %s/state
+shutdown_timeout: 5s
+inputs:
+  - id: app
+    paths: ["%s/logs/*.log"]
+    fields: {dc: test}
+outputs:
+%s
+`, dir, dir, outputYAML)
+	path := filepath.Join(dir, "logagent.yaml")
+	if err := os.WriteFile(path, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("agent stopped with: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// lineSet counts distinct lines received, and duplicates.
+type lineSet struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (s *lineSet) add(line string) {
+	s.mu.Lock()
+	if s.seen == nil {
+		s.seen = map[string]int{}
+	}
+	s.seen[line]++
+	s.mu.Unlock()
+}
+
+func (s *lineSet) distinct() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen)
+}
+
+// check waits until every wanted line arrived, then reports missing,
+// unexpected and duplicated lines.
+func (s *lineSet) check(t *testing.T, want map[string]bool) {
+	t.Helper()
+	deadline := time.Now().Add(hang)
+	for s.distinct() < len(want) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	missing, dups := 0, 0
+	for l := range want {
+		if s.seen[l] == 0 {
+			missing++
+		}
+	}
+	for l, n := range s.seen {
+		if !want[l] {
+			t.Errorf("unexpected line %q", l)
+		}
+		dups += n - 1
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d lines missing", missing, len(want))
+	}
+	t.Logf("%d lines delivered, %d duplicates", len(want), dups)
+}
+
+func e2eDirs(t *testing.T) (string, map[string]bool) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+	return dir, writeSeqFiles(t, filepath.Join(dir, "logs"))
+}
+
+// scribeSink is a Scribe server that answers TRY_LATER to its first calls.
+type scribeSink struct {
+	lines    lineSet
+	mu       sync.Mutex
+	tryLater int
+	category string
+}
+
+func (s *scribeSink) Log(ctx context.Context, msgs []*scribegen.LogEntry) (scribegen.ResultCode, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tryLater > 0 {
+		s.tryLater--
+		return scribegen.ResultCode_TRY_LATER, nil
+	}
+	for _, m := range msgs {
+		s.category = m.Category
+		s.lines.add(strings.TrimSuffix(m.Message, "\n"))
+	}
+	return scribegen.ResultCode_OK, nil
+}
+
+func TestAgentToScribe(t *testing.T) {
+	dir, want := e2eDirs(t)
+	sink := &scribeSink{tryLater: 3}
+	srv := thrifttest.Start(t, scribegen.NewScribeProcessor(sink), false)
+	startAgent(t, dir, fmt.Sprintf(`  - {id: scribe, type: scribe, hosts: ["%s"], min_backoff: 10ms, batch: {max_events: 500}}`, srv.Addr()))
+	sink.lines.check(t, want)
+	if sink.category != "app" {
+		t.Errorf("category = %q, want app", sink.category)
+	}
+}
+
+// flumeSink is a Flume Thrift source whose channel refuses its first
+// batches (FAILED).
+type flumeSink struct {
+	lines   lineSet
+	mu      sync.Mutex
+	failed  int
+	headers map[string]string
+}
+
+func (s *flumeSink) Append(ctx context.Context, e *flumegen.ThriftFlumeEvent) (flumegen.Status, error) {
+	return s.AppendBatch(ctx, []*flumegen.ThriftFlumeEvent{e})
+}
+
+func (s *flumeSink) AppendBatch(ctx context.Context, events []*flumegen.ThriftFlumeEvent) (flumegen.Status, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed > 0 {
+		s.failed--
+		return flumegen.Status_FAILED, nil
+	}
+	for _, e := range events {
+		s.headers = e.Headers
+		s.lines.add(string(e.Body))
+	}
+	return flumegen.Status_OK, nil
+}
+
+func TestAgentToFlume(t *testing.T) {
+	for _, protocol := range []string{"compact", "binary"} {
+		t.Run(protocol, func(t *testing.T) {
+			dir, want := e2eDirs(t)
+			sink := &flumeSink{failed: 3}
+			srv := thrifttest.Start(t, flumegen.NewThriftSourceProtocolProcessor(sink), protocol == "compact")
+			startAgent(t, dir, fmt.Sprintf(`  - {id: flume, type: flume, protocol: %s, hosts: ["%s"], min_backoff: 10ms, batch: {max_events: 700}}`, protocol, srv.Addr()))
+			sink.lines.check(t, want)
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			for _, k := range []string{"timestamp", "host", "path", "offset", "category", "input", "dc"} {
+				if sink.headers[k] == "" {
+					t.Errorf("header %q missing: %v", k, sink.headers)
+				}
+			}
+		})
+	}
+}
+
+func TestAgentToKestrel(t *testing.T) {
+	for _, protocol := range []string{"memcache", "thrift"} {
+		t.Run(protocol, func(t *testing.T) {
+			dir, want := e2eDirs(t)
+			q := kestreltest.NewQueues()
+			// The queue is full for the first items, as a real Kestrel
+			// answers NOT_STORED; they must be retried. A Thrift put stops
+			// at the first refusal, so each refusal there is one call.
+			refusals := map[string]int{"memcache": 50, "thrift": 3}[protocol]
+			q.Fault = func(queue string, n int) kestreltest.Answer {
+				if n <= refusals {
+					return kestreltest.NotStored
+				}
+				return kestreltest.Store
+			}
+			var addr string
+			if protocol == "memcache" {
+				addr = kestreltest.Start(t, q).Addr()
+			} else {
+				addr = kestreltest.StartThrift(t, q).Addr()
+			}
+			startAgent(t, dir, fmt.Sprintf(`  - {id: kestrel, type: kestrel, protocol: %s, hosts: ["%s"], min_backoff: 10ms, max_backoff: 200ms}`, protocol, addr))
+			var got lineSet
+			deadline := time.Now().Add(hang)
+			for got.distinct() < len(want) && time.Now().Before(deadline) {
+				for _, item := range q.Drain("app") {
+					got.add(string(item))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			got.check(t, want)
+		})
+	}
+}
+
+func TestAgentToKafka(t *testing.T) {
+	dir, want := e2eDirs(t)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	// Partition 0 has no leader for the first produce requests: only its
+	// messages fail, and only they must be retried.
+	cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "app", Partitions: []int32{0}, Err: kerr.NotLeaderForPartition, Count: 3})
+	brokers := cluster.ListenAddrs()
+	startAgent(t, dir, fmt.Sprintf(`  - {id: kafka, type: kafka, brokers: ["%s"], key: path, min_backoff: 10ms}`, strings.Join(brokers, `", "`)))
+
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("app"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var got lineSet
+	var header bool
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	for got.distinct() < len(want) && ctx.Err() == nil {
+		client.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			got.add(string(r.Value))
+			for _, h := range r.Headers {
+				header = header || h.Key == "category" && string(h.Value) == "app"
+			}
+		})
+	}
+	got.check(t, want)
+	if !header {
+		t.Error("no record carried the category header")
+	}
+}
