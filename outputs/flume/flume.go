@@ -30,8 +30,8 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/logagent/logagent"
-	"github.com/logagent/logagent/outputs/hostpool"
 	"github.com/logagent/logagent/internal/thriftrpc"
+	"github.com/logagent/logagent/outputs/hostpool"
 )
 
 // MaxFrameBytes is the largest frame a Flume Thrift source reads

@@ -32,8 +32,8 @@ import (
 	"time"
 
 	"github.com/logagent/logagent"
-	"github.com/logagent/logagent/outputs/hostpool"
 	"github.com/logagent/logagent/internal/thriftrpc"
+	"github.com/logagent/logagent/outputs/hostpool"
 )
 
 // Default ports, used for hosts given without one.

@@ -7,8 +7,8 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/logagent/logagent"
-	"github.com/logagent/logagent/outputs/hostpool"
 	"github.com/logagent/logagent/internal/thriftrpc"
+	"github.com/logagent/logagent/outputs/hostpool"
 )
 
 // maxPutBytes bounds the items of one put call, to keep its frame well

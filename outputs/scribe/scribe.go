@@ -22,8 +22,8 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/logagent/logagent"
-	"github.com/logagent/logagent/outputs/hostpool"
 	"github.com/logagent/logagent/internal/thriftrpc"
+	"github.com/logagent/logagent/outputs/hostpool"
 )
 
 // DefaultPort is Scribe's usual port, used for hosts given without one.
