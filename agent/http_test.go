@@ -1,0 +1,246 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serveAgent runs an agent on the config text (with {dir} replaced by a
+// temporary directory) and serves its handler; both stop at cleanup.
+func serveAgent(t *testing.T, text string) (a *Agent, url, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	path := filepath.Join(dir, "logagent.yaml")
+	text = strings.ReplaceAll(text, "{dir}", dir)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err = New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	srv := httptest.NewServer(a.Handler(BuildInfo("test", "none", "go")))
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		<-done
+	})
+	return a, srv.URL, dir
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// pollUntil polls cond every 20ms for up to 20s.
+func pollUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func writeNumbered(t *testing.T, path string, n int) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const healthyConfig = `
+data_dir: {dir}/state
+http:
+  listen: 127.0.0.1:0
+inputs:
+  - id: app
+    paths: ["{dir}/logs/*.log"]
+outputs:
+  - id: local
+    type: file
+    path: {dir}/out/{category}.log
+`
+
+func TestMetricsAndStatus(t *testing.T) {
+	dir := t.TempDir()
+	writeNumbered(t, filepath.Join(dir, "logs", "a.log"), 1000)
+	a, url, _ := serveAgent(t, strings.ReplaceAll(healthyConfig, "{dir}/logs", dir+"/logs"))
+
+	pollUntil(t, "1000 lines delivered", func() bool {
+		st := a.Status()
+		return len(st.Outputs) == 1 && st.Outputs[0].Messages == 1000 &&
+			len(st.Inputs) == 1 && len(st.Inputs[0].Files) == 1 && st.Inputs[0].Files[0].Percent == 100
+	})
+	code, body := httpGet(t, url+"/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, name := range []string{
+		`logagent_input_lines_total{input="app"} 1000`,
+		`logagent_input_bytes_total{input="app"}`,
+		`logagent_input_files_open{input="app"} 1`,
+		`logagent_input_bytes_behind{input="app"} 0`,
+		`logagent_file_bytes_behind{input="app",path="` + filepath.Join(dir, "logs", "a.log") + `"} 0`,
+		`logagent_output_messages_total{output="local",type="file"} 1000`,
+		`logagent_output_bytes_total{output="local",type="file"}`,
+		`logagent_output_batches_total{output="local",type="file"}`,
+		`logagent_output_retries_total{output="local",type="file"} 0`,
+		`logagent_output_permanent_errors_total{output="local",type="file"} 0`,
+		`logagent_output_send_duration_seconds_bucket{output="local",type="file",le="+Inf"}`,
+		`logagent_output_send_duration_seconds_count{output="local",type="file"}`,
+		`logagent_output_healthy{output="local",type="file"} 1`,
+		`logagent_inflight_bytes`,
+		`logagent_inflight_limit_bytes 3.3554432e+07`,
+		`logagent_checkpoint_writes_total`,
+		`logagent_checkpoint_age_seconds`,
+		`logagent_build_info{commit="none",goversion="go",version="test"} 1`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+
+	code, body = httpGet(t, url+"/healthz")
+	if code != 200 || strings.TrimSpace(body) != "ok" {
+		t.Errorf("/healthz: %d %q, want 200 ok", code, body)
+	}
+
+	code, body = httpGet(t, url+"/status")
+	if code != 200 {
+		t.Fatalf("/status: %d", code)
+	}
+	var st Status
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("/status: %v\n%s", err, body)
+	}
+	if len(st.Inputs) != 1 || len(st.Inputs[0].Files) != 1 {
+		t.Fatalf("/status inputs: %+v", st.Inputs)
+	}
+	f := st.Inputs[0].Files[0]
+	if f.Offset != f.Size || f.Size == 0 || f.Percent != 100 || f.Behind != 0 {
+		t.Errorf("/status file: %+v", f)
+	}
+	if o := st.Outputs[0]; o.ID != "local" || o.Type != "file" || !o.Healthy || o.Messages != 1000 {
+		t.Errorf("/status output: %+v", o)
+	}
+}
+
+func TestHealthzFailingOutput(t *testing.T) {
+	// The output's directory is a regular file: opening fails, even as
+	// root, so every send fails and is retried.
+	cfg := `
+data_dir: {dir}/state
+shutdown_timeout: 200ms
+http:
+  listen: 127.0.0.1:0
+  unhealthy_after: 200ms
+inputs:
+  - id: app
+    paths: ["{dir}/logs/*.log"]
+    scan_interval: 100ms
+outputs:
+  - id: broken
+    type: file
+    path: {dir}/notadir/out.log
+    min_backoff: 10ms
+    max_backoff: 50ms
+`
+	a, url, dir := serveAgent(t, cfg)
+	if err := os.WriteFile(filepath.Join(dir, "notadir"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeNumbered(t, filepath.Join(dir, "logs", "a.log"), 10)
+
+	pollUntil(t, "/healthz 503", func() bool {
+		code, _ := httpGet(t, url+"/healthz")
+		return code == http.StatusServiceUnavailable
+	})
+	_, body := httpGet(t, url+"/healthz")
+	if !strings.Contains(body, "output broken failing") {
+		t.Errorf("/healthz body %q does not name the output", body)
+	}
+	_, metrics := httpGet(t, url+"/metrics")
+	for _, want := range []string{`logagent_output_healthy{output="broken",type="file"} 0`, `logagent_output_failing_seconds{output="broken"`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	st := a.Status()
+	if o := st.Outputs[0]; o.Healthy || o.Retries == 0 || o.LastError == "" || o.FailingSince.IsZero() {
+		t.Errorf("status of the failing output: %+v", o)
+	}
+	if f := st.Inputs[0].Files; len(f) != 1 || f[0].Offset != 0 || f[0].Behind == 0 {
+		t.Errorf("nothing is delivered, so nothing is committed: %+v", f)
+	}
+}
+
+func TestFileSeriesBounded(t *testing.T) {
+	dir := t.TempDir()
+	for i := range MaxFileSeries + 5 {
+		writeNumbered(t, filepath.Join(dir, "logs", fmt.Sprintf("f%02d.log", i)), 1)
+	}
+	a, url, _ := serveAgent(t, strings.ReplaceAll(healthyConfig, "{dir}/logs", dir+"/logs"))
+	pollUntil(t, "every file open", func() bool {
+		return len(a.Status().Inputs[0].Files) == MaxFileSeries+5
+	})
+	_, body := httpGet(t, url+"/metrics")
+	if n := strings.Count(body, "logagent_file_bytes_behind{"); n != MaxFileSeries {
+		t.Errorf("%d per-file series, want %d", n, MaxFileSeries)
+	}
+	if !strings.Contains(body, `logagent_input_files_open{input="app"} 25`) {
+		t.Errorf("files_open should count every file")
+	}
+}
+
+func TestMonitorRate(t *testing.T) {
+	m := newMonitor()
+	t0 := time.Unix(1000, 0)
+	for i := range 10 {
+		m.add("k", t0.Add(time.Duration(i)*time.Second), int64(i*100))
+	}
+	if r := m.rate("k"); r != 100 {
+		t.Errorf("rate %v, want 100", r)
+	}
+	m.add("k", t0.Add(11*time.Second), 5) // a truncated file starts over
+	if r := m.rate("k"); r != 0 {
+		t.Errorf("rate after a reset %v, want 0", r)
+	}
+}
