@@ -171,8 +171,23 @@ func liveView(out *os.File, in *os.File, fetch func() (*agent.Status, error)) in
 }
 
 // render writes st as text tables. width, if > 0, is the terminal's: long
-// paths are shortened to fit.
-func render(w io.Writer, st *agent.Status, width int) {
+// paths are shortened, keeping their end, and lines are cut to fit.
+func render(out io.Writer, st *agent.Status, width int) {
+	var buf bytes.Buffer
+	renderTables(&buf, st, width)
+	for _, line := range strings.SplitAfter(buf.String(), "\n") {
+		if line == "" {
+			continue
+		}
+		line = strings.TrimRight(line, " \n")
+		if r := []rune(line); width > 0 && len(r) > width {
+			line = strings.TrimRight(string(r[:width]), " ")
+		}
+		io.WriteString(out, line+"\n")
+	}
+}
+
+func renderTables(w io.Writer, st *agent.Status, width int) {
 	now := st.Time
 	fmt.Fprintf(w, "logagent on %s", st.Host)
 	if !st.Started.IsZero() {
@@ -194,7 +209,7 @@ func render(w io.Writer, st *agent.Status, width int) {
 
 	maxPath := 0
 	if width > 0 {
-		maxPath = max(24, width-62)
+		maxPath = max(20, width-64)
 	}
 	for _, in := range st.Inputs {
 		fmt.Fprintf(w, "\ninput %s: %d files, %s behind · %d lines (%s/s) · %s/s read\n",
@@ -231,7 +246,7 @@ func render(w io.Writer, st *agent.Status, width int) {
 				lastErr = o.LastError
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s/s\t%d\t%d\t%d\t%s\n", o.ID, o.Type, health,
-				rateNum(o.MessagesPerSec), human(int64(o.BytesPerSec)), o.Messages, o.Retries, o.Permanent, shorten(lastErr, maxPath))
+				rateNum(o.MessagesPerSec), human(int64(o.BytesPerSec)), o.Messages, o.Retries, o.Permanent, lastErr)
 		}
 		tw.Flush()
 		for _, o := range st.Outputs {
@@ -249,7 +264,7 @@ func render(w io.Writer, st *agent.Status, width int) {
 						retry = ago(h.RetryAt.Sub(now))
 					}
 				}
-				fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\n", h.Addr, health, h.Failures, retry, shorten(h.LastError, maxPath))
+				fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\n", h.Addr, health, h.Failures, retry, h.LastError)
 			}
 			tw.Flush()
 		}
