@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -243,4 +244,63 @@ func TestMonitorRate(t *testing.T) {
 	if r := m.rate("k"); r != 0 {
 		t.Errorf("rate after a reset %v, want 0", r)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the agent's goroutines to log to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestBackfillProgressLog(t *testing.T) {
+	interval, bytes := progressLogInterval, progressLogBytes
+	progressLogInterval, progressLogBytes = time.Second, 100
+	defer func() { progressLogInterval, progressLogBytes = interval, bytes }()
+
+	// The output cannot deliver, so the file stays behind.
+	dir := t.TempDir()
+	writeNumbered(t, filepath.Join(dir, "logs", "big.log"), 1000)
+	os.WriteFile(filepath.Join(dir, "notadir"), nil, 0o644)
+	path := filepath.Join(dir, "logagent.yaml")
+	os.WriteFile(path, []byte(strings.ReplaceAll(`
+data_dir: {dir}/state
+shutdown_timeout: 100ms
+inputs:
+  - id: app
+    paths: ["{dir}/logs/*.log"]
+outputs:
+  - id: broken
+    type: file
+    path: {dir}/notadir/out.log
+    min_backoff: 10ms
+    max_backoff: 50ms
+`, "{dir}", dir)), 0o644)
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	a, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	pollUntil(t, "a backfill progress line", func() bool {
+		return strings.Contains(logs.String(), `msg="backfill progress" input=app path=`+filepath.Join(dir, "logs", "big.log")+" offset=0")
+	})
 }
