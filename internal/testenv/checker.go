@@ -28,7 +28,7 @@ type Checker struct {
 
 type tagCount struct {
 	counts   []uint8
-	low      int64 // every line below it is seen (or lost by the rotation)
+	low      int64         // every line below it is seen (or lost by the rotation)
 	maxFirst map[int]int64 // per segment: highest seq seen for the first time
 	ooo      int64
 }
