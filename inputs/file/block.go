@@ -70,6 +70,21 @@ func (p *blockPool) get(ctx context.Context) (*block, error) {
 	return b, nil
 }
 
+// tryGet is get without waiting: nil when the budget is used up.
+func (p *blockPool) tryGet() *block {
+	n := p.budget.charge(int64(p.size))
+	if !p.budget.sem.TryAcquire(n) {
+		return nil
+	}
+	p.budget.used.Add(n)
+	b, _ := p.pool.Get().(*block)
+	if b == nil {
+		b = &block{buf: make([]byte, p.size), pool: p}
+	}
+	b.refs.Store(1)
+	return b
+}
+
 func (p *blockPool) put(b *block) {
 	n := p.budget.charge(int64(p.size))
 	p.pool.Put(b)

@@ -189,9 +189,27 @@ func (h *harvester) ensureRoom(ctx context.Context) error {
 	if h.backlog() > int64(h.in.small.size)/2 || h.w-h.r+need > h.in.small.size {
 		pool = h.in.large
 	}
-	nb, err := pool.get(ctx)
-	if err != nil {
-		return err
+	nb := pool.tryGet()
+	if nb == nil {
+		// Waiting for budget while holding a block deadlocks once every
+		// harvester holds one and waits for another (or one block is the
+		// whole budget): let go of ours first, keeping the unfinished
+		// line aside. Blocks are then held only by chunks in flight,
+		// which outputs release.
+		var carry []byte
+		if h.blk != nil {
+			carry = append(carry, h.blk.buf[h.r:h.w]...)
+			h.blk.release()
+			h.blk = nil
+		}
+		h.r, h.w = 0, 0
+		var err error
+		if nb, err = pool.get(ctx); err != nil {
+			return err
+		}
+		h.w = copy(nb.buf, carry)
+		h.blk = nb
+		return nil
 	}
 	if h.blk != nil {
 		carry := copy(nb.buf, h.blk.buf[h.r:h.w])
