@@ -1,0 +1,1037 @@
+// Command e2e is logagent's end-to-end benchmark. It runs the built agent
+// binary on generated logs and measures it beside baselines in the same
+// run, so that ratios hold on a machine whose absolute speed drifts.
+//
+//	e2e backfill   ship a ~1 GB file of 6,000,000 nginx-style lines to a
+//	               file output (lines_per_message 1 and 64), beside
+//	               cat > /dev/null, tail -c +1 | cat > out and wc -l
+//	e2e steady     tail 100,000 lines/s written over 1 and over 50 files:
+//	               CPU % of a core, p99 write-to-output delay, RSS
+//	e2e manyfiles  10,000 files each getting a line a minute: idle CPU %,
+//	               time to pick up a new file
+//	e2e all        the three
+//
+// The agent's CPU and peak RSS come from the kernel (rusage of the child
+// for backfill, /proc/PID/stat for the windows of the other two). Delays
+// come from the write time stamped into each line. Every scenario checks
+// that the output holds exactly the lines written.
+//
+// With -cpuprofile DIR the agent runs as bench/agentprof (the same run
+// path with a CPU profile written by LOGAGENT_CPUPROFILE); profiles land in
+// DIR, one per scenario.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+var (
+	dir        = flag.String("dir", "/var/tmp/logagent-bench", "work `dir`: the generated file is kept here and reused")
+	bin        = flag.String("bin", "bin/logagent", "logagent `binary`")
+	runs       = flag.Int("runs", 3, "runs per scenario; the median is reported")
+	lines      = flag.Int("lines", 6_000_000, "backfill: lines in the generated file")
+	lpms       = flag.String("lpm", "1,64", "backfill: lines_per_message values to run")
+	keep       = flag.Bool("keep", true, "keep the generated 1 GB file for the next run")
+	rate       = flag.Int("rate", 100_000, "steady: lines per second written, over all files")
+	steadyN    = flag.String("files", "1,50", "steady: file counts to run")
+	window     = flag.Duration("window", 20*time.Second, "steady: measured window")
+	writeEvery = flag.Duration("write-every", 10*time.Millisecond, "steady: each file is written this often (lines of that time in one write)")
+	manyN      = flag.Int("many", 10_000, "manyfiles: files")
+	manyWindow = flag.Duration("many-window", 30*time.Second, "manyfiles: measured window")
+	perFile    = flag.Duration("per-file", time.Minute, "manyfiles: each file gets a line this often")
+	newFiles   = flag.Int("new-files", 6, "manyfiles: new files created during the window, evenly spaced")
+	cpuprofile = flag.String("cpuprofile", "", "write agent CPU profiles to `dir` (runs bench/agentprof)")
+	verbose    = flag.Bool("v", false, "show the agent's log")
+)
+
+func main() {
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: e2e [flags] backfill|steady|manyfiles|all\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if flag.NArg() != 1 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(flag.Arg(0)); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+}
+
+func run(what string) error {
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return err
+	}
+	if *cpuprofile != "" {
+		if err := os.MkdirAll(*cpuprofile, 0o755); err != nil {
+			return err
+		}
+		*bin = filepath.Join(*dir, "agentprof")
+		build := exec.Command("go", "build", "-o", *bin, "./bench/agentprof")
+		build.Stdout, build.Stderr = os.Stdout, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build agentprof: %w", err)
+		}
+	}
+	if _, err := os.Stat(*bin); err != nil {
+		return fmt.Errorf("%w (build it first: go build -o bin/logagent ./cmd/logagent)", err)
+	}
+	var rows []row
+	var err error
+	switch what {
+	case "backfill":
+		rows, err = backfill()
+	case "steady":
+		rows, err = steady()
+	case "manyfiles":
+		rows, err = manyFiles()
+	case "all":
+		for _, f := range []func() ([]row, error){backfill, steady, manyFiles} {
+			r, ferr := f()
+			rows = append(rows, r...)
+			if ferr != nil {
+				err = ferr
+				break
+			}
+		}
+	default:
+		return fmt.Errorf("unknown scenario %q", what)
+	}
+	if len(rows) > 0 {
+		printTable(rows)
+	}
+	return err
+}
+
+// row is one line of the results table; zero fields print as "—".
+type row struct {
+	name    string
+	wall    time.Duration
+	cpu     float64 // seconds, user+sys
+	cpuPct  float64 // % of one core over a window (steady, manyfiles)
+	bytes   int64
+	rss     int64 // peak, bytes
+	lines   int64
+	ratio   float64 // lines/s relative to tail|cat
+	p99     time.Duration
+	extra   string
+	noRate  bool // lines/s is not the point (wc -l counts, cat reads)
+	perCore bool // show CPU % rather than CPU s/GB
+}
+
+func printTable(rows []row) {
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	fmt.Fprintf(w, "\n| scenario | wall | CPU s | CPU s/GB | CPU %% core | peak RSS | lines/s | MB/s | × tail\\|cat | p99 delay | notes |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|\n")
+	dash := func(ok bool, s string) string {
+		if !ok {
+			return "—"
+		}
+		return s
+	}
+	for _, r := range rows {
+		secs := r.wall.Seconds()
+		gb := float64(r.bytes) / 1e9
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			r.name,
+			dash(r.wall > 0, fmt.Sprintf("%.2f s", secs)),
+			dash(r.cpu > 0, fmt.Sprintf("%.2f", r.cpu)),
+			dash(r.cpu > 0 && gb > 0 && !r.perCore, fmt.Sprintf("%.2f", r.cpu/gb)),
+			dash(r.perCore, fmt.Sprintf("%.1f%%", r.cpuPct)),
+			dash(r.rss > 0, fmt.Sprintf("%.1f MB", float64(r.rss)/1e6)),
+			dash(!r.noRate && r.lines > 0 && secs > 0, fmt.Sprintf("%.2f M", float64(r.lines)/secs/1e6)),
+			dash(r.bytes > 0 && secs > 0, fmt.Sprintf("%.0f", float64(r.bytes)/secs/1e6)),
+			dash(r.ratio > 0, fmt.Sprintf("%.2f", r.ratio)),
+			dash(r.p99 > 0, fmt.Sprintf("%.1f ms", float64(r.p99)/1e6)),
+			r.extra)
+	}
+}
+
+// median returns the run with the median wall time.
+func median(rs []row) row {
+	slices.SortFunc(rs, func(a, b row) int { return int(a.wall - b.wall) })
+	return rs[len(rs)/2]
+}
+
+// ---------------------------------------------------------------- backfill
+
+type inputSum struct {
+	lines, size int64
+	sum         string
+}
+
+func backfill() ([]row, error) {
+	in := filepath.Join(*dir, "backfill", "in", "access.log")
+	sum, err := ensureInput(in, *lines)
+	if err != nil {
+		return nil, err
+	}
+	if !*keep {
+		defer os.Remove(in)
+	}
+	var lpmList []int
+	for _, s := range strings.Split(*lpms, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-lpm: bad value %q", s)
+		}
+		lpmList = append(lpmList, n)
+	}
+	fmt.Printf("backfill: %s, %d lines, %.2f GB, %d runs\n", in, sum.lines, float64(sum.size)/1e9, *runs)
+	// Warm the page cache: every contender reads from memory.
+	if _, err := measure(exec.Command("cat", in), nil); err != nil {
+		return nil, err
+	}
+	out := filepath.Join(*dir, "backfill", "out")
+	byName := map[string][]row{}
+	var order []string
+	add := func(r row) {
+		if _, ok := byName[r.name]; !ok {
+			order = append(order, r.name)
+		}
+		byName[r.name] = append(byName[r.name], r)
+	}
+	for i := 0; i < *runs; i++ {
+		r, err := measure(exec.Command("sh", "-c", "cat "+in+" > /dev/null"), nil)
+		if err != nil {
+			return nil, err
+		}
+		r.name, r.bytes, r.noRate = "`cat FILE > /dev/null`", sum.size, true
+		add(r)
+
+		os.MkdirAll(out, 0o755)
+		tailOut := filepath.Join(out, "tail.out")
+		r, err = measure(exec.Command("sh", "-c", "tail -c +1 "+in+" | cat > "+tailOut), nil)
+		if err != nil {
+			return nil, err
+		}
+		os.Remove(tailOut)
+		r.name, r.bytes, r.lines = "`tail -c +1 FILE | cat > out`", sum.size, sum.lines
+		add(r)
+
+		r, err = measure(exec.Command("sh", "-c", "wc -l "+in+" > /dev/null"), nil)
+		if err != nil {
+			return nil, err
+		}
+		r.name, r.bytes, r.lines, r.noRate = "`wc -l FILE`", sum.size, sum.lines, true
+		add(r)
+
+		for _, lpm := range lpmList {
+			r, err := backfillAgent(in, sum, lpm, i)
+			if err != nil {
+				return nil, err
+			}
+			add(r)
+		}
+	}
+	var rows []row
+	base := median(slices.Clone(byName["`tail -c +1 FILE | cat > out`"]))
+	baseRate := float64(base.lines) / base.wall.Seconds()
+	for _, name := range order {
+		m := median(byName[name])
+		if !m.noRate && m.lines > 0 {
+			m.ratio = float64(m.lines) / m.wall.Seconds() / baseRate
+		}
+		if len(byName[name]) > 1 {
+			var walls []string
+			for _, r := range byName[name] {
+				walls = append(walls, fmt.Sprintf("%.2f", r.wall.Seconds()))
+			}
+			m.extra = strings.TrimSpace(m.extra + " walls " + strings.Join(walls, "/"))
+		}
+		rows = append(rows, m)
+	}
+	return rows, nil
+}
+
+// backfillAgent runs the agent once on in and waits until the output holds
+// every byte; wall time ends there, before the agent is stopped.
+func backfillAgent(in string, sum inputSum, lpm, run int) (row, error) {
+	work := filepath.Join(*dir, "backfill", fmt.Sprintf("agent-lpm%d", lpm))
+	os.RemoveAll(work)
+	defer os.RemoveAll(work)
+	outFile := filepath.Join(work, "out", "bench.log")
+	cfg := fmt.Sprintf(`data_dir: %s/state
+shutdown_timeout: 60s
+log_level: warn
+inputs:
+  - id: bench
+    paths: [%q]
+    lines_per_message: %d
+outputs:
+  - id: out
+    type: file
+    path: %s
+`, work, in, lpm, outFile)
+	a, err := startAgent(work, cfg, fmt.Sprintf("backfill-lpm%d-run%d", lpm, run))
+	if err != nil {
+		return row{}, err
+	}
+	err = waitSize(outFile, sum.size, a, 10*time.Minute)
+	wall := time.Since(a.started)
+	ru, serr := a.stop()
+	if err != nil {
+		return row{}, err
+	}
+	if serr != nil {
+		return row{}, serr
+	}
+	got, err := summarize(outFile)
+	if err != nil {
+		return row{}, err
+	}
+	if got != sum {
+		return row{}, fmt.Errorf("lpm %d: output differs from input: %d lines, %d bytes, sha256 %s; want %d lines, %d bytes, sha256 %s",
+			lpm, got.lines, got.size, got.sum, sum.lines, sum.size, sum.sum)
+	}
+	return row{
+		name:  fmt.Sprintf("logagent, lines_per_message %d", lpm),
+		wall:  wall,
+		cpu:   cpuSeconds(ru),
+		bytes: sum.size,
+		rss:   ru.Maxrss * 1024,
+		lines: sum.lines,
+		extra: "output verified",
+	}, nil
+}
+
+// measure runs cmd to its end and returns its wall time and, through
+// rusage, the CPU and peak RSS of it and every descendant it waited for.
+func measure(cmd *exec.Cmd, stdout io.Writer) (row, error) {
+	cmd.Stdout, cmd.Stderr = stdout, os.Stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return row{}, fmt.Errorf("%s: %w", strings.Join(cmd.Args, " "), err)
+	}
+	wall := time.Since(start)
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return row{wall: wall, cpu: cpuSeconds(ru), rss: ru.Maxrss * 1024}, nil
+}
+
+func cpuSeconds(ru *syscall.Rusage) float64 {
+	return time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime)).Seconds()
+}
+
+// ensureInput generates the backfill file unless it exists with a summary
+// beside it, and returns that summary.
+func ensureInput(path string, n int) (inputSum, error) {
+	sumPath := path + ".sum"
+	if data, err := os.ReadFile(sumPath); err == nil {
+		var s inputSum
+		if _, err := fmt.Sscan(string(data), &s.lines, &s.size, &s.sum); err == nil && s.lines == int64(n) {
+			if fi, err := os.Stat(path); err == nil && fi.Size() == s.size {
+				return s, nil
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return inputSum{}, err
+	}
+	fmt.Printf("generating %s (%d lines)...\n", path, n)
+	f, err := os.Create(path)
+	if err != nil {
+		return inputSum{}, err
+	}
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	g := newLineGen(1)
+	var size int64
+	var line []byte
+	for i := 0; i < n; i++ {
+		line = g.nginx(line[:0], int64(i))
+		line = append(line, '\n')
+		w.Write(line)
+		size += int64(len(line))
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return inputSum{}, err
+	}
+	if err := f.Close(); err != nil {
+		return inputSum{}, err
+	}
+	s := inputSum{lines: int64(n), size: size, sum: hex.EncodeToString(h.Sum(nil))}
+	return s, os.WriteFile(sumPath, fmt.Appendf(nil, "%d %d %s\n", s.lines, s.size, s.sum), 0o644)
+}
+
+// summarize counts the lines of path and hashes it.
+func summarize(path string) (inputSum, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return inputSum{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	var s inputSum
+	for {
+		n, err := f.Read(buf)
+		h.Write(buf[:n])
+		s.size += int64(n)
+		s.lines += int64(bytes.Count(buf[:n], []byte{'\n'}))
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return inputSum{}, err
+		}
+	}
+	s.sum = hex.EncodeToString(h.Sum(nil))
+	return s, nil
+}
+
+// lineGen makes nginx combined log lines of about 180 bytes.
+type lineGen struct{ r *rand.Rand }
+
+func newLineGen(seed uint64) *lineGen { return &lineGen{r: rand.New(rand.NewPCG(seed, 42))} }
+
+var (
+	methods = []string{"GET", "GET", "GET", "POST", "PUT", "HEAD"}
+	paths   = []string{"/api/v1/items/", "/static/js/app.", "/catalog/page/", "/user/profile/", "/search?q="}
+	codes   = []int{200, 200, 200, 200, 301, 304, 404, 500}
+	agents  = []string{
+		"Mozilla/5.0 (X11; Linux x86_64) Firefox/118.0",
+		"Mozilla/5.0 (Windows NT 10.0) Chrome/117.0",
+		"curl/7.88.1",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Safari/604.1",
+	}
+)
+
+// nginx appends line seq (without newline) to b.
+func (g *lineGen) nginx(b []byte, seq int64) []byte {
+	r := g.r
+	b = append(b, "10."...)
+	b = strconv.AppendInt(b, int64(r.IntN(256)), 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, int64(r.IntN(256)), 10)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, int64(r.IntN(256)), 10)
+	b = append(b, " - - ["...)
+	t := time.Date(2024, 10, 10, 13, 0, 0, 0, time.UTC).Add(time.Duration(seq) * time.Millisecond)
+	b = t.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = append(b, "] \""...)
+	b = append(b, methods[r.IntN(len(methods))]...)
+	b = append(b, ' ')
+	b = append(b, paths[r.IntN(len(paths))]...)
+	b = strconv.AppendInt(b, seq, 10)
+	b = append(b, " HTTP/1.1\" "...)
+	b = strconv.AppendInt(b, int64(codes[r.IntN(len(codes))]), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(r.IntN(50000)), 10)
+	b = append(b, " rt=0.0"...)
+	b = strconv.AppendInt(b, int64(10+r.IntN(90)), 10)
+	b = append(b, " \"https://www.example.com/ref/"...)
+	b = strconv.AppendUint(b, r.Uint64()&0xffffff, 16)
+	b = append(b, "\" \""...)
+	b = append(b, agents[r.IntN(len(agents))]...)
+	b = append(b, '"')
+	return b
+}
+
+// ---------------------------------------------------------------- agent
+
+type agentProc struct {
+	cmd     *exec.Cmd
+	started time.Time
+	done    chan struct{}
+	err     error
+}
+
+// startAgent writes cfg to work/config.yaml and starts the agent on it.
+func startAgent(work, cfg, profName string) (*agentProc, error) {
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(work, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(*bin, "-c", cfgPath)
+	cmd.Stdout = os.Stdout
+	if *verbose {
+		cmd.Stderr = os.Stderr
+	} else {
+		cmd.Stderr = &tailBuffer{}
+	}
+	if *cpuprofile != "" {
+		p, _ := filepath.Abs(filepath.Join(*cpuprofile, profName+".pprof"))
+		cmd.Env = append(os.Environ(), "LOGAGENT_CPUPROFILE="+p)
+	}
+	a := &agentProc{cmd: cmd, done: make(chan struct{})}
+	a.started = time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		a.err = cmd.Wait()
+		close(a.done)
+	}()
+	return a, nil
+}
+
+func (a *agentProc) exited() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, waits, and returns the agent's rusage.
+func (a *agentProc) stop() (*syscall.Rusage, error) {
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(2 * time.Minute):
+		a.cmd.Process.Kill()
+		<-a.done
+		return nil, errors.New("agent did not stop within 2m of SIGTERM")
+	}
+	if a.err != nil {
+		return nil, fmt.Errorf("agent: %w%s", a.err, a.stderr())
+	}
+	return a.cmd.ProcessState.SysUsage().(*syscall.Rusage), nil
+}
+
+func (a *agentProc) stderr() string {
+	if t, ok := a.cmd.Stderr.(*tailBuffer); ok && t.Len() > 0 {
+		return "\n" + t.String()
+	}
+	return ""
+}
+
+// cpu returns the agent's user+sys CPU time so far, from /proc.
+func (a *agentProc) cpu() time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	s := string(data)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// rss returns the agent's resident and peak resident set, from /proc.
+func (a *agentProc) rss() (cur, peak int64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		var kb int64
+		if _, err := fmt.Sscanf(l, "VmRSS: %d kB", &kb); err == nil {
+			cur = kb * 1024
+		}
+		if _, err := fmt.Sscanf(l, "VmHWM: %d kB", &kb); err == nil {
+			peak = kb * 1024
+		}
+	}
+	return cur, peak
+}
+
+// tailBuffer keeps the last 16 KiB written to it.
+type tailBuffer struct {
+	mu sync.Mutex
+	bytes.Buffer
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.Buffer.Write(p)
+	if t.Len() > 16<<10 {
+		t.Next(t.Len() - 16<<10)
+	}
+	return len(p), nil
+}
+
+// waitSize polls path until it holds size bytes.
+func waitSize(path string, size int64, a *agentProc, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		if fi, err := os.Stat(path); err == nil {
+			if fi.Size() == size {
+				return nil
+			}
+			if fi.Size() > size {
+				return fmt.Errorf("%s: %d bytes, more than the %d of the input", path, fi.Size(), size)
+			}
+		}
+		if a.exited() {
+			return fmt.Errorf("agent exited early: %v%s", a.err, a.stderr())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not %d bytes after %s", path, size, limit)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// ---------------------------------------------------------------- tailing
+
+// stampedLine appends a line of about 180 bytes that starts with the time
+// it is written, in Unix nanoseconds, and the file and sequence numbers.
+func stampedLine(b []byte, now time.Time, file int, seq int64, g *lineGen) []byte {
+	b = strconv.AppendInt(b, now.UnixNano(), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(file), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, seq, 10)
+	b = append(b, ' ')
+	start := len(b)
+	b = g.nginx(b, seq)
+	if len(b)-start > 150 {
+		b = b[:start+150]
+	}
+	return append(b, '\n')
+}
+
+// outputReader follows the agent's output file, timing every line from the
+// stamp in it to when it is seen.
+type outputReader struct {
+	path   string
+	lines  atomic.Int64
+	mu     sync.Mutex
+	delays []time.Duration // of lines stamped within the window
+	from   atomic.Int64    // unix nanos: stamps before are not measured
+	to     atomic.Int64
+	seen   map[string]time.Time // first line of each file, by file number (manyfiles)
+}
+
+func (o *outputReader) run(ctx context.Context) error {
+	var f *os.File
+	for f == nil {
+		var err error
+		if f, err = os.Open(o.path); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	have := 0
+	for {
+		n, err := f.Read(buf[have:])
+		if n == 0 {
+			if err != nil && err != io.EOF {
+				return err
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		now := time.Now()
+		have += n
+		data := buf[:have]
+		for {
+			i := bytes.IndexByte(data, '\n')
+			if i < 0 {
+				break
+			}
+			o.line(data[:i], now)
+			data = data[i+1:]
+		}
+		have = copy(buf, data)
+	}
+}
+
+func (o *outputReader) line(l []byte, now time.Time) {
+	o.lines.Add(1)
+	sp := bytes.IndexByte(l, ' ')
+	if sp < 0 {
+		return
+	}
+	ts, err := strconv.ParseInt(string(l[:sp]), 10, 64)
+	if err != nil {
+		return
+	}
+	if o.seen != nil {
+		rest := l[sp+1:]
+		if j := bytes.IndexByte(rest, ' '); j > 0 {
+			o.mu.Lock()
+			if _, ok := o.seen[string(rest[:j])]; !ok {
+				o.seen[string(rest[:j])] = now
+			}
+			o.mu.Unlock()
+		}
+	}
+	if ts < o.from.Load() || ts > o.to.Load() {
+		return
+	}
+	o.mu.Lock()
+	o.delays = append(o.delays, now.Sub(time.Unix(0, ts)))
+	o.mu.Unlock()
+}
+
+func (o *outputReader) percentile(p float64) (time.Duration, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.delays) == 0 {
+		return 0, 0
+	}
+	d := slices.Clone(o.delays)
+	slices.Sort(d)
+	return d[min(len(d)-1, int(float64(len(d))*p))], len(d)
+}
+
+func waitLines(o *outputReader, want int64, a *agentProc, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for o.lines.Load() < want {
+		if a.exited() {
+			return fmt.Errorf("agent exited early: %v%s", a.err, a.stderr())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("output has %d lines after %s, want %d", o.lines.Load(), limit, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := o.lines.Load(); got != want {
+		return fmt.Errorf("output has %d lines, want %d", got, want)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------- steady
+
+func steady() ([]row, error) {
+	var rows []row
+	for _, s := range strings.Split(*steadyN, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return rows, fmt.Errorf("-files: bad value %q", s)
+		}
+		var rs []row
+		for i := 0; i < *runs; i++ {
+			r, err := steadyOnce(n, i)
+			if err != nil {
+				return rows, err
+			}
+			rs = append(rs, r)
+		}
+		// Median by CPU: the wall is the window, the same for every run.
+		slices.SortFunc(rs, func(a, b row) int { return int((a.cpu - b.cpu) * 1e6) })
+		rows = append(rows, rs[len(rs)/2])
+	}
+	return rows, nil
+}
+
+func steadyOnce(nfiles, run int) (row, error) {
+	work := filepath.Join(*dir, fmt.Sprintf("steady-%d", nfiles))
+	os.RemoveAll(work)
+	defer os.RemoveAll(work)
+	inDir := filepath.Join(work, "in")
+	os.MkdirAll(inDir, 0o755)
+	files := make([]*os.File, nfiles)
+	for i := range files {
+		f, err := os.OpenFile(filepath.Join(inDir, fmt.Sprintf("app-%03d.log", i)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return row{}, err
+		}
+		defer f.Close()
+		files[i] = f
+	}
+	outFile := filepath.Join(work, "out", "bench.log")
+	cfg := fmt.Sprintf(`data_dir: %s/state
+log_level: warn
+inputs:
+  - id: bench
+    paths: ["%s/*.log"]
+outputs:
+  - id: out
+    type: file
+    path: %s
+`, work, inDir, outFile)
+	a, err := startAgent(work, cfg, fmt.Sprintf("steady-%d-run%d", nfiles, run))
+	if err != nil {
+		return row{}, err
+	}
+	defer func() {
+		if !a.exited() {
+			a.cmd.Process.Kill()
+			<-a.done
+		}
+	}()
+	o := &outputReader{path: outFile}
+	o.to.Store(1 << 62)
+	ctx, cancel := context.WithCancel(context.Background())
+	var rwg sync.WaitGroup
+	rwg.Add(1)
+	go func() {
+		defer rwg.Done()
+		o.run(ctx)
+	}()
+	defer func() { cancel(); rwg.Wait() }()
+
+	// Write for 2 s of warm-up, then the window, then stop writing.
+	warm := 2 * time.Second
+	var written int64
+	gens := make([]*lineGen, nfiles)
+	for i := range gens {
+		gens[i] = newLineGen(uint64(i + 1))
+	}
+	seqs := make([]int64, nfiles)
+	bufs := make([][]byte, nfiles)
+	start := time.Now()
+	var cpu0, cpu1 time.Duration
+	var t0, t1 time.Time
+	var maxRSS int64
+	tick := time.NewTicker(*writeEvery)
+	defer tick.Stop()
+	next := 0
+	for {
+		<-tick.C
+		el := time.Since(start)
+		if t0.IsZero() && el >= warm {
+			t0, cpu0 = time.Now(), a.cpu()
+			o.from.Store(t0.UnixNano())
+		}
+		if el >= warm+*window {
+			t1, cpu1 = time.Now(), a.cpu()
+			o.to.Store(t1.UnixNano())
+			break
+		}
+		if a.exited() {
+			return row{}, fmt.Errorf("agent exited early: %v%s", a.err, a.stderr())
+		}
+		// Lines due by now, spread round-robin over the files.
+		n := int(float64(*rate)*el.Seconds()) - int(written)
+		now := time.Now()
+		for k := 0; k < n; k++ {
+			i := next
+			next = (next + 1) % nfiles
+			bufs[i] = stampedLine(bufs[i], now, i, seqs[i], gens[i])
+			seqs[i]++
+		}
+		for i, b := range bufs {
+			if len(b) == 0 {
+				continue
+			}
+			if _, err := files[i].Write(b); err != nil {
+				return row{}, err
+			}
+			bufs[i] = b[:0]
+		}
+		written += int64(n)
+		if cur, _ := a.rss(); cur > maxRSS && !t0.IsZero() {
+			maxRSS = cur
+		}
+	}
+	err = waitLines(o, written, a, 30*time.Second)
+	_, peak := a.rss()
+	if _, serr := a.stop(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return row{}, err
+	}
+	p99, n := o.percentile(0.99)
+	p50, _ := o.percentile(0.50)
+	span := t1.Sub(t0)
+	cpu := (cpu1 - cpu0).Seconds()
+	return row{
+		name:    fmt.Sprintf("logagent steady tail, %d lines/s over %d file(s)", *rate, nfiles),
+		wall:    span,
+		cpu:     cpu,
+		cpuPct:  cpu / span.Seconds() * 100,
+		perCore: true,
+		rss:     maxRSS,
+		lines:   int64(float64(*rate) * span.Seconds()),
+		bytes:   0,
+		p99:     p99,
+		extra: fmt.Sprintf("p50 %.1f ms over %d lines; all %d lines delivered; peak RSS incl. start %.1f MB; writes every %s",
+			float64(p50)/1e6, n, written, float64(peak)/1e6, *writeEvery),
+	}, nil
+}
+
+// ---------------------------------------------------------------- many files
+
+func manyFiles() ([]row, error) {
+	var rs []row
+	for i := 0; i < *runs; i++ {
+		r, err := manyOnce(i)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	slices.SortFunc(rs, func(a, b row) int { return int((a.cpu - b.cpu) * 1e6) })
+	return []row{rs[len(rs)/2]}, nil
+}
+
+func manyOnce(run int) (row, error) {
+	work := filepath.Join(*dir, "many")
+	os.RemoveAll(work)
+	defer os.RemoveAll(work)
+	inDir := filepath.Join(work, "in")
+	os.MkdirAll(inDir, 0o755)
+	g := newLineGen(7)
+	var line []byte
+	nameOf := func(i int) string { return filepath.Join(inDir, fmt.Sprintf("f%05d.log", i)) }
+	appendLine := func(i int, seq int64) error {
+		f, err := os.OpenFile(nameOf(i), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		line = stampedLine(line[:0], time.Now(), i, seq, g)
+		_, err = f.Write(line)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	for i := 0; i < *manyN; i++ {
+		if err := appendLine(i, 0); err != nil {
+			return row{}, err
+		}
+	}
+	outFile := filepath.Join(work, "out", "bench.log")
+	cfg := fmt.Sprintf(`data_dir: %s/state
+log_level: warn
+inputs:
+  - id: bench
+    paths: ["%s/*.log"]
+    max_open_files: %d
+outputs:
+  - id: out
+    type: file
+    path: %s
+    max_open_files: 1
+`, work, inDir, *manyN+*newFiles+100, outFile)
+	a, err := startAgent(work, cfg, fmt.Sprintf("manyfiles-run%d", run))
+	if err != nil {
+		return row{}, err
+	}
+	defer func() {
+		if !a.exited() {
+			a.cmd.Process.Kill()
+			<-a.done
+		}
+	}()
+	o := &outputReader{path: outFile, seen: map[string]time.Time{}}
+	o.to.Store(1 << 62)
+	ctx, cancel := context.WithCancel(context.Background())
+	var rwg sync.WaitGroup
+	rwg.Add(1)
+	go func() {
+		defer rwg.Done()
+		o.run(ctx)
+	}()
+	defer func() { cancel(); rwg.Wait() }()
+	if err := waitLines(o, int64(*manyN), a, 5*time.Minute); err != nil {
+		return row{}, err
+	}
+	startup := time.Since(a.started)
+	time.Sleep(2 * time.Second) // let start-up work settle
+
+	// Each file gets a line every perFile, at its own phase; new files
+	// appear evenly over the window.
+	type event struct {
+		at   time.Duration
+		file int
+		new  bool
+	}
+	var evs []event
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < *manyN; i++ {
+		for t := time.Duration(r.Int64N(int64(*perFile))); t < *manyWindow; t += *perFile {
+			evs = append(evs, event{at: t, file: i})
+		}
+	}
+	for k := 0; k < *newFiles; k++ {
+		evs = append(evs, event{at: *manyWindow * time.Duration(k) / time.Duration(*newFiles), file: *manyN + k, new: true})
+	}
+	slices.SortFunc(evs, func(a, b event) int { return int(a.at - b.at) })
+	t0 := time.Now()
+	cpu0 := a.cpu()
+	o.from.Store(t0.UnixNano())
+	created := map[string]time.Time{}
+	written := int64(*manyN)
+	var maxRSS int64
+	lastRSS := time.Time{}
+	for _, ev := range evs {
+		if d := time.Until(t0.Add(ev.at)); d > 0 {
+			time.Sleep(d)
+		}
+		if ev.new {
+			created[strconv.Itoa(ev.file)] = time.Now()
+		}
+		if err := appendLine(ev.file, 1); err != nil {
+			return row{}, err
+		}
+		written++
+		if time.Since(lastRSS) > 500*time.Millisecond {
+			lastRSS = time.Now()
+			if cur, _ := a.rss(); cur > maxRSS {
+				maxRSS = cur
+			}
+		}
+	}
+	if d := time.Until(t0.Add(*manyWindow)); d > 0 {
+		time.Sleep(d)
+	}
+	span := time.Since(t0)
+	cpu := (a.cpu() - cpu0).Seconds()
+	o.to.Store(time.Now().UnixNano())
+	err = waitLines(o, written, a, time.Minute)
+	if _, serr := a.stop(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return row{}, err
+	}
+	var pick []time.Duration
+	o.mu.Lock()
+	for k, c := range created {
+		if s, ok := o.seen[k]; ok {
+			pick = append(pick, s.Sub(c))
+		}
+	}
+	o.mu.Unlock()
+	slices.Sort(pick)
+	var pickS []string
+	for _, p := range pick {
+		pickS = append(pickS, fmt.Sprintf("%.0f", float64(p)/1e6))
+	}
+	p99, n := o.percentile(0.99)
+	return row{
+		name:    fmt.Sprintf("logagent many files: %d files, a line each per %s", *manyN, *perFile),
+		wall:    span,
+		cpu:     cpu,
+		cpuPct:  cpu / span.Seconds() * 100,
+		perCore: true,
+		rss:     maxRSS,
+		p99:     p99,
+		extra: fmt.Sprintf("new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s",
+			strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds()),
+	}, nil
+}
