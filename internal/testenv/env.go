@@ -61,6 +61,12 @@ func New(t testing.TB) *Env {
 		}
 		if t.Failed() && e.Agent != nil {
 			log := e.Agent.Log()
+			if d := os.Getenv("LOGAGENT_TEST_LOGDIR"); d != "" {
+				name := filepath.Join(d, strings.ReplaceAll(t.Name(), "/", "_")+".log")
+				if err := os.WriteFile(name, []byte(log), 0o644); err == nil {
+					t.Logf("agent log kept in %s", name)
+				}
+			}
 			if len(log) > 20000 {
 				log = "...\n" + log[len(log)-20000:]
 			}

@@ -88,6 +88,10 @@ type Stream struct {
 	// WriteAfter is how long RenameWriteAfter keeps writing to the renamed
 	// file (default 300ms).
 	WriteAfter time.Duration
+	// CopyPause is how long CopyTruncate waits between the end of the copy
+	// and the truncation, as a copy of a large file would take: the lines
+	// written meanwhile are what copytruncate loses by itself.
+	CopyPause time.Duration
 	// BeforeDelete, when set, is called before DeleteRecreate removes a
 	// file, outside the stream's lock: a file removed before anyone opened
 	// it is gone, so a test waits here until the agent holds it open.
@@ -339,6 +343,7 @@ func (s *Stream) copyTruncate() error {
 	if err := dst.Close(); err != nil {
 		return err
 	}
+	time.Sleep(s.CopyPause)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
