@@ -53,6 +53,7 @@ type harvester struct {
 	goneAt    time.Time
 	lastData  time.Time
 	lastCheck time.Time
+	lastRead  time.Time // when the last read returned data
 
 	size    atomic.Int64 // last size seen, for status
 	readPos atomic.Int64 // end of the last message handed out, for status
@@ -148,11 +149,27 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 		}
 		return 0, err
 	}
+	now := time.Now()
+	if now.Sub(h.lastRead) >= recheckAfter && h.contentReplaced() {
+		// Truncated and written past our offset while we were not
+		// reading (paused by outputs, or idle): what was just read is
+		// the middle of the new content, not the rest of ours.
+		if fi, err := h.f.Stat(); err == nil {
+			h.truncated(fi.Size())
+			h.lastRead = now
+			return n, nil
+		}
+	}
+	h.lastRead = now
 	h.w += n
 	h.offset += int64(n)
-	h.lastData = time.Now()
+	h.lastData = now
 	return n, h.cut(ctx, false)
 }
+
+// recheckAfter is the pause in reading after which the file's first bytes
+// are checked again before what was read is used.
+const recheckAfter = 100 * time.Millisecond
 
 // cut hands out the whole messages in blk.buf[r:w]; with final, the last
 // line too, newline or not.

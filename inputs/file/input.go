@@ -320,6 +320,11 @@ func (in *Input) open(path string, initial bool) {
 
 	start := int64(0)
 	entry, found := in.lookup(f, dev, ino)
+	if found && entry.ID != id {
+		// The tracker records the file under its identity of now (a
+		// longer fingerprint); the entry of its shorter one goes.
+		in.store.Delete(entry.Key())
+	}
 	switch {
 	case found && entry.Offset <= fi.Size():
 		start = entry.Offset
@@ -335,19 +340,98 @@ func (in *Input) open(path string, initial bool) {
 }
 
 // lookup finds the checkpoint entry of the open file f at dev:ino, and drops
-// entries of a previous file with the same inode.
+// entries of a previous file with the same inode. Several entries can
+// describe f: one per fingerprint length it had when a checkpoint was
+// written, when the agent died before the entry of the longer one reached
+// disk. The offset only grows, so the highest is the latest; the others
+// are dropped, or a later open could resume from a stale offset.
 func (in *Input) lookup(f io.ReaderAt, dev, ino uint64) (checkpoint.Entry, bool) {
+	var best checkpoint.Entry
+	found := false
 	for _, e := range in.store.Entries(in.cfg.ID) {
 		if e.ID.Dev != dev || e.ID.Ino != ino {
 			continue
 		}
-		if ok, err := sameFile(f, dev, ino, e.ID); err == nil && ok {
-			return e, true
+		ok, err := sameFile(f, dev, ino, e.ID)
+		if err != nil {
+			continue
 		}
-		in.log.Info("inode reused by a new file; forgetting the old one", "path", e.Path, "inode", ino)
+		if ok {
+			switch {
+			case !found:
+				best, found = e, true
+			case e.Offset > best.Offset:
+				in.store.Delete(best.Key())
+				best = e
+			default:
+				in.store.Delete(e.Key())
+			}
+			continue
+		}
+		// Another content at this inode: the file was truncated while it
+		// was not open (copytruncate while the agent was down), or the
+		// inode was reused by a new file.
+		if !in.resumeCopy(e) {
+			in.log.Info("inode reused by a new file; forgetting the old one", "path", e.Path, "inode", ino)
+		}
 		in.store.Delete(e.Key())
 	}
-	return checkpoint.Entry{}, false
+	return best, found
+}
+
+// resumeCopy looks, in the directory of e's file, for a copy of e's file
+// (same first bytes, another inode, at least e.Offset long): what
+// copytruncate left when it truncated the file while it was not open. The
+// copy is read from e.Offset. It reports whether a copy was found.
+func (in *Input) resumeCopy(e checkpoint.Entry) bool {
+	dir := filepath.Dir(e.Path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, de := range entries {
+		p := filepath.Join(dir, de.Name())
+		fi, err := os.Stat(p)
+		if err != nil || !fi.Mode().IsRegular() || fi.Size() < e.Offset {
+			continue
+		}
+		dev, ino, _ := statID(fi)
+		if dev == e.ID.Dev && ino == e.ID.Ino {
+			continue
+		}
+		in.mu.Lock()
+		_, open := in.byInode[devIno{dev, ino}]
+		in.mu.Unlock()
+		if open {
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if ok, _ := sameContent(f, e.ID); !ok {
+			f.Close()
+			continue
+		}
+		id, fi, err := identify(f, in.cfg.FingerprintBytes)
+		if err != nil {
+			f.Close()
+			continue
+		}
+		// The copy may have a checkpoint entry of its own already.
+		if ce, ok := in.lookup(f, dev, ino); ok {
+			if ce.ID != id {
+				in.store.Delete(ce.Key())
+			}
+			if ce.Offset > e.Offset {
+				e.Offset = ce.Offset
+			}
+		}
+		in.log.Info("file was truncated while not open; reading the rest of its copy", "path", e.Path, "copy", p, "from", e.Offset, "size", fi.Size())
+		in.start(f, p, dev, ino, id, e.Offset, fi.Size(), stateRenamed)
+		return true
+	}
+	return false
 }
 
 // isCopyCandidate holds back, for one scan interval, a new file whose first
@@ -431,24 +515,45 @@ func (in *Input) adoptCopy(orig *harvester, readPos int64) {
 // down or while the file was closed. Found with unread bytes, they are read
 // to their end; not found, they are forgotten.
 func (in *Input) recoverRenamed() {
-	for _, e := range in.store.Entries(in.cfg.ID) {
+	entries := in.store.Entries(in.cfg.ID)
+	// Of several entries of one file, the one with the highest offset
+	// is the latest: it is resumed, and the others are dropped above.
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Offset > entries[j].Offset })
+	resolved := map[devIno]bool{}
+	for _, e := range entries {
 		key := devIno{e.ID.Dev, e.ID.Ino}
 		in.mu.Lock()
-		_, open := in.byInode[key]
+		h := in.byInode[key]
 		in.mu.Unlock()
-		if open {
+		if h != nil {
+			// The open file's entry is its tracker's; another entry of
+			// its inode is of an older fingerprint or an older content.
+			if h.tr.committed().Key() != e.Key() {
+				in.store.Delete(e.Key())
+			}
 			continue
 		}
 		path := e.Path
 		if !in.isFile(path, e.ID) {
 			path = findByInode(filepath.Dir(e.Path), e.ID.Dev, e.ID.Ino)
 			if path == "" || !in.isFile(path, e.ID) {
+				if path != "" {
+					// Its inode holds another content: truncated while
+					// not open. A copy of it (copytruncate) is read
+					// from e.Offset.
+					in.resumeCopy(e)
+				}
 				in.store.Delete(e.Key())
 				continue
 			}
 			e.Path = path
 			in.store.Set(e)
 		}
+		if resolved[key] {
+			in.store.Delete(e.Key()) // an older entry of a file resumed above
+			continue
+		}
+		resolved[key] = true
 		fi, err := os.Stat(path)
 		if err != nil || fi.Size() <= e.Offset || in.matches(path) {
 			continue // nothing unread, or a file the globs open anyway
