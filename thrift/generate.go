@@ -1,15 +1,15 @@
 // Package thrift holds the Thrift IDL of the services logagent ships to.
 //
-// The Go code generated from it (outputs/internal/thriftgen) serves as the
+// The Go code generated from it (internal/thriftgen) serves as the
 // peer in the outputs' tests; the outputs themselves encode with the
 // apache/thrift protocol API directly, without copying bodies into
 // generated structs. The generator is Debian's thrift-compiler 0.17.0, which
 // matches github.com/apache/thrift v0.17.0 pinned in go.mod.
 package thrift
 
-//go:generate rm -rf ../outputs/internal/thriftgen
-//go:generate mkdir -p ../outputs/internal/thriftgen
-//go:generate thrift --gen go:package_prefix=github.com/logagent/logagent/outputs/internal/thriftgen/,skip_remote -out ../outputs/internal/thriftgen scribe.thrift
-//go:generate thrift --gen go:package_prefix=github.com/logagent/logagent/outputs/internal/thriftgen/,skip_remote -out ../outputs/internal/thriftgen flume.thrift
-//go:generate thrift --gen go:package_prefix=github.com/logagent/logagent/outputs/internal/thriftgen/,skip_remote -out ../outputs/internal/thriftgen kestrel.thrift
-//go:generate gofmt -w ../outputs/internal/thriftgen
+//go:generate rm -rf ../internal/thriftgen
+//go:generate mkdir -p ../internal/thriftgen
+//go:generate thrift --gen go:package_prefix=github.com/logagent/logagent/internal/thriftgen/,skip_remote -out ../internal/thriftgen scribe.thrift
+//go:generate thrift --gen go:package_prefix=github.com/logagent/logagent/internal/thriftgen/,skip_remote -out ../internal/thriftgen flume.thrift
+//go:generate thrift --gen go:package_prefix=github.com/logagent/logagent/internal/thriftgen/,skip_remote -out ../internal/thriftgen kestrel.thrift
+//go:generate gofmt -w ../internal/thriftgen
