@@ -44,6 +44,10 @@ type harvester struct {
 	src  *logagent.Source
 	tr   *tracker
 	wake chan struct{}
+	// cancel stops run; forceClose is set when close_removed_after
+	// closes the file before it was read to its end.
+	cancel     context.CancelFunc
+	forceClose atomic.Bool
 
 	blk    *block
 	r, w   int   // blk.buf[r:w] is read but not yet in a message

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -70,6 +71,7 @@ type Input struct {
 	byPath     map[string]*harvester
 	reported   map[string]bool      // problems logged once per path
 	candidates map[devIno]time.Time // possible copytruncate copies, held back
+	removedAt  map[*harvester]time.Time
 	wg         sync.WaitGroup
 	ctx        context.Context
 }
@@ -110,6 +112,7 @@ func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFun
 		byPath:     make(map[string]*harvester),
 		reported:   make(map[string]bool),
 		candidates: make(map[devIno]time.Time),
+		removedAt:  make(map[*harvester]time.Time),
 	}
 }
 
@@ -266,6 +269,47 @@ func (in *Input) scan(w *fsnotify.Watcher, watched map[string]bool, initial bool
 		in.open(f, initial)
 	}
 	in.recoverRenamed()
+	in.closeRemoved()
+}
+
+// closeRemoved force-closes files removed more than close_removed_after
+// ago that are still open, read to their end or not: an open removed file
+// holds its disk space, and a reader paused by outputs that are down
+// would hold it for as long as they are. What was not delivered of it is
+// lost; that is counted and logged.
+func (in *Input) closeRemoved() {
+	in.mu.Lock()
+	hs := make([]*harvester, 0, len(in.byInode))
+	for _, h := range in.byInode {
+		hs = append(hs, h)
+	}
+	in.mu.Unlock()
+	now := time.Now()
+	for _, h := range hs {
+		fi, err := h.f.Stat()
+		if err != nil {
+			continue
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || st.Nlink > 0 {
+			continue
+		}
+		in.mu.Lock()
+		since, seen := in.removedAt[h]
+		if !seen {
+			in.removedAt[h] = now
+		}
+		in.mu.Unlock()
+		if !seen || now.Sub(since) < in.cfg.CloseRemovedAfter || !h.forceClose.CompareAndSwap(false, true) {
+			continue
+		}
+		unread := fi.Size() - h.tr.committed().Offset
+		in.metrics.ClosedUnread.Add(1)
+		in.log.Warn("closing removed file after close_removed_after; its undelivered lines are lost",
+			"path", h.path, "close_removed_after", in.cfg.CloseRemovedAfter, "undelivered_bytes", unread)
+		h.tr.forget()
+		h.cancel()
+	}
 }
 
 // open starts a harvester for path unless its file is harvested already.
@@ -617,10 +661,13 @@ func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.Fil
 	}
 	in.mu.Unlock()
 	in.log.Debug("harvesting", "path", path, "offset", offset, "size", size, "id", id.String())
+	ctx, cancel := context.WithCancel(in.ctx)
+	h.cancel = cancel
 	in.wg.Add(1)
 	go func() {
 		defer in.wg.Done()
-		h.run(in.ctx)
+		defer cancel()
+		h.run(ctx)
 	}()
 }
 
@@ -631,6 +678,7 @@ func (in *Input) exited(h *harvester) {
 	if in.byInode[devIno{h.dev, h.ino}] == h {
 		delete(in.byInode, devIno{h.dev, h.ino})
 	}
+	delete(in.removedAt, h)
 	for p, o := range in.byPath {
 		if o == h {
 			delete(in.byPath, p)

@@ -1,0 +1,197 @@
+package file
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/checkpoint"
+)
+
+// sink collects what an input publishes and acknowledges it, unless it is
+// held (an output that is down).
+type sink struct {
+	mu    sync.Mutex
+	lines []string
+	hold  chan struct{} // while open and non-nil, publish waits
+}
+
+func (s *sink) publish(ctx context.Context, c *logagent.Chunk) error {
+	s.mu.Lock()
+	hold := s.hold
+	s.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.Expect(1)
+	s.mu.Lock()
+	for _, m := range c.Messages {
+		s.lines = append(s.lines, string(m.Body))
+	}
+	s.mu.Unlock()
+	go c.Ack(len(c.Messages)) // acknowledged from another goroutine, as outputs do
+	return nil
+}
+
+func (s *sink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lines)
+}
+
+func testConfig(dir string) Config {
+	return Config{
+		ID: "t", Paths: []string{filepath.Join(dir, "*.log")}, MaxMessageBytes: 1024, LinesPerMessage: 1,
+		ScanInterval: 100 * time.Millisecond, PollInterval: 20 * time.Millisecond, CloseInactive: time.Minute,
+		CloseRemovedAfter: time.Hour, MaxOpenFiles: 100, FingerprintBytes: DefaultFingerprintBytes, BlockBytes: 1 << 20,
+	}
+}
+
+// runInput runs an input on store until the returned stop is called.
+func runInput(t *testing.T, cfg Config, store *checkpoint.Store, budget int64, s *sink) (*Input, func()) {
+	t.Helper()
+	in := New(cfg, store, NewBudget(budget), s.publish, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		in.Run(ctx)
+	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return in, stop
+}
+
+func openStore(t *testing.T, dir string) *checkpoint.Store {
+	t.Helper()
+	st, err := checkpoint.Open(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func writeLines(t *testing.T, path string, from, n int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var b strings.Builder
+	for i := from; i < from+n; i++ {
+		fmt.Fprintf(&b, "line %06d %s\n", i, strings.Repeat("x", 40))
+	}
+	if _, err := f.WriteString(b.String()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within a minute: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// With a budget of one large block, or every harvester holding a block,
+// a harvester waiting for budget while holding its block waited forever.
+func TestBudgetSmallerThanTwoBlocksDoesNotDeadlock(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 4; i++ {
+		writeLines(t, filepath.Join(dir, fmt.Sprintf("f%d.log", i)), 0, 50_000) // ~2.5MB each
+	}
+	s := &sink{}
+	_, stop := runInput(t, testConfig(dir), openStore(t, filepath.Join(dir, "data")), 1<<20, s)
+	waitFor(t, "200,000 lines read", func() bool { return s.count() == 200_000 })
+	stop()
+}
+
+// A removed file that cannot be read to its end (outputs down) is closed
+// after close_removed_after, counted, and forgotten by the checkpoint.
+func TestCloseRemovedAfterClosesUnreadFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	writeLines(t, path, 0, 50_000)
+	cfg := testConfig(dir)
+	cfg.CloseRemovedAfter = 300 * time.Millisecond
+	s := &sink{hold: make(chan struct{})}
+	store := openStore(t, filepath.Join(dir, "data"))
+	in, _ := runInput(t, cfg, store, 1<<20, s)
+	waitFor(t, "file open", func() bool { return len(in.Files()) == 1 })
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "removed file closed unread", func() bool { return in.Metrics().ClosedUnread.Load() == 1 })
+	waitFor(t, "harvester gone", func() bool { return len(in.Files()) == 0 })
+	if e := store.Entries("t"); len(e) != 0 {
+		t.Errorf("checkpoint still has %v", e)
+	}
+}
+
+// Files renamed while the agent was stopped are found by identity at the
+// next start and read from their checkpointed offset, including lines
+// appended after the rename.
+func TestRestartFindsFilesRenamedWhileStopped(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	writeLines(t, path, 0, 1000)
+	data := filepath.Join(dir, "data")
+	s := &sink{}
+	store := openStore(t, data)
+	_, stop := runInput(t, testConfig(dir), store, 8<<20, s)
+	waitFor(t, "1000 lines", func() bool { return s.count() == 1000 })
+	stop()
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	writeLines(t, path, 1000, 500) // unread when the agent stops
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, path+".1", 1500, 500) // the writer still had it open
+	writeLines(t, path, 0, 10)          // the new file
+
+	s2 := &sink{}
+	_, stop2 := runInput(t, testConfig(dir), openStore(t, data), 8<<20, s2)
+	waitFor(t, "1010 lines", func() bool { return s2.count() == 1010 })
+	time.Sleep(200 * time.Millisecond) // nothing more may come
+	stop2()
+	s2.mu.Lock()
+	defer s2.mu.Unlock()
+	if len(s2.lines) != 1010 {
+		t.Fatalf("got %d lines after restart, want 1010", len(s2.lines))
+	}
+	seen := map[string]bool{}
+	for _, l := range s2.lines {
+		seen[l[:11]] = true
+	}
+	for i := 1000; i < 2000; i++ {
+		if !seen[fmt.Sprintf("line %06d", i)] {
+			t.Fatalf("line %d of the renamed file not read", i)
+		}
+	}
+}
