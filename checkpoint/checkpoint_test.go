@@ -1,0 +1,110 @@
+package checkpoint
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logagent/logagent"
+)
+
+func entry(path string, ino uint64, off int64) Entry {
+	return Entry{Input: "in", ID: logagent.FileID{Dev: 1, Ino: ino, Fingerprint: ino * 7, FingerprintLen: 1024},
+		Path: path, Offset: off, Updated: time.Unix(1700000000, 0).UTC()}
+}
+
+func TestSaveLoadRoundTripLeavesNoTemporaryFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, FileName)
+	want := []Entry{entry("/a.log", 1, 10), entry("/b.log", 2, 20)}
+	if err := Save(path, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Errorf("directory holds %d files after Save, want only the checkpoint", len(ents))
+	}
+}
+
+// A Save that fails leaves the previous checkpoint as it was.
+func TestSaveFailureKeepsPreviousCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, FileName)
+	if err := Save(path, []Entry{entry("/a.log", 1, 10)}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	// Writing the temporary file fails: a directory takes its place.
+	bad := filepath.Join(path, "x") // path is a file: cannot be a directory
+	if err := Save(bad, []Entry{entry("/a.log", 1, 99)}); err == nil {
+		t.Fatal("Save into a non-directory succeeded")
+	}
+	after, _ := os.ReadFile(path)
+	if string(before) != string(after) {
+		t.Error("failed Save changed the checkpoint")
+	}
+}
+
+// A checkpoint cut in half (a torn write by another tool, a full disk) is a
+// CorruptError naming the file: the agent stops instead of starting over.
+func TestTornCheckpointIsCorruptError(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, FileName)
+	if err := Save(path, []Entry{entry("/a.log", 1, 10), entry("/b.log", 2, 20)}); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	os.WriteFile(path, data[:len(data)/2], 0o644)
+	_, err := Open(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Path != path || !strings.Contains(err.Error(), path) {
+		t.Fatalf("Open of a torn checkpoint: %v, want a CorruptError naming %s", err, path)
+	}
+	after, _ := os.ReadFile(path)
+	if len(after) != len(data)/2 {
+		t.Error("the torn checkpoint was changed")
+	}
+}
+
+// The store writes what it holds on Close and reads it back at the next
+// Open; Rekey moves an entry to its new identity.
+func TestStoreCloseAndReopen(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := Open(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, log); err == nil {
+		t.Fatal("a second store on the same data_dir was allowed")
+	}
+	a := entry("/a.log", 1, 10)
+	s.Set(a)
+	b := a
+	b.ID.Fingerprint, b.Offset = 99, 30
+	s.Rekey(a.Key(), b)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	got := s2.Entries("in")
+	if len(got) != 1 || got[0] != b {
+		t.Fatalf("after reopen: %v, want [%v]", got, b)
+	}
+}

@@ -1,0 +1,89 @@
+package file
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func mustIdentify(t *testing.T, path string) (f *os.File, dev, ino uint64, fp int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	id, _, err := identify(f, DefaultFingerprintBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, id.Dev, id.Ino, id.FingerprintLen
+}
+
+// An inode reused by a new file (or a file truncated and rewritten) is not
+// the file that was checkpointed under that inode.
+func TestIdentityInodeReuse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.log")
+	os.WriteFile(path, bytes.Repeat([]byte("old line\n"), 200), 0o644)
+	f, _, _, _ := mustIdentify(t, path)
+	old, _, _ := identify(f, DefaultFingerprintBytes)
+	// Same inode, new content.
+	os.WriteFile(path, bytes.Repeat([]byte("new line\n"), 200), 0o644)
+	g, dev, ino, _ := mustIdentify(t, path)
+	if dev != old.Dev || ino != old.Ino {
+		t.Fatal("test needs the same inode")
+	}
+	if ok, _ := sameFile(g, dev, ino, old); ok {
+		t.Error("a new content at the same inode is seen as the old file")
+	}
+}
+
+// Two files with the same first bytes are told apart by their inode; their
+// same content is how a copy made by copytruncate is recognised.
+func TestIdentitySameFirstBytes(t *testing.T) {
+	dir := t.TempDir()
+	head := bytes.Repeat([]byte("same header\n"), 100) // > 1KiB
+	a, b := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
+	os.WriteFile(a, append(head, "a\n"...), 0o644)
+	os.WriteFile(b, append(head, "b\n"...), 0o644)
+	fa, _, _, _ := mustIdentify(t, a)
+	ida, _, _ := identify(fa, DefaultFingerprintBytes)
+	fb, devb, inob, _ := mustIdentify(t, b)
+	if ok, _ := sameFile(fb, devb, inob, ida); ok {
+		t.Error("b is seen as a")
+	}
+	if ok, _ := sameContent(fb, ida); !ok {
+		t.Error("b is not recognised as a copy of a's first bytes")
+	}
+}
+
+// A file shorter than the fingerprint is identified by what it has; once it
+// grows it is still the same file, and its identity can be extended.
+func TestIdentityShortFileGrows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.log")
+	os.WriteFile(path, []byte("short\n"), 0o644)
+	f, dev, ino, n := mustIdentify(t, path)
+	if n != 6 {
+		t.Fatalf("fingerprint of a 6-byte file covers %d bytes", n)
+	}
+	short, _, _ := identify(f, DefaultFingerprintBytes)
+	w, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	w.Write(bytes.Repeat([]byte("more lines\n"), 200))
+	w.Close()
+	if ok, _ := sameFile(f, dev, ino, short); !ok {
+		t.Fatal("a grown file is not the same file")
+	}
+	long, _, _ := identify(f, DefaultFingerprintBytes)
+	if long.FingerprintLen != DefaultFingerprintBytes || long.Fingerprint == short.Fingerprint {
+		t.Fatalf("extended identity %v", long)
+	}
+	// A file that started with the same 6 bytes but is another file is
+	// told apart once both are long enough.
+	other := filepath.Join(filepath.Dir(path), "b.log")
+	os.WriteFile(other, append([]byte("short\n"), bytes.Repeat([]byte("other\n"), 300)...), 0o644)
+	fo, _, _, _ := mustIdentify(t, other)
+	if ok, _ := sameContent(fo, long); ok {
+		t.Error("another file with the same first 6 bytes matches the extended fingerprint")
+	}
+}
