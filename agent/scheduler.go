@@ -72,7 +72,7 @@ func newRunner(cfg OutputConfig, out logagent.Output, log *slog.Logger) *runner 
 		cfg:     cfg,
 		out:     out,
 		log:     log.With("output", cfg.ID),
-		queue:   make(chan *logagent.Chunk, 16),
+		queue:   make(chan *logagent.Chunk, 4),
 		batch:   make([]logagent.Message, 0, min(cfg.Batch.MaxEvents, 4096)),
 		metrics: OutputMetrics{latency: newLatencyHistogram()},
 	}
