@@ -782,6 +782,7 @@ outputs:
 		}
 	}()
 	o := &outputReader{path: outFile}
+	o.from.Store(1 << 62) // nothing is timed before the window
 	o.to.Store(1 << 62)
 	ctx, cancel := context.WithCancel(context.Background())
 	var rwg sync.WaitGroup
@@ -938,6 +939,7 @@ outputs:
 		}
 	}()
 	o := &outputReader{path: outFile, seen: map[string]time.Time{}}
+	o.from.Store(1 << 62) // nothing is timed before the window
 	o.to.Store(1 << 62)
 	ctx, cancel := context.WithCancel(context.Background())
 	var rwg sync.WaitGroup
