@@ -61,6 +61,7 @@ func Binary(t testing.TB) string {
 	binOnce.Do(func() {
 		binDir, binErr = os.MkdirTemp("", "logagent-bin-")
 		if binErr == nil {
+			os.Chmod(binDir, 0o755) // tests may run the agent as another user
 			binPath, binErr = Build(binDir)
 		}
 	})
