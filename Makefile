@@ -10,7 +10,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TEST_DEBS := thrift-compiler python3-thrift
 
 .DEFAULT_GOAL := build
-.PHONY: build run test test-deps test-go test-fuzz bench clean
+.PHONY: build run test test-deps test-go test-fuzz clean
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/logagent ./cmd/logagent
@@ -49,3 +49,4 @@ clean:
 	rm -rf bin dist examples/data examples/out
 
 include packaging/packaging.mk
+include bench/bench.mk
