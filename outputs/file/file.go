@@ -229,12 +229,14 @@ func appendBody(vecs [][]byte, body []byte) [][]byte {
 	if n := len(vecs); n >= 2 && len(body) > 0 {
 		prev := vecs[n-2]
 		end := len(prev)
-		at := unsafe.Pointer(unsafe.SliceData(body))
-		// The byte before body is read through body, not prev, so that the
-		// load does not wait for the previous message's.
+		// Addresses are compared as uintptr: a pointer just past the end
+		// of an array is not a valid unsafe.Pointer. The byte before body
+		// is then inside prev's capacity; it is read through body, not
+		// prev, so that the load does not wait for the previous message's.
+		at := addr(body)
 		if end > 0 && cap(prev) > end && sameArray(prev, body) &&
-			at == unsafe.Add(unsafe.Pointer(unsafe.SliceData(prev)), end+1) &&
-			*(*byte)(unsafe.Add(at, -1)) == '\n' {
+			at == addr(prev)+uintptr(end)+1 &&
+			*(*byte)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(body)), -1)) == '\n' {
 			vecs[n-2] = prev[:end+1+len(body)]
 			return vecs
 		}
@@ -248,8 +250,10 @@ func appendBody(vecs [][]byte, body []byte) [][]byte {
 // sameArray reports whether a and b, both non-empty, are slices of one
 // array: slices of an array end their capacity at its end.
 func sameArray(a, b []byte) bool {
-	return unsafe.Add(unsafe.Pointer(unsafe.SliceData(a)), cap(a)) == unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), cap(b))
+	return addr(a)+uintptr(cap(a)) == addr(b)+uintptr(cap(b))
 }
+
+func addr(p []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(p))) }
 
 // writev writes every byte of vecs to fd, in as few system calls as the
 // kernel allows.
