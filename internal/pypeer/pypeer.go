@@ -143,5 +143,5 @@ func freePort(t testing.TB) int {
 func repoRoot(t testing.TB) string {
 	_, file, _, _ := runtime.Caller(0)
 	// this file is internal/pypeer/pypeer.go
-	return filepath.Join(filepath.Dir(file), "..", "..", "..")
+	return filepath.Join(filepath.Dir(file), "..", "..")
 }
