@@ -168,6 +168,12 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 	h.w += n
 	h.offset += int64(n)
 	h.lastData = now
+	if h.id.FingerprintLen < h.in.cfg.FingerprintBytes && h.offset > int64(h.id.FingerprintLen) {
+		// A short fingerprint (a file new or just truncated) grows with
+		// what is read: if the file is copytruncated before the check at
+		// end of file extended it, its copy must still be recognisable.
+		h.extendFingerprint(h.offset)
+	}
 	return n, h.cut(ctx, false)
 }
 
