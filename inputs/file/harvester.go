@@ -38,12 +38,15 @@ type harvester struct {
 	in   *Input
 	f    *os.File
 	path string // the name it was opened by
-	dev  uint64
-	ino  uint64
-	id   logagent.FileID
-	src  *logagent.Source
-	tr   *tracker
-	wake chan struct{}
+	// watchPath is the name it is registered under for fsnotify events
+	// (in.byPath), set once by start.
+	watchPath string
+	dev       uint64
+	ino       uint64
+	id        logagent.FileID
+	src       *logagent.Source
+	tr        *tracker
+	wake      chan struct{}
 	// cancel stops run; forceClose is set when close_removed_after
 	// closes the file before it was read to its end.
 	cancel     context.CancelFunc
@@ -58,6 +61,11 @@ type harvester struct {
 	lastData  time.Time
 	lastCheck time.Time
 	lastRead  time.Time // when the last read returned data
+	// intactAt is when the file last held the content being read (the
+	// generation of h.id); seenGens are the earlier generations this
+	// descriptor read before copytruncate rotations replaced them.
+	intactAt atomic.Int64 // unix nanos
+	seenGens []logagent.FileID
 
 	size    atomic.Int64 // last size seen, for status
 	readPos atomic.Int64 // end of the last message handed out, for status
@@ -121,7 +129,7 @@ func (h *harvester) run(ctx context.Context) {
 		}
 		// Poll more slowly while nothing happens: fsnotify wakes us on
 		// writes, polling only covers what it misses.
-		d := h.in.cfg.PollInterval << min(idlePolls, 3)
+		d := h.in.cfg.PollInterval << min(idlePolls, 5)
 		if !poll.Stop() {
 			select {
 			case <-poll.C:
@@ -154,15 +162,19 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	now := time.Now()
-	if now.Sub(h.lastRead) >= recheckAfter && h.contentReplaced() {
-		// Truncated and written past our offset while we were not
-		// reading (paused by outputs, or idle): what was just read is
-		// the middle of the new content, not the rest of ours.
-		if fi, err := h.f.Stat(); err == nil {
-			h.truncated(fi.Size())
-			h.lastRead = now
-			return n, nil
+	if now.Sub(h.lastRead) >= recheckAfter || now.Sub(time.Unix(0, h.intactAt.Load())) >= time.Second {
+		if h.contentReplaced() {
+			// Truncated and written past our offset while we were not
+			// reading (paused by outputs, or idle): what was just read
+			// is the middle of the new content, not the rest of ours.
+			if fi, err := h.f.Stat(); err == nil {
+				h.truncated(fi.Size())
+				h.lastRead = now
+				return n, nil
+			}
 		}
+		// The bytes just read were there before this look: ours.
+		h.intactAt.Store(now.UnixNano())
 	}
 	h.lastRead = now
 	h.w += n
@@ -287,6 +299,7 @@ func (h *harvester) atEOF() bool {
 			h.truncated(fi.Size())
 			return false
 		}
+		h.intactAt.Store(now.UnixNano())
 		h.extendFingerprint(fi.Size())
 	}
 	if h.state == stateActive {
@@ -402,10 +415,17 @@ func (h *harvester) extendFingerprint(size int64) {
 // truncated handles a file cut back below what was read (copytruncate):
 // the rest of the old content, if a copy of it is found in the same
 // directory, is read from the copy; the file itself starts over at 0.
+// maxSeenGens bounds the generations a harvester remembers.
+const maxSeenGens = 16
+
 func (h *harvester) truncated(size int64) {
 	readPos := h.offset - int64(h.w-h.r)
 	h.in.log.Warn("file truncated; reading it again from the start", "path", h.path, "size", size, "read_offset", readPos)
 	h.in.adoptCopy(h, readPos)
+	h.seenGens = append(h.seenGens, h.id)
+	if len(h.seenGens) > maxSeenGens {
+		h.seenGens = h.seenGens[1:]
+	}
 	if _, err := h.f.Seek(0, io.SeekStart); err != nil {
 		h.in.log.Error("seek failed", "path", h.path, "err", err)
 	}

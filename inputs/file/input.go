@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -376,7 +377,13 @@ func (in *Input) open(path string, initial bool) {
 		in.log.Warn("file is shorter than its checkpoint; reading it from the start", "path", path, "offset", entry.Offset, "size", fi.Size())
 	case initial && in.firstRun && in.cfg.StartAtEnd:
 		start = fi.Size()
-	case !initial && in.isCopyCandidate(key, path, id):
+	case !initial && fi.Size() == 0:
+		// Nothing to read yet, and a copy being made by copytruncate
+		// starts empty: its first write brings it back here, where it
+		// can be recognised.
+		f.Close()
+		return
+	case in.isCopyCandidate(key, path, id):
 		f.Close()
 		return
 	}
@@ -392,10 +399,7 @@ func (in *Input) open(path string, initial bool) {
 func (in *Input) lookup(f io.ReaderAt, dev, ino uint64) (checkpoint.Entry, bool) {
 	var best checkpoint.Entry
 	found := false
-	for _, e := range in.store.Entries(in.cfg.ID) {
-		if e.ID.Dev != dev || e.ID.Ino != ino {
-			continue
-		}
+	for _, e := range in.store.ByInode(in.cfg.ID, dev, ino) {
 		ok, err := sameFile(f, dev, ino, e.ID)
 		if err != nil {
 			continue
@@ -478,80 +482,177 @@ func (in *Input) resumeCopy(e checkpoint.Entry) bool {
 	return false
 }
 
-// isCopyCandidate holds back, for one scan interval, a new file whose first
-// bytes are those of a file being harvested in the same directory: it may
-// be the copy made by copytruncate, to be read from where the original
-// was when the original is truncated. If the original is not truncated by
-// then, it is a file of its own and is read from the start.
+// isCopyCandidate holds back a new file whose first bytes are those of a
+// file being harvested in the same directory: it may be the copy made by
+// copytruncate, to be read from where the original was once the original
+// is seen truncated (adoptCopy). It is held until the original has been
+// seen intact for a scan interval after the copy appeared: then it is a
+// file of its own, read from the start. While the original's reading is
+// paused, that can take as long as the pause.
 func (in *Input) isCopyCandidate(key devIno, path string, id logagent.FileID) bool {
-	if id.FingerprintLen < in.cfg.FingerprintBytes {
+	if id.FingerprintLen == 0 {
 		return false
 	}
 	in.mu.Lock()
-	defer in.mu.Unlock()
-	if t, ok := in.candidates[key]; ok {
-		if time.Since(t) < in.cfg.ScanInterval {
-			return true
+	var orig *harvester
+	for _, h := range in.byInode {
+		if filepath.Dir(h.path) != filepath.Dir(path) {
+			continue
 		}
+		if id.FingerprintLen == in.cfg.FingerprintBytes && h.id.FingerprintLen == id.FingerprintLen {
+			if h.id.Fingerprint == id.Fingerprint {
+				orig = h
+				break
+			}
+			continue
+		}
+		// A short new file: a copy still being written, if it is the
+		// start of a file being read.
+		if fp, n, err := fingerprint(h.f, id.FingerprintLen); err == nil && n == id.FingerprintLen && fp == id.Fingerprint {
+			orig = h
+			break
+		}
+	}
+	defer in.mu.Unlock()
+	first, held := in.candidates[key]
+	if orig == nil {
 		delete(in.candidates, key)
 		return false
 	}
-	for _, h := range in.byInode {
-		if h.id == (logagent.FileID{Dev: h.dev, Ino: h.ino, Fingerprint: id.Fingerprint, FingerprintLen: id.FingerprintLen}) &&
-			filepath.Dir(h.path) == filepath.Dir(path) {
-			in.candidates[key] = time.Now()
-			return true
-		}
+	if !held {
+		in.candidates[key] = time.Now()
+		return true
 	}
+	if time.Unix(0, orig.intactAt.Load()).Before(first.Add(in.cfg.ScanInterval)) {
+		return true
+	}
+	delete(in.candidates, key)
 	return false
 }
 
-// adoptCopy is called by the harvester of a truncated file: it finds, in
-// the same directory, a copy of the old content (same first bytes, another
-// inode) and reads it from readPos, where the truncated file's reading was.
+// adoptCopy is called by the harvester of a truncated file. It finds, in
+// the same directory, the copy of the content it was reading (same first
+// bytes, another inode) and reads it from readPos, where reading was.
+//
+// When reading was paused (outputs behind) across more than one
+// copytruncate rotation, the generations in between were copied away and
+// truncated without this harvester ever seeing them: they are the rotated
+// copies (names starting with the file's name) written since the content
+// was last seen intact whose first bytes are no generation this harvester
+// read, and which nothing reads yet. They are read from the start.
 func (in *Input) adoptCopy(orig *harvester, readPos int64) {
 	dir := filepath.Dir(orig.path)
+	base := filepath.Base(orig.path)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
+	foundCopy := false
 	for _, e := range entries {
 		p := filepath.Join(dir, e.Name())
 		fi, err := os.Stat(p)
-		if err != nil || !fi.Mode().IsRegular() || fi.Size() < readPos {
+		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
 		dev, ino, _ := statID(fi)
 		key := devIno{dev, ino}
-		if key == (devIno{orig.dev, orig.ino}) {
+		if key == (devIno{orig.dev, orig.ino}) || in.isOpen(key) {
 			continue
 		}
 		f, err := os.Open(p)
 		if err != nil {
 			continue
 		}
-		if ok, _ := sameContent(f, orig.id); !ok {
+		start := int64(-1)
+		if !foundCopy {
+			if ok, _ := sameContent(f, orig.id); ok {
+				start = readPos
+				foundCopy = true
+			}
+		}
+		if start > fi.Size() {
+			// Everything the copy holds was read from the original
+			// (and more: lines written between the copy and the
+			// truncation). Record it as read, so that a glob matching
+			// the copy does not read it again.
+			if id, _, err := identify(f, in.cfg.FingerprintBytes); err == nil {
+				in.store.Set(checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: p, Offset: fi.Size(), Updated: time.Now()})
+			}
+			in.mu.Lock()
+			delete(in.candidates, key)
+			in.mu.Unlock()
 			f.Close()
 			continue
 		}
-		in.mu.Lock()
-		_, open := in.byInode[key]
-		delete(in.candidates, key)
-		in.mu.Unlock()
-		if open {
+		if start < 0 && in.missedGeneration(orig, e.Name(), base, f, fi, dev, ino) {
+			start = 0
+		}
+		if start < 0 {
 			f.Close()
-			return // already read on its own
+			continue
 		}
 		id, fi, err := identify(f, in.cfg.FingerprintBytes)
 		if err != nil {
 			f.Close()
-			return
+			continue
 		}
-		in.log.Info("reading the rest of a truncated file from its copy", "copy", p, "from", readPos, "size", fi.Size())
-		in.start(f, p, dev, ino, id, readPos, fi.Size(), stateRenamed)
-		return
+		in.mu.Lock()
+		delete(in.candidates, key)
+		in.mu.Unlock()
+		if start > 0 {
+			in.log.Info("reading the rest of a truncated file from its copy", "copy", p, "from", start, "size", fi.Size())
+		} else {
+			in.log.Warn("a copytruncate rotation happened while reading was paused; reading its copy", "copy", p, "size", fi.Size())
+		}
+		in.start(f, p, dev, ino, id, start, fi.Size(), stateRenamed)
 	}
-	in.log.Warn("truncated file has no copy in its directory; lines written after the last read are lost", "path", orig.path, "read_offset", readPos)
+	if !foundCopy {
+		in.log.Warn("truncated file has no copy in its directory; lines written after the last read are lost", "path", orig.path, "read_offset", readPos)
+	}
+}
+
+// missedGeneration reports whether the file f (named name, in the
+// directory of orig, whose base name is base) is the copy of a generation
+// of orig's file that orig never saw.
+func (in *Input) missedGeneration(orig *harvester, name, base string, f *os.File, fi os.FileInfo, dev, ino uint64) bool {
+	if len(name) <= len(base) || name[:len(base)] != base || compressed(name) {
+		return false
+	}
+	// Copies written before the last moment the content was seen intact
+	// hold generations read through the original, or older than the agent.
+	if fi.ModTime().Before(time.Unix(0, orig.intactAt.Load())) {
+		return false
+	}
+	for _, g := range orig.seenGens {
+		if ok, _ := sameContent(f, g); ok {
+			return false
+		}
+	}
+	if ok, _ := sameContent(f, orig.id); ok {
+		return false
+	}
+	if len(in.store.ByInode(in.cfg.ID, dev, ino)) > 0 {
+		return false // known: read, or being read, on its own
+	}
+	return fi.Size() > 0
+}
+
+// compressed reports whether name is a compressed rotated file, which is
+// not text and never read unless a glob asks for it.
+func compressed(name string) bool {
+	for _, ext := range []string{".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip"} {
+		if strings.HasSuffix(name, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+func (in *Input) isOpen(key devIno) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	_, open := in.byInode[key]
+	return open
 }
 
 // recoverRenamed looks for the files of checkpoint entries that are not
@@ -653,11 +754,20 @@ func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.Fil
 	}
 	h.size.Store(size)
 	h.readPos.Store(offset)
-	h.tr = newTracker(in.store, checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: path, Offset: offset, Updated: time.Now()})
+	h.intactAt.Store(time.Now().UnixNano())
 	in.mu.Lock()
+	if _, dup := in.byInode[devIno{dev, ino}]; dup {
+		// Opened meanwhile by another path (a scan and a copy adoption
+		// racing): one harvester per file.
+		in.mu.Unlock()
+		f.Close()
+		return
+	}
+	h.tr = newTracker(in.store, checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: path, Offset: offset, Updated: time.Now()})
 	in.byInode[devIno{dev, ino}] = h
 	if state == stateActive {
 		in.byPath[path] = h
+		h.watchPath = path
 	}
 	in.mu.Unlock()
 	in.log.Debug("harvesting", "path", path, "offset", offset, "size", size, "id", id.String())
@@ -679,10 +789,8 @@ func (in *Input) exited(h *harvester) {
 		delete(in.byInode, devIno{h.dev, h.ino})
 	}
 	delete(in.removedAt, h)
-	for p, o := range in.byPath {
-		if o == h {
-			delete(in.byPath, p)
-		}
+	if in.byPath[h.watchPath] == h {
+		delete(in.byPath, h.watchPath)
 	}
 }
 
