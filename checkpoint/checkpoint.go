@@ -3,6 +3,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,11 +95,25 @@ func Save(path string, entries []Entry) error {
 		}
 		return sorted[i].Path < sorted[j].Path
 	})
-	data, err := json.MarshalIndent(fileFormat{
-		Version: formatVersion,
-		Written: time.Now().UTC().Format(time.RFC3339Nano),
-		Files:   sorted,
-	}, "", " ")
+	// Compact, one file per line: written every second with thousands of
+	// files, yet still readable and diffable.
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "{\"version\":%d,\"written\":%q,\"files\":[", formatVersion, time.Now().UTC().Format(time.RFC3339Nano))
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	var err error
+	for i := range sorted {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteByte('\n')
+		if err = enc.Encode(&sorted[i]); err != nil {
+			break
+		}
+		buf.Truncate(buf.Len() - 1) // Encode's newline
+	}
+	buf.WriteString("\n]}")
+	data := buf.Bytes()
 	if err != nil {
 		return err
 	}

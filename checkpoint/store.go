@@ -23,6 +23,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	entries map[Key]Entry
+	byInode map[inodeKey][]Key // the keys of entries, by input and inode
 	dirty   bool
 	writes  int64
 	lastErr error
@@ -51,9 +52,9 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		lock.Close()
 		return nil, err
 	}
-	s := &Store{path: path, lock: lock, log: log, entries: make(map[Key]Entry, len(list))}
+	s := &Store{path: path, lock: lock, log: log, entries: make(map[Key]Entry, len(list)), byInode: map[inodeKey][]Key{}}
 	for _, e := range list {
-		s.entries[e.Key()] = e
+		s.put(e)
 	}
 	return s, nil
 }
@@ -74,6 +75,57 @@ func (s *Store) Entries(input string) []Entry {
 	return out
 }
 
+type inodeKey struct {
+	input    string
+	dev, ino uint64
+}
+
+func inodeOf(k Key) inodeKey { return inodeKey{k.Input, k.ID.Dev, k.ID.Ino} }
+
+// put stores e; s.mu is held.
+func (s *Store) put(e Entry) {
+	k := e.Key()
+	if _, ok := s.entries[k]; !ok {
+		ik := inodeOf(k)
+		s.byInode[ik] = append(s.byInode[ik], k)
+	}
+	s.entries[k] = e
+}
+
+// remove forgets k; s.mu is held.
+func (s *Store) remove(k Key) {
+	if _, ok := s.entries[k]; !ok {
+		return
+	}
+	delete(s.entries, k)
+	ik := inodeOf(k)
+	keys := s.byInode[ik]
+	for i, o := range keys {
+		if o == k {
+			keys = append(keys[:i], keys[i+1:]...)
+			break
+		}
+	}
+	if len(keys) == 0 {
+		delete(s.byInode, ik)
+	} else {
+		s.byInode[ik] = keys
+	}
+}
+
+// ByInode returns the entries of input for files at dev:ino: without
+// scanning every entry, so that opening each of many files stays cheap.
+func (s *Store) ByInode(input string, dev, ino uint64) []Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := s.byInode[inodeKey{input, dev, ino}]
+	out := make([]Entry, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, s.entries[k])
+	}
+	return out
+}
+
 // Get returns the entry for k.
 func (s *Store) Get(k Key) (Entry, bool) {
 	s.mu.Lock()
@@ -86,7 +138,7 @@ func (s *Store) Get(k Key) (Entry, bool) {
 func (s *Store) Set(e Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.entries[e.Key()] = e
+	s.put(e)
 	s.dirty = true
 }
 
@@ -95,8 +147,8 @@ func (s *Store) Set(e Entry) {
 func (s *Store) Rekey(old Key, e Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.entries, old)
-	s.entries[e.Key()] = e
+	s.remove(old)
+	s.put(e)
 	s.dirty = true
 }
 
@@ -105,7 +157,7 @@ func (s *Store) Delete(k Key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.entries[k]; ok {
-		delete(s.entries, k)
+		s.remove(k)
 		s.dirty = true
 	}
 }
