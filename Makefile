@@ -10,7 +10,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TEST_DEBS := thrift-compiler python3-thrift
 
 .DEFAULT_GOAL := build
-.PHONY: build run test test-deps test-go test-fuzz clean
+.PHONY: build run test test-deps test-go test-fuzz clean bench-rotation chaos-soak
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/logagent ./cmd/logagent
@@ -44,6 +44,15 @@ test-go:
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzChunker$$' -fuzztime 10s ./inputs/file
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./agent
+
+# Rename, copytruncate, delete and date-named rotation at full speed,
+# through logagent and through nxadm/tail: lines written, lost, duplicated.
+bench-rotation:
+	$(GO) run ./bench/rotation
+
+# The chaos test of make test (40 s), for ten minutes.
+chaos-soak:
+	LOGAGENT_CHAOS_DURATION=10m $(GO) test -race -run TestChaos -timeout 40m -v ./test/chaos
 
 clean:
 	rm -rf bin dist examples/data examples/out
