@@ -65,7 +65,13 @@ type harvester struct {
 	// generation of h.id); seenGens are the earlier generations this
 	// descriptor read before copytruncate rotations replaced them.
 	intactAt atomic.Int64 // unix nanos
-	seenGens []logagent.FileID
+	// pending is set while the file may be a copy made by copytruncate
+	// (see Input.copyCheck): it is held open, unread. adoptAt, under
+	// in.mu, is where to start once the original adopted it (-1: not).
+	pending      atomic.Bool
+	pendingSince time.Time
+	adoptAt      int64
+	seenGens     []logagent.FileID
 
 	size    atomic.Int64 // last size seen, for status
 	readPos atomic.Int64 // end of the last message handed out, for status
@@ -111,6 +117,9 @@ func (h *harvester) run(ctx context.Context) {
 	defer h.close()
 	poll := time.NewTimer(h.in.cfg.PollInterval)
 	defer poll.Stop()
+	if h.pending.Load() && !h.waitCopyCheck(ctx, poll) {
+		return
+	}
 	idlePolls := 0
 	for {
 		n, err := h.readOnce(ctx)
@@ -145,6 +154,57 @@ func (h *harvester) run(ctx context.Context) {
 			idlePolls++
 		}
 	}
+}
+
+// waitCopyCheck holds a pending file unread until it is adopted as the copy
+// of a truncated file, or known not to be one. It returns false if ctx
+// ended first.
+func (h *harvester) waitCopyCheck(ctx context.Context, poll *time.Timer) bool {
+	h.pendingSince = time.Now()
+	for {
+		h.in.mu.Lock()
+		adoptAt := h.adoptAt
+		h.in.mu.Unlock()
+		id, fi, err := identify(h.f, h.in.cfg.FingerprintBytes)
+		if err != nil {
+			return false
+		}
+		if adoptAt >= 0 || !h.in.copyCheck(h, id) {
+			start := max(adoptAt, 0)
+			if _, err := h.f.Seek(start, io.SeekStart); err != nil {
+				return false
+			}
+			h.offset = start
+			h.readPos.Store(start)
+			h.size.Store(fi.Size())
+			h.setIdentity(h.path, id)
+			h.tr.restart(id, start)
+			h.pending.Store(false)
+			return true
+		}
+		if !poll.Stop() {
+			select {
+			case <-poll.C:
+			default:
+			}
+		}
+		poll.Reset(h.in.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-h.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// adopt starts the pending harvester at offset: it holds the copy of a
+// truncated file, read up to there through the original.
+func (h *harvester) adopt(offset int64) {
+	h.in.mu.Lock()
+	h.adoptAt = offset
+	h.in.mu.Unlock()
+	h.signal()
 }
 
 // readOnce reads what the file has past h.offset, up to a block, and

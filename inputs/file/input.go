@@ -67,14 +67,13 @@ type Input struct {
 	scanReq  chan struct{}
 	firstRun bool // no checkpoint entry for this input at start: start_at applies
 
-	mu         sync.Mutex
-	byInode    map[devIno]*harvester
-	byPath     map[string]*harvester
-	reported   map[string]bool      // problems logged once per path
-	candidates map[devIno]time.Time // possible copytruncate copies, held back
-	removedAt  map[*harvester]time.Time
-	wg         sync.WaitGroup
-	ctx        context.Context
+	mu        sync.Mutex
+	byInode   map[devIno]*harvester
+	byPath    map[string]*harvester
+	reported  map[string]bool // problems logged once per path
+	removedAt map[*harvester]time.Time
+	wg        sync.WaitGroup
+	ctx       context.Context
 }
 
 type devIno struct{ dev, ino uint64 }
@@ -101,19 +100,18 @@ func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFun
 	smallSize := max(64<<10, need+minRead)
 	largeSize := max(cfg.BlockBytes, 2*smallSize)
 	return &Input{
-		cfg:        cfg,
-		log:        log.With("input", cfg.ID),
-		store:      store,
-		publish:    publish,
-		chunker:    Chunker{MaxMessageBytes: cfg.MaxMessageBytes, LinesPerMessage: cfg.LinesPerMessage},
-		small:      &blockPool{size: smallSize, budget: budget},
-		large:      &blockPool{size: largeSize, budget: budget},
-		scanReq:    make(chan struct{}, 1),
-		byInode:    make(map[devIno]*harvester),
-		byPath:     make(map[string]*harvester),
-		reported:   make(map[string]bool),
-		candidates: make(map[devIno]time.Time),
-		removedAt:  make(map[*harvester]time.Time),
+		cfg:       cfg,
+		log:       log.With("input", cfg.ID),
+		store:     store,
+		publish:   publish,
+		chunker:   Chunker{MaxMessageBytes: cfg.MaxMessageBytes, LinesPerMessage: cfg.LinesPerMessage},
+		small:     &blockPool{size: smallSize, budget: budget},
+		large:     &blockPool{size: largeSize, budget: budget},
+		scanReq:   make(chan struct{}, 1),
+		byInode:   make(map[devIno]*harvester),
+		byPath:    make(map[string]*harvester),
+		reported:  make(map[string]bool),
+		removedAt: make(map[*harvester]time.Time),
 	}
 }
 
@@ -377,17 +375,26 @@ func (in *Input) open(path string, initial bool) {
 		in.log.Warn("file is shorter than its checkpoint; reading it from the start", "path", path, "offset", entry.Offset, "size", fi.Size())
 	case initial && in.firstRun && in.cfg.StartAtEnd:
 		start = fi.Size()
-	case !initial && fi.Size() == 0:
-		// Nothing to read yet, and a copy being made by copytruncate
-		// starts empty: its first write brings it back here, where it
-		// can be recognised.
-		f.Close()
-		return
-	case in.isCopyCandidate(key, path, id):
-		f.Close()
-		return
 	}
-	in.start(f, path, dev, ino, id, start, fi.Size(), stateActive)
+	// A new file next to files being read may be a copy made by
+	// copytruncate (its first bytes are theirs, or it is still empty):
+	// it is opened at once, so that a rename does not take it out of
+	// reach, but read only once it is known not to be one (checkCopy).
+	pending := !found && in.hasNeighbour(path)
+	in.start(f, path, dev, ino, id, start, fi.Size(), stateActive, pending)
+}
+
+// hasNeighbour reports whether a file in path's directory is being read.
+func (in *Input) hasNeighbour(path string) bool {
+	dir := filepath.Dir(path)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, h := range in.byInode {
+		if !h.pending.Load() && filepath.Dir(h.path) == dir {
+			return true
+		}
+	}
+	return false
 }
 
 // lookup finds the checkpoint entry of the open file f at dev:ino, and drops
@@ -476,58 +483,48 @@ func (in *Input) resumeCopy(e checkpoint.Entry) bool {
 			}
 		}
 		in.log.Info("file was truncated while not open; reading the rest of its copy", "path", e.Path, "copy", p, "from", e.Offset, "size", fi.Size())
-		in.start(f, p, dev, ino, id, e.Offset, fi.Size(), stateRenamed)
+		in.start(f, p, dev, ino, id, e.Offset, fi.Size(), stateRenamed, false)
 		return true
 	}
 	return false
 }
 
-// isCopyCandidate holds back a new file whose first bytes are those of a
-// file being harvested in the same directory: it may be the copy made by
-// copytruncate, to be read from where the original was once the original
-// is seen truncated (adoptCopy). It is held until the original has been
-// seen intact for a scan interval after the copy appeared: then it is a
-// file of its own, read from the start. While the original's reading is
-// paused, that can take as long as the pause.
-func (in *Input) isCopyCandidate(key devIno, path string, id logagent.FileID) bool {
+// copyCheck decides, for the pending harvester h of a new file, whether
+// the file may be the copy made by copytruncate of a file being read in the
+// same directory: its first bytes are that file's (all of them while it is
+// shorter than a fingerprint, as while the copy is being written). Such a
+// file is held: the original's harvester adopts it when it sees its
+// truncation (adoptCopy), reading it from where the original was. It is
+// released, to be read from the start as a file of its own, once the
+// original has been seen intact for a scan interval after the copy
+// appeared (however long the original's reading is paused).
+func (in *Input) copyCheck(h *harvester, id logagent.FileID) (hold bool) {
 	if id.FingerprintLen == 0 {
-		return false
+		return true // empty: nothing to read or compare yet
 	}
 	in.mu.Lock()
+	defer in.mu.Unlock()
 	var orig *harvester
-	for _, h := range in.byInode {
-		if filepath.Dir(h.path) != filepath.Dir(path) {
+	for _, o := range in.byInode {
+		if o == h || o.pending.Load() || filepath.Dir(o.path) != filepath.Dir(h.path) {
 			continue
 		}
-		if id.FingerprintLen == in.cfg.FingerprintBytes && h.id.FingerprintLen == id.FingerprintLen {
-			if h.id.Fingerprint == id.Fingerprint {
-				orig = h
+		if id.FingerprintLen == in.cfg.FingerprintBytes && o.id.FingerprintLen == id.FingerprintLen {
+			if o.id.Fingerprint == id.Fingerprint {
+				orig = o
 				break
 			}
 			continue
 		}
-		// A short new file: a copy still being written, if it is the
-		// start of a file being read.
-		if fp, n, err := fingerprint(h.f, id.FingerprintLen); err == nil && n == id.FingerprintLen && fp == id.Fingerprint {
-			orig = h
+		if fp, n, err := fingerprint(o.f, id.FingerprintLen); err == nil && n == id.FingerprintLen && fp == id.Fingerprint {
+			orig = o
 			break
 		}
 	}
-	defer in.mu.Unlock()
-	first, held := in.candidates[key]
 	if orig == nil {
-		delete(in.candidates, key)
 		return false
 	}
-	if !held {
-		in.candidates[key] = time.Now()
-		return true
-	}
-	if time.Unix(0, orig.intactAt.Load()).Before(first.Add(in.cfg.ScanInterval)) {
-		return true
-	}
-	delete(in.candidates, key)
-	return false
+	return time.Unix(0, orig.intactAt.Load()).Before(h.pendingSince.Add(in.cfg.ScanInterval))
 }
 
 // adoptCopy is called by the harvester of a truncated file. It finds, in
@@ -556,7 +553,21 @@ func (in *Input) adoptCopy(orig *harvester, readPos int64) {
 		}
 		dev, ino, _ := statID(fi)
 		key := devIno{dev, ino}
-		if key == (devIno{orig.dev, orig.ino}) || in.isOpen(key) {
+		if key == (devIno{orig.dev, orig.ino}) {
+			continue
+		}
+		if h := in.pendingHarvester(key); h != nil {
+			// Opened when it appeared, held until now: the copy.
+			if !foundCopy {
+				if ok, _ := sameContent(h.f, orig.id); ok {
+					foundCopy = true
+					in.log.Info("reading the rest of a truncated file from its copy", "copy", p, "from", min(readPos, fi.Size()), "size", fi.Size())
+					h.adopt(min(readPos, fi.Size()))
+				}
+			}
+			continue
+		}
+		if in.isOpen(key) {
 			continue
 		}
 		f, err := os.Open(p)
@@ -578,9 +589,6 @@ func (in *Input) adoptCopy(orig *harvester, readPos int64) {
 			if id, _, err := identify(f, in.cfg.FingerprintBytes); err == nil {
 				in.store.Set(checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: p, Offset: fi.Size(), Updated: time.Now()})
 			}
-			in.mu.Lock()
-			delete(in.candidates, key)
-			in.mu.Unlock()
 			f.Close()
 			continue
 		}
@@ -596,15 +604,12 @@ func (in *Input) adoptCopy(orig *harvester, readPos int64) {
 			f.Close()
 			continue
 		}
-		in.mu.Lock()
-		delete(in.candidates, key)
-		in.mu.Unlock()
 		if start > 0 {
 			in.log.Info("reading the rest of a truncated file from its copy", "copy", p, "from", start, "size", fi.Size())
 		} else {
 			in.log.Warn("a copytruncate rotation happened while reading was paused; reading its copy", "copy", p, "size", fi.Size())
 		}
-		in.start(f, p, dev, ino, id, start, fi.Size(), stateRenamed)
+		in.start(f, p, dev, ino, id, start, fi.Size(), stateRenamed, false)
 	}
 	if !foundCopy {
 		in.log.Warn("truncated file has no copy in its directory; lines written after the last read are lost", "path", orig.path, "read_offset", readPos)
@@ -646,6 +651,16 @@ func compressed(name string) bool {
 		}
 	}
 	return false
+}
+
+// pendingHarvester returns the harvester of key if it is pending.
+func (in *Input) pendingHarvester(key devIno) *harvester {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if h := in.byInode[key]; h != nil && h.pending.Load() {
+		return h
+	}
+	return nil
 }
 
 func (in *Input) isOpen(key devIno) bool {
@@ -709,7 +724,7 @@ func (in *Input) recoverRenamed() {
 			continue
 		}
 		in.log.Info("reading the rest of a rotated file", "path", path, "from", e.Offset, "size", fi.Size())
-		in.start(f, path, e.ID.Dev, e.ID.Ino, e.ID, e.Offset, fi.Size(), stateRenamed)
+		in.start(f, path, e.ID.Dev, e.ID.Ino, e.ID, e.Offset, fi.Size(), stateRenamed, false)
 	}
 }
 
@@ -729,7 +744,7 @@ func (in *Input) isFile(path string, id logagent.FileID) bool {
 	return ok
 }
 
-func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState) {
+func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState, pending bool) {
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		f.Close()
 		in.log.Error("seek failed", "path", path, "err", err)
@@ -755,6 +770,8 @@ func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.Fil
 	h.size.Store(size)
 	h.readPos.Store(offset)
 	h.intactAt.Store(time.Now().UnixNano())
+	h.pending.Store(pending)
+	h.adoptAt = -1
 	in.mu.Lock()
 	if _, dup := in.byInode[devIno{dev, ino}]; dup {
 		// Opened meanwhile by another path (a scan and a copy adoption
@@ -763,7 +780,9 @@ func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.Fil
 		f.Close()
 		return
 	}
-	h.tr = newTracker(in.store, checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: path, Offset: offset, Updated: time.Now()})
+	// A pending file has no checkpoint entry until it is known where it
+	// starts: after a restart it is checked again.
+	h.tr = newTracker(in.store, checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: path, Offset: offset, Updated: time.Now()}, !pending)
 	in.byInode[devIno{dev, ino}] = h
 	if state == stateActive {
 		in.byPath[path] = h

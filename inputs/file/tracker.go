@@ -26,9 +26,13 @@ type trackedChunk struct {
 	done bool
 }
 
-func newTracker(store *checkpoint.Store, e checkpoint.Entry) *tracker {
+// newTracker tracks the file of e, recorded in store unless register is
+// false (then restart records it).
+func newTracker(store *checkpoint.Store, e checkpoint.Entry, register bool) *tracker {
 	t := &tracker{store: store, entry: e}
-	store.Set(e)
+	if register {
+		store.Set(e)
+	}
 	return t
 }
 
@@ -104,6 +108,20 @@ func (t *tracker) reset(id logagent.FileID) {
 	}
 	t.entry.ID = id
 	t.entry.Offset = 0
+	t.entry.Updated = time.Now()
+	if !t.forgotten {
+		t.store.Rekey(old, t.entry)
+	}
+}
+
+// restart sets where a file not read yet starts, under its identity of
+// now.
+func (t *tracker) restart(id logagent.FileID, offset int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.entry.Key()
+	t.entry.ID = id
+	t.entry.Offset = offset
 	t.entry.Updated = time.Now()
 	if !t.forgotten {
 		t.store.Rekey(old, t.entry)
