@@ -138,7 +138,7 @@ func (h *harvester) run(ctx context.Context) {
 		}
 		// Poll more slowly while nothing happens: fsnotify wakes us on
 		// writes, polling only covers what it misses.
-		d := h.in.cfg.PollInterval << min(idlePolls, 5)
+		d := h.in.cfg.PollInterval << min(idlePolls, h.maxPollShift())
 		if !poll.Stop() {
 			select {
 			case <-poll.C:
@@ -154,6 +154,16 @@ func (h *harvester) run(ctx context.Context) {
 			idlePolls++
 		}
 	}
+}
+
+// maxPollShift bounds the idle poll backoff: PollInterval<<3 (2s by
+// default) where fsnotify does not watch the directory, <<7 (32s) where it
+// does: writes, renames and truncations wake the harvester there.
+func (h *harvester) maxPollShift() int {
+	if h.in.isWatched(filepath.Dir(h.path)) {
+		return 7
+	}
+	return 3
 }
 
 // waitCopyCheck holds a pending file unread until it is adopted as the copy

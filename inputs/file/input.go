@@ -67,10 +67,13 @@ type Input struct {
 	scanReq  chan struct{}
 	firstRun bool // no checkpoint entry for this input at start: start_at applies
 
-	mu        sync.Mutex
-	byInode   map[devIno]*harvester
-	byPath    map[string]*harvester
-	reported  map[string]bool // problems logged once per path
+	mu       sync.Mutex
+	byInode  map[devIno]*harvester
+	byPath   map[string]*harvester
+	reported map[string]bool // problems logged once per path
+	// watched holds the directories fsnotify watches: files there are
+	// woken by events and polled only as a fallback, rarely.
+	watched   map[string]bool
 	removedAt map[*harvester]time.Time
 	wg        sync.WaitGroup
 	ctx       context.Context
@@ -111,6 +114,7 @@ func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFun
 		byInode:   make(map[devIno]*harvester),
 		byPath:    make(map[string]*harvester),
 		reported:  make(map[string]bool),
+		watched:   make(map[string]bool),
 		removedAt: make(map[*harvester]time.Time),
 	}
 }
@@ -126,8 +130,7 @@ func (in *Input) Run(ctx context.Context) error {
 	if err != nil {
 		in.log.Warn("fsnotify unavailable; polling only", "err", err)
 	}
-	watched := map[string]bool{}
-	in.scan(w, watched, true)
+	in.scan(w, true)
 
 	var events <-chan fsnotify.Event
 	var errs <-chan error
@@ -143,15 +146,15 @@ func (in *Input) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-			in.scan(w, watched, false)
+			in.scan(w, false)
 		case <-in.scanReq:
-			in.scan(w, watched, false)
+			in.scan(w, false)
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
 				continue
 			}
-			in.handleEvent(w, watched, ev)
+			in.handleEvent(w, ev)
 		case err, ok := <-errs:
 			if !ok {
 				errs = nil
@@ -159,7 +162,7 @@ func (in *Input) Run(ctx context.Context) error {
 			}
 			// Usually a queue overflow: events were lost, so look again.
 			in.log.Warn("fsnotify", "err", err)
-			in.scan(w, watched, false)
+			in.scan(w, false)
 		}
 	}
 }
@@ -171,7 +174,7 @@ func (in *Input) notifyScan() {
 	}
 }
 
-func (in *Input) handleEvent(w *fsnotify.Watcher, watched map[string]bool, ev fsnotify.Event) {
+func (in *Input) handleEvent(w *fsnotify.Watcher, ev fsnotify.Event) {
 	in.mu.Lock()
 	h := in.byPath[ev.Name]
 	in.mu.Unlock()
@@ -250,15 +253,17 @@ func Expand(paths, exclude []string) (files, dirs []string) {
 // scan expands the globs, opens files not open yet, watches their
 // directories, and looks for files of the checkpoint that were renamed
 // while they were not open.
-func (in *Input) scan(w *fsnotify.Watcher, watched map[string]bool, initial bool) {
+func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 	files, dirs := Expand(in.cfg.Paths, in.cfg.Exclude)
 	if w != nil {
 		for _, d := range dirs {
-			if watched[d] {
+			if in.isWatched(d) {
 				continue
 			}
 			if err := w.Add(d); err == nil {
-				watched[d] = true
+				in.mu.Lock()
+				in.watched[d] = true
+				in.mu.Unlock()
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				in.reportOnce("watch:"+d, "cannot watch directory; polling it", "dir", d, "err", err)
 			}
@@ -380,21 +385,24 @@ func (in *Input) open(path string, initial bool) {
 	// copytruncate (its first bytes are theirs, or it is still empty):
 	// it is opened at once, so that a rename does not take it out of
 	// reach, but read only once it is known not to be one (checkCopy).
-	pending := !found && in.hasNeighbour(path)
+	pending := !found && in.originalOf(path) != nil
 	in.start(f, path, dev, ino, id, start, fi.Size(), stateActive, pending)
 }
 
-// hasNeighbour reports whether a file in path's directory is being read.
-func (in *Input) hasNeighbour(path string) bool {
-	dir := filepath.Dir(path)
+// originalOf returns the harvester of the file a new file at path may be
+// a copytruncate copy of: the file being read whose name is a prefix of
+// path's (app.log for app.log.1 or app.log-20261122), or nil. A few map
+// look-ups, so that opening many files stays linear.
+func (in *Input) originalOf(path string) *harvester {
+	dir, base := filepath.Dir(path), filepath.Base(path)
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	for _, h := range in.byInode {
-		if !h.pending.Load() && filepath.Dir(h.path) == dir {
-			return true
+	for i := len(base) - 1; i > 0; i-- {
+		if h := in.byPath[filepath.Join(dir, base[:i])]; h != nil && !h.pending.Load() {
+			return h
 		}
 	}
-	return false
+	return nil
 }
 
 // lookup finds the checkpoint entry of the open file f at dev:ino, and drops
@@ -502,29 +510,20 @@ func (in *Input) copyCheck(h *harvester, id logagent.FileID) (hold bool) {
 	if id.FingerprintLen == 0 {
 		return true // empty: nothing to read or compare yet
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	var orig *harvester
-	for _, o := range in.byInode {
-		if o == h || o.pending.Load() || filepath.Dir(o.path) != filepath.Dir(h.path) {
-			continue
-		}
-		if id.FingerprintLen == in.cfg.FingerprintBytes && o.id.FingerprintLen == id.FingerprintLen {
-			if o.id.Fingerprint == id.Fingerprint {
-				orig = o
-				break
-			}
-			continue
-		}
-		if fp, n, err := fingerprint(o.f, id.FingerprintLen); err == nil && n == id.FingerprintLen && fp == id.Fingerprint {
-			orig = o
-			break
-		}
-	}
+	orig := in.originalOf(h.path)
 	if orig == nil {
 		return false
 	}
-	return time.Unix(0, orig.intactAt.Load()).Before(h.pendingSince.Add(in.cfg.ScanInterval))
+	in.mu.Lock()
+	origID := orig.id
+	in.mu.Unlock()
+	same := false
+	if id.FingerprintLen == in.cfg.FingerprintBytes && origID.FingerprintLen == id.FingerprintLen {
+		same = origID.Fingerprint == id.Fingerprint
+	} else if fp, n, err := fingerprint(orig.f, id.FingerprintLen); err == nil && n == id.FingerprintLen {
+		same = fp == id.Fingerprint
+	}
+	return same && time.Unix(0, orig.intactAt.Load()).Before(h.pendingSince.Add(in.cfg.ScanInterval))
 }
 
 // adoptCopy is called by the harvester of a truncated file. It finds, in
@@ -651,6 +650,13 @@ func compressed(name string) bool {
 		}
 	}
 	return false
+}
+
+// isWatched reports whether fsnotify watches dir.
+func (in *Input) isWatched(dir string) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.watched[dir]
 }
 
 // pendingHarvester returns the harvester of key if it is pending.
