@@ -253,7 +253,11 @@ func (a *Agent) sample(now time.Time) {
 		m.add("in/lines/"+ir.cfg.ID, now, mt.Lines.Load())
 		m.add("in/bytes/"+ir.cfg.ID, now, mt.Bytes.Load())
 		for _, f := range ir.in.Files() {
-			m.add(fileKey(ir.cfg.ID, f), now, f.Committed)
+			// A file caught up has a rate of 0: with thousands of idle
+			// files, sampling only those behind keeps this cheap.
+			if f.Committed < f.Size {
+				m.add(fileKey(ir.cfg.ID, f), now, f.Committed)
+			}
 		}
 	}
 	for _, r := range a.runners {
