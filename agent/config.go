@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -183,7 +184,7 @@ func Parse(path string, data []byte) (*Config, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, errEOF) || err.Error() == "EOF" {
+		if errors.Is(err, io.EOF) {
 			return nil, &ConfigError{File: path, Msg: "the file is empty"}
 		}
 		msg := err.Error()
@@ -220,8 +221,6 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	return cfg, nil
 }
-
-var errEOF = errors.New("EOF")
 
 func (c *Config) setDefaults() {
 	c.DataDir = "/var/lib/logagent"

@@ -447,54 +447,73 @@ func (in *Input) lookup(f io.ReaderAt, dev, ino uint64) (checkpoint.Entry, bool)
 // copytruncate left when it truncated the file while it was not open. The
 // copy is read from e.Offset. It reports whether a copy was found.
 func (in *Input) resumeCopy(e checkpoint.Entry) bool {
-	dir := filepath.Dir(e.Path)
+	found := false
+	in.siblings(filepath.Dir(e.Path), devIno{e.ID.Dev, e.ID.Ino}, func(sf sibling) (keep, stop bool) {
+		if sf.fi.Size() < e.Offset {
+			return false, false
+		}
+		if ok, _ := sameContent(sf.f, e.ID); !ok {
+			return false, false
+		}
+		id, fi, err := identify(sf.f, in.cfg.FingerprintBytes)
+		if err != nil {
+			return false, false
+		}
+		// The copy may have a checkpoint entry of its own already.
+		offset := e.Offset
+		if ce, ok := in.lookup(sf.f, sf.key.dev, sf.key.ino); ok {
+			if ce.ID != id {
+				in.store.Delete(ce.Key())
+			}
+			offset = max(offset, ce.Offset)
+		}
+		in.log.Info("file was truncated while not open; reading the rest of its copy", "path", e.Path, "copy", sf.path, "from", offset, "size", fi.Size())
+		in.start(sf.f, sf.path, sf.key.dev, sf.key.ino, id, offset, fi.Size(), stateRenamed, false)
+		found = true
+		return true, true
+	})
+	return found
+}
+
+// sibling is a regular file of a directory, opened for a look.
+type sibling struct {
+	name, path string
+	f          *os.File
+	fi         os.FileInfo
+	key        devIno
+}
+
+// siblings calls visit for every regular file of dir that is not skip and
+// not harvested yet, opened for reading. visit keeps the file (and closes
+// it later) by returning keep; otherwise it is closed. stop ends the walk.
+func (in *Input) siblings(dir string, skip devIno, visit func(sibling) (keep, stop bool)) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return false
+		return
 	}
-	for _, de := range entries {
-		p := filepath.Join(dir, de.Name())
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
 		fi, err := os.Stat(p)
-		if err != nil || !fi.Mode().IsRegular() || fi.Size() < e.Offset {
+		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
 		dev, ino, _ := statID(fi)
-		if dev == e.ID.Dev && ino == e.ID.Ino {
-			continue
-		}
-		in.mu.Lock()
-		_, open := in.byInode[devIno{dev, ino}]
-		in.mu.Unlock()
-		if open {
+		key := devIno{dev, ino}
+		if key == skip || in.isOpen(key) {
 			continue
 		}
 		f, err := os.Open(p)
 		if err != nil {
 			continue
 		}
-		if ok, _ := sameContent(f, e.ID); !ok {
+		keep, stop := visit(sibling{name: e.Name(), path: p, f: f, fi: fi, key: key})
+		if !keep {
 			f.Close()
-			continue
 		}
-		id, fi, err := identify(f, in.cfg.FingerprintBytes)
-		if err != nil {
-			f.Close()
-			continue
+		if stop {
+			return
 		}
-		// The copy may have a checkpoint entry of its own already.
-		if ce, ok := in.lookup(f, dev, ino); ok {
-			if ce.ID != id {
-				in.store.Delete(ce.Key())
-			}
-			if ce.Offset > e.Offset {
-				e.Offset = ce.Offset
-			}
-		}
-		in.log.Info("file was truncated while not open; reading the rest of its copy", "path", e.Path, "copy", p, "from", e.Offset, "size", fi.Size())
-		in.start(f, p, dev, ino, id, e.Offset, fi.Size(), stateRenamed, false)
-		return true
 	}
-	return false
 }
 
 // copyCheck decides, for the pending harvester h of a new file, whether
@@ -538,78 +557,58 @@ func (in *Input) copyCheck(h *harvester, id logagent.FileID) (hold bool) {
 // read, and which nothing reads yet. They are read from the start.
 func (in *Input) adoptCopy(orig *harvester, readPos int64) {
 	dir := filepath.Dir(orig.path)
-	base := filepath.Base(orig.path)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
 	foundCopy := false
-	for _, e := range entries {
-		p := filepath.Join(dir, e.Name())
-		fi, err := os.Stat(p)
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		dev, ino, _ := statID(fi)
-		key := devIno{dev, ino}
-		if key == (devIno{orig.dev, orig.ino}) {
-			continue
-		}
-		if h := in.pendingHarvester(key); h != nil {
-			// Opened when it appeared, held until now: the copy.
-			if !foundCopy {
-				if ok, _ := sameContent(h.f, orig.id); ok {
-					foundCopy = true
-					in.log.Info("reading the rest of a truncated file from its copy", "copy", p, "from", min(readPos, fi.Size()), "size", fi.Size())
-					h.adopt(min(readPos, fi.Size()))
-				}
+	// A copy opened when it appeared is held by a pending harvester.
+	for _, h := range in.pendingIn(dir) {
+		if ok, _ := sameContent(h.f, orig.id); ok {
+			fi, err := h.f.Stat()
+			if err != nil {
+				continue
 			}
-			continue
+			from := min(readPos, fi.Size())
+			in.log.Info("reading the rest of a truncated file from its copy", "copy", h.path, "from", from, "size", fi.Size())
+			h.adopt(from)
+			foundCopy = true
+			break
 		}
-		if in.isOpen(key) {
-			continue
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			continue
-		}
+	}
+	base := filepath.Base(orig.path)
+	in.siblings(dir, devIno{orig.dev, orig.ino}, func(sf sibling) (keep, stop bool) {
 		start := int64(-1)
 		if !foundCopy {
-			if ok, _ := sameContent(f, orig.id); ok {
+			if ok, _ := sameContent(sf.f, orig.id); ok {
 				start = readPos
 				foundCopy = true
 			}
 		}
-		if start > fi.Size() {
+		if start > sf.fi.Size() {
 			// Everything the copy holds was read from the original
 			// (and more: lines written between the copy and the
 			// truncation). Record it as read, so that a glob matching
 			// the copy does not read it again.
-			if id, _, err := identify(f, in.cfg.FingerprintBytes); err == nil {
-				in.store.Set(checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: p, Offset: fi.Size(), Updated: time.Now()})
+			if id, _, err := identify(sf.f, in.cfg.FingerprintBytes); err == nil {
+				in.store.Set(checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: sf.path, Offset: sf.fi.Size(), Updated: time.Now()})
 			}
-			f.Close()
-			continue
+			return false, false
 		}
-		if start < 0 && in.missedGeneration(orig, e.Name(), base, f, fi, dev, ino) {
+		if start < 0 && in.missedGeneration(orig, sf.name, base, sf.f, sf.fi, sf.key.dev, sf.key.ino) {
 			start = 0
 		}
 		if start < 0 {
-			f.Close()
-			continue
+			return false, false
 		}
-		id, fi, err := identify(f, in.cfg.FingerprintBytes)
+		id, fi, err := identify(sf.f, in.cfg.FingerprintBytes)
 		if err != nil {
-			f.Close()
-			continue
+			return false, false
 		}
 		if start > 0 {
-			in.log.Info("reading the rest of a truncated file from its copy", "copy", p, "from", start, "size", fi.Size())
+			in.log.Info("reading the rest of a truncated file from its copy", "copy", sf.path, "from", start, "size", fi.Size())
 		} else {
-			in.log.Warn("a copytruncate rotation happened while reading was paused; reading its copy", "copy", p, "size", fi.Size())
+			in.log.Warn("a copytruncate rotation happened while reading was paused; reading its copy", "copy", sf.path, "size", fi.Size())
 		}
-		in.start(f, p, dev, ino, id, start, fi.Size(), stateRenamed, false)
-	}
+		in.start(sf.f, sf.path, sf.key.dev, sf.key.ino, id, start, fi.Size(), stateRenamed, false)
+		return true, false
+	})
 	if !foundCopy {
 		in.log.Warn("truncated file has no copy in its directory; lines written after the last read are lost", "path", orig.path, "read_offset", readPos)
 	}
@@ -659,14 +658,17 @@ func (in *Input) isWatched(dir string) bool {
 	return in.watched[dir]
 }
 
-// pendingHarvester returns the harvester of key if it is pending.
-func (in *Input) pendingHarvester(key devIno) *harvester {
+// pendingIn returns the pending harvesters of files in dir.
+func (in *Input) pendingIn(dir string) []*harvester {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if h := in.byInode[key]; h != nil && h.pending.Load() {
-		return h
+	var out []*harvester
+	for _, h := range in.byInode {
+		if h.pending.Load() && filepath.Dir(h.path) == dir {
+			out = append(out, h)
+		}
 	}
-	return nil
+	return out
 }
 
 func (in *Input) isOpen(key devIno) bool {

@@ -101,20 +101,14 @@ func (t *tracker) update(path string, id logagent.FileID) {
 // truncated. Chunks still in flight no longer move the offset.
 func (t *tracker) reset(id logagent.FileID) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	old := t.entry.Key()
 	for _, p := range t.pending {
 		p.end = 0
 	}
-	t.entry.ID = id
-	t.entry.Offset = 0
-	t.entry.Updated = time.Now()
-	if !t.forgotten {
-		t.store.Rekey(old, t.entry)
-	}
+	t.mu.Unlock()
+	t.restart(id, 0)
 }
 
-// restart sets where a file not read yet starts, under its identity of
+// restart sets where the file starts (or starts over), under its identity of
 // now.
 func (t *tracker) restart(id logagent.FileID, offset int64) {
 	t.mu.Lock()

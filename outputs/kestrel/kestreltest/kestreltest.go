@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/logagent/logagent/internal/tcptest"
 	gen "github.com/logagent/logagent/internal/thriftgen/kestrel"
 	"github.com/logagent/logagent/internal/thrifttest"
 )
@@ -135,86 +136,22 @@ func StartThrift(t testing.TB, q *Queues) *thrifttest.Server {
 	return thrifttest.Start(t, gen.NewKestrelProcessor(Handler{Q: q}), false)
 }
 
-// Server is a memcache-protocol Kestrel server on 127.0.0.1.
+// Server is a memcache-protocol Kestrel server on 127.0.0.1: Addr, Stop
+// and Restart are tcptest.Server's.
 type Server struct {
-	Q    *Queues
-	t    testing.TB
-	addr string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
+	*tcptest.Server
+	Q *Queues
 }
 
 // Start starts a memcache server over q on a free port and stops it when
 // the test ends.
 func Start(t testing.TB, q *Queues) *Server {
-	s := &Server{Q: q, t: t, addr: "127.0.0.1:0"}
-	s.Restart()
-	t.Cleanup(s.Stop)
+	s := &Server{Q: q}
+	s.Server = tcptest.Start(t, s.serve)
 	return s
 }
 
-// Addr returns the server's host:port.
-func (s *Server) Addr() string { return s.addr }
-
-// Restart listens again on the same port after Stop.
-func (s *Server) Restart() {
-	s.t.Helper()
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		s.t.Fatalf("kestreltest: listen %s: %v", s.addr, err)
-	}
-	s.mu.Lock()
-	s.ln, s.addr, s.conns = ln, ln.Addr().String(), map[net.Conn]bool{}
-	s.mu.Unlock()
-	s.wg.Add(1)
-	go s.accept(ln)
-}
-
-// Stop closes the listener and every connection and waits for them.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	if s.ln != nil {
-		s.ln.Close()
-		s.ln = nil
-	}
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
-func (s *Server) accept(ln net.Listener) {
-	defer s.wg.Done()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		if s.ln != ln {
-			s.mu.Unlock()
-			c.Close()
-			return
-		}
-		s.conns[c] = true
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go s.serve(c)
-	}
-}
-
 func (s *Server) serve(c net.Conn) {
-	defer s.wg.Done()
-	defer func() {
-		c.Close()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-	}()
 	r := bufio.NewReader(c)
 	w := bufio.NewWriter(c)
 	for {
