@@ -16,6 +16,12 @@ BENCH_E2E = $(GO) run ./bench/e2e -bin bin/logagent -dir $(BENCH_DIR) -runs $(BE
 
 .PHONY: bench bench-go bench-e2e bench-backfill bench-steady bench-manyfiles bench-profile
 
+# benchstat, pinned in tools/go.mod, compares benchmark runs before and
+# after a change: bin/benchstat old.txt new.txt
+BENCHSTAT = bin/benchstat
+$(BENCHSTAT): tools/go.mod tools/go.sum
+	cd tools && $(GO) build -o ../$(BENCHSTAT) golang.org/x/perf/cmd/benchstat
+
 bench: bench-go bench-e2e
 
 # Chunker (0 allocs/op), scheduler runner with a no-op output, and every

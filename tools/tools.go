@@ -5,8 +5,10 @@
 // the Go toolchain (only the module proxy is needed):
 //
 //	cd tools && go build -o ../bin/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm
+//	cd tools && go build -o ../bin/benchstat golang.org/x/perf/cmd/benchstat
 package tools
 
 import (
 	_ "github.com/goreleaser/nfpm/v2/cmd/nfpm"
+	_ "golang.org/x/perf/cmd/benchstat"
 )
