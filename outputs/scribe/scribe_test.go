@@ -12,6 +12,7 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/internal/pypeer"
+	"github.com/logagent/logagent/internal/sinkpeer"
 	gen "github.com/logagent/logagent/internal/thriftgen/scribe"
 	"github.com/logagent/logagent/internal/thriftrpc"
 	"github.com/logagent/logagent/internal/thrifttest"
@@ -326,21 +327,37 @@ func (discardConn) Write(b []byte) (int, error) { return len(b), nil }
 
 func newDiscardClient() *thriftrpc.Client { return thriftrpc.New(discardConn{}, thriftrpc.Binary) }
 
-func BenchmarkSend(b *testing.B) {
-	_, srv := startPeer(b)
-	o := newOutput(b, srv.Addr())
-	msgs := outputtest.Messages(outputtest.Source("web"), 0, 500, 200)
-	size := 0
-	for _, m := range msgs {
-		size += len(m.Body) + 1
-	}
-	b.SetBytes(int64(size))
-	b.ReportAllocs()
-	ctx := context.Background()
-	for b.Loop() {
-		if err := o.Send(ctx, msgs); err != nil {
-			b.Fatal(err)
+// TestPeerProcess is the peer of BenchmarkSend in a child process (see
+// sinkpeer); in an ordinary test run it does nothing. Peer "real" is the
+// apache/thrift server of the tests, "sink" a server that answers OK
+// without decoding the entries.
+func TestPeerProcess(t *testing.T) {
+	sinkpeer.Serve(t, func(kind string) string {
+		switch kind {
+		case "real":
+			_, srv := startPeer(t)
+			return srv.Addr()
+		case "sink":
+			return sinkpeer.StartThrift(t, false, sinkpeer.OK).Addr()
 		}
+		t.Fatalf("unknown peer %q", kind)
+		return ""
+	})
+}
+
+// BenchmarkSend ships batches of 500 messages of 200 bytes to a peer in a
+// child process, so that agent-cpu-ms/MB is this process's alone.
+func BenchmarkSend(b *testing.B) {
+	for _, peer := range []string{"real", "sink"} {
+		b.Run("peer="+peer, func(b *testing.B) {
+			p := sinkpeer.StartChild(b, "TestPeerProcess", peer)
+			o := newOutput(b, p.Addr)
+			msgs := outputtest.Messages(outputtest.Source("web"), 0, 500, 200)
+			size := 0
+			for _, m := range msgs {
+				size += len(m.Body) + 1
+			}
+			sinkpeer.BenchSend(b, p, o, msgs, int64(size))
+		})
 	}
-	b.ReportMetric(float64(len(msgs))*float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
