@@ -3,13 +3,12 @@
 package checkpoint
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/logagent/logagent"
@@ -88,42 +87,28 @@ func Load(path string) ([]Entry, error) {
 // directory, fsync, rename over path, fsync the directory. A crash at any
 // point leaves either the old or the new checkpoint, never a torn one.
 func Save(path string, entries []Entry) error {
-	sorted := append([]Entry(nil), entries...)
-	sort.Slice(sorted, func(i, j int) bool {
-		if sorted[i].Input != sorted[j].Input {
-			return sorted[i].Input < sorted[j].Input
-		}
-		return sorted[i].Path < sorted[j].Path
-	})
-	// Compact, one file per line: written every second with thousands of
-	// files, yet still readable and diffable.
-	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "{\"version\":%d,\"written\":%q,\"files\":[", formatVersion, time.Now().UTC().Format(time.RFC3339Nano))
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	var err error
-	for i := range sorted {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.WriteByte('\n')
-		if err = enc.Encode(&sorted[i]); err != nil {
-			break
-		}
-		buf.Truncate(buf.Len() - 1) // Encode's newline
+	sorted := entries
+	if !slices.IsSortedFunc(entries, compareEntries) {
+		sorted = slices.Clone(entries)
+		slices.SortFunc(sorted, compareEntries)
 	}
-	buf.WriteString("\n]}")
-	data := buf.Bytes()
+	data, err := appendFile(make([]byte, 0, 256*len(sorted)+64), sorted, time.Now())
 	if err != nil {
 		return err
 	}
+	return writeFile(path, data)
+}
+
+// writeFile replaces the file at path with data atomically, as Save
+// describes.
+func writeFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, ".checkpoint-*.tmp")
 	if err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write checkpoint %s: %w", tmp.Name(), err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -21,9 +22,24 @@ type Store struct {
 	lock *os.File
 	log  *slog.Logger
 
+	// flushMu serializes Flush and guards what only Flush uses: the
+	// entries as last written, sorted, and their encoding, kept so that a
+	// flush after a few offsets moved neither sorts, nor allocates, nor
+	// encodes the entries that did not change.
+	flushMu sync.Mutex
+	snap    []Entry     // sorted by compareEntries
+	snapIdx map[Key]int // the index of each key in snap
+	enc     fileEncoder // of snap
+
 	mu      sync.Mutex
 	entries map[Key]Entry
 	byInode map[inodeKey][]Key // the keys of entries, by input and inode
+	// reorder is set when an entry was added, removed or renamed since
+	// snap was taken: the next flush takes and sorts all entries again.
+	// Until then, changed holds the keys of the entries whose offset or
+	// time moved, to be copied into snap in place.
+	reorder bool
+	changed map[Key]struct{}
 	dirty   bool
 	writes  int64
 	lastErr error
@@ -52,7 +68,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		lock.Close()
 		return nil, err
 	}
-	s := &Store{path: path, lock: lock, log: log, entries: make(map[Key]Entry, len(list)), byInode: map[inodeKey][]Key{}}
+	s := &Store{path: path, lock: lock, log: log, entries: make(map[Key]Entry, len(list)), byInode: map[inodeKey][]Key{}, reorder: true, changed: map[Key]struct{}{}}
 	for _, e := range list {
 		s.put(e)
 	}
@@ -85,11 +101,20 @@ func inodeOf(k Key) inodeKey { return inodeKey{k.Input, k.ID.Dev, k.ID.Ino} }
 // put stores e; s.mu is held.
 func (s *Store) put(e Entry) {
 	k := e.Key()
-	if _, ok := s.entries[k]; !ok {
+	old, ok := s.entries[k]
+	if !ok {
 		ik := inodeOf(k)
 		s.byInode[ik] = append(s.byInode[ik], k)
 	}
 	s.entries[k] = e
+	switch {
+	case s.reorder:
+	case !ok || old.Path != e.Path: // a new entry, or a new place in the order
+		s.reorder = true
+		clear(s.changed)
+	default:
+		s.changed[k] = struct{}{}
+	}
 }
 
 // remove forgets k; s.mu is held.
@@ -98,6 +123,8 @@ func (s *Store) remove(k Key) {
 		return
 	}
 	delete(s.entries, k)
+	s.reorder = true
+	clear(s.changed)
 	ik := inodeOf(k)
 	keys := s.byInode[ik]
 	for i, o := range keys {
@@ -171,19 +198,50 @@ func (s *Store) Stats() (writes int64, last time.Time, err error) {
 
 // Flush writes the checkpoint if anything changed since the last write.
 func (s *Store) Flush() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	if !s.dirty {
 		s.mu.Unlock()
 		return nil
 	}
-	list := make([]Entry, 0, len(s.entries))
-	for _, e := range s.entries {
-		list = append(list, e)
+	resort := s.reorder
+	if resort {
+		s.snap = s.snap[:0]
+		for _, e := range s.entries {
+			s.snap = append(s.snap, e)
+		}
+		s.reorder = false
+	} else {
+		// No key was added or removed, no path changed: the order of
+		// snap holds.
+		for k := range s.changed {
+			i := s.snapIdx[k]
+			s.snap[i] = s.entries[k]
+			s.enc.changed(i)
+		}
 	}
+	clear(s.changed)
 	s.dirty = false
 	s.mu.Unlock()
 
-	err := Save(s.path, list)
+	if resort {
+		// Outside s.mu: what changes meanwhile is listed in s.changed
+		// by keys that snap holds, or sets s.reorder again.
+		slices.SortFunc(s.snap, compareEntries)
+		s.enc.reset()
+		if s.snapIdx == nil {
+			s.snapIdx = make(map[Key]int, len(s.snap))
+		}
+		clear(s.snapIdx)
+		for i := range s.snap {
+			s.snapIdx[s.snap[i].Key()] = i
+		}
+	}
+	data, err := s.enc.encode(s.snap, time.Now())
+	if err == nil {
+		err = writeFile(s.path, data)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastErr = err

@@ -1,0 +1,98 @@
+package checkpoint
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/logagent/logagent"
+)
+
+// manyEntries returns n entries shaped like those of the "many files"
+// scenario: one input, paths in a few directories, offsets and times that
+// differ per file.
+func manyEntries(n int) []Entry {
+	base := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	out := make([]Entry, n)
+	for i := range out {
+		ino := uint64(1_000_000 + i*7919%n)
+		out[i] = Entry{
+			Input:   "app-logs",
+			ID:      logagent.FileID{Dev: 64769, Ino: ino, Fingerprint: ino * 0x9E3779B97F4A7C15, FingerprintLen: 1024},
+			Path:    fmt.Sprintf("/var/log/app/service-%02d/worker-%05d.log", i%37, i*7919%n),
+			Offset:  int64(i) * 7_345_129,
+			Updated: base.Add(time.Duration(i) * 1_234_567_891),
+		}
+	}
+	return out
+}
+
+// cpuTime is the CPU time, user and system, the process used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU adds cpu-ns/op: the write's fsyncs make its wall time depend on
+// the disk, and what the "many files" scenario pays for is CPU.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkSave writes a checkpoint of 10,000 files.
+func BenchmarkSave(b *testing.B) {
+	path := filepath.Join(b.TempDir(), FileName)
+	entries := manyEntries(10_000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := cpuTime(b)
+	for i := 0; i < b.N; i++ {
+		if err := Save(path, entries); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, start)
+}
+
+// BenchmarkStoreFlush is the store's one-second flush with 10,000 files each
+// getting a line a minute: about 1/60 of the offsets moved since the last
+// flush.
+func BenchmarkStoreFlush(b *testing.B) {
+	s, err := Open(b.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	entries := manyEntries(10_000)
+	for _, e := range entries {
+		s.Set(e)
+	}
+	if err := s.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	const perFlush = 10_000 / 60
+	next := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := cpuTime(b)
+	for i := 0; i < b.N; i++ {
+		for j := 0; j < perFlush; j++ {
+			e := &entries[next]
+			next = (next + 1) % len(entries)
+			e.Offset += 120
+			e.Updated = e.Updated.Add(time.Minute)
+			s.Set(*e)
+		}
+		if err := s.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, start)
+}

@@ -1,0 +1,213 @@
+package checkpoint
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// The checkpoint is written every second with up to tens of thousands of
+// entries, so it is encoded by hand into a reused buffer rather than with
+// encoding/json (reflection, an allocation per entry). The bytes are the
+// ones encoding/json writes for an Entry with SetEscapeHTML(false); the
+// tests hold the two to being equal.
+
+// compareEntries orders entries by input and path, the order of the file
+// (readable and diffable), then by identity, so that the order is total and
+// the same entries always give the same bytes.
+func compareEntries(a, b Entry) int {
+	if c := cmp.Compare(a.Input, b.Input); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Path, b.Path); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.ID.Dev, b.ID.Dev); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.ID.Ino, b.ID.Ino); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.ID.Fingerprint, b.ID.Fingerprint); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID.FingerprintLen, b.ID.FingerprintLen)
+}
+
+// appendFile appends to b the whole checkpoint file of sorted, written at
+// written: compact, one file per line, ending with a newline.
+func appendFile(b []byte, sorted []Entry, written time.Time) ([]byte, error) {
+	b = appendHeader(b, written)
+	for i := range sorted {
+		b = appendSeparator(b, i)
+		var err error
+		if b, err = appendEntry(b, &sorted[i]); err != nil {
+			return b, entryError(sorted, i, err)
+		}
+	}
+	return appendTrailer(b), nil
+}
+
+func appendHeader(b []byte, written time.Time) []byte {
+	b = append(b, `{"version":`...)
+	b = strconv.AppendInt(b, formatVersion, 10)
+	b = append(b, `,"written":"`...)
+	b = written.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, `","files":[`...)
+}
+
+// appendSeparator appends what comes before entry i.
+func appendSeparator(b []byte, i int) []byte {
+	if i > 0 {
+		b = append(b, ',')
+	}
+	return append(b, '\n')
+}
+
+func appendTrailer(b []byte) []byte { return append(b, "\n]}\n"...) }
+
+func entryError(sorted []Entry, i int, err error) error {
+	return fmt.Errorf("encode checkpoint files[%d] (input %q, path %q): %w", i, sorted[i].Input, sorted[i].Path, err)
+}
+
+// fileEncoder encodes the checkpoint file of the same sorted entries again
+// and again, as appendFile does, but encodes again only the entries marked
+// stale: the others' bytes are copied from the file it encoded last.
+type fileEncoder struct {
+	buf        []byte // the file encoded last
+	spare      []byte // the one before, to be reused
+	start, end []int  // where each entry is in buf
+	stale      []bool // the entries that changed since buf was encoded
+	valid      bool   // buf encodes the entries but the stale ones
+}
+
+// reset forgets the file encoded last: the entries were replaced or
+// reordered.
+func (f *fileEncoder) reset() { f.valid = false }
+
+// changed marks entry i as changed since the last encode.
+func (f *fileEncoder) changed(i int) {
+	if f.valid {
+		f.stale[i] = true
+	}
+}
+
+// encode returns the file of sorted, written at written. The bytes are the
+// encoder's until the encode after next.
+func (f *fileEncoder) encode(sorted []Entry, written time.Time) ([]byte, error) {
+	reuse := f.valid && len(f.start) == len(sorted)
+	f.valid = false
+	if !reuse {
+		f.start = slices.Grow(f.start[:0], len(sorted))[:len(sorted)]
+		f.end = slices.Grow(f.end[:0], len(sorted))[:len(sorted)]
+		f.stale = slices.Grow(f.stale[:0], len(sorted))[:len(sorted)]
+	}
+	last := f.buf
+	b := appendHeader(f.spare[:0], written)
+	for i := range sorted {
+		b = appendSeparator(b, i)
+		at := len(b)
+		if reuse && !f.stale[i] {
+			b = append(b, last[f.start[i]:f.end[i]]...)
+		} else {
+			var err error
+			if b, err = appendEntry(b, &sorted[i]); err != nil {
+				f.spare = b[:0]
+				return nil, entryError(sorted, i, err)
+			}
+		}
+		f.start[i], f.end[i] = at, len(b)
+	}
+	b = appendTrailer(b)
+	clear(f.stale)
+	f.buf, f.spare, f.valid = b, last, true
+	return b, nil
+}
+
+// appendEntry appends e as encoding/json encodes it.
+func appendEntry(b []byte, e *Entry) ([]byte, error) {
+	b = append(b, `{"input":`...)
+	b = appendString(b, e.Input)
+	b = append(b, `,"id":{"dev":`...)
+	b = strconv.AppendUint(b, e.ID.Dev, 10)
+	b = append(b, `,"ino":`...)
+	b = strconv.AppendUint(b, e.ID.Ino, 10)
+	b = append(b, `,"fp":`...)
+	b = strconv.AppendUint(b, e.ID.Fingerprint, 10)
+	b = append(b, `,"fp_len":`...)
+	b = strconv.AppendInt(b, int64(e.ID.FingerprintLen), 10)
+	b = append(b, `},"path":`...)
+	b = appendString(b, e.Path)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, e.Offset, 10)
+	b = append(b, `,"updated":"`...)
+	// Time.MarshalJSON: RFC 3339 with sub-second precision, an error for
+	// a time RFC 3339 cannot represent (year outside [0,9999]).
+	b, err := e.Updated.AppendText(b)
+	if err != nil {
+		return b, err
+	}
+	b = append(b, `"}`...)
+	return b, nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string the way encoding/json does
+// without HTML escaping: '"', '\\' and control characters are escaped,
+// each byte of invalid UTF-8 becomes \ufffd (a JSON string is Unicode: the
+// exact bytes cannot be kept), and U+2028 and U+2029 are escaped.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
