@@ -19,6 +19,7 @@ package flume
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -99,12 +100,12 @@ type Output struct {
 	log      *slog.Logger
 	protocol string
 	pool     *hostpool.Pool[*client]
+	enc      *encoder
 }
 
 // client is the state kept on one connection.
 type client struct {
 	*thriftrpc.Client
-	num []byte // scratch for number headers
 }
 
 // New returns an output for c, which must be valid. It does no I/O.
@@ -119,9 +120,9 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 	addrs, _ := hostpool.ParseHosts(c.Hosts, 0)
 	proto := thriftrpc.Protocol(c.Protocol)
 	open := func(nc net.Conn) *client {
-		return &client{Client: thriftrpc.New(nc, proto), num: make([]byte, 0, 24)}
+		return &client{Client: thriftrpc.New(nc, proto)}
 	}
-	return &Output{id: id, log: log, protocol: c.Protocol, pool: hostpool.New(addrs, c.Timeout, open, log)}, nil
+	return &Output{id: id, log: log, protocol: c.Protocol, pool: hostpool.New(addrs, c.Timeout, open, log), enc: newEncoder(c.Protocol)}, nil
 }
 
 // Send delivers batch in as few appendBatch calls as the frame limit
@@ -143,7 +144,7 @@ func (o *Output) attempt(ctx context.Context, c *client, batch []logagent.Messag
 		n, size := 0, 0
 		for ; n < len(pending); n++ {
 			i := pending[n]
-			s := eventSize(&batch[i])
+			s := o.enc.eventSize(&batch[i])
 			if s > frameBudget {
 				tooBig = append(tooBig, i)
 				tooBigErr = fmt.Errorf("event of %d bytes does not fit Flume's %d-byte frame", s, MaxFrameBytes)
@@ -162,7 +163,7 @@ func (o *Output) attempt(ctx context.Context, c *client, batch []logagent.Messag
 			continue
 		}
 		status, err := c.Call(ctx, "appendBatch", func(p thrift.TProtocol) error {
-			return writeAppendBatchArgs(ctx, p, c.num, batch, chunk)
+			return writeAppendBatchArgs(ctx, p, c.Framed, o.enc, batch, chunk)
 		})
 		if err == nil && status != statusOK {
 			name := strconv.Itoa(int(status))
@@ -202,114 +203,192 @@ func fixedHeader(k string) bool {
 	return false
 }
 
-// eventSize bounds the encoded size of m's event in either protocol: the
-// binary protocol's (fixed 4-byte lengths, 3-byte field headers), which the
-// compact protocol never exceeds for strings under 256 MiB.
-func eventSize(m *logagent.Message) int {
-	// struct: field 1 header, map header, field 2 header, body length,
-	// stop; each header entry: two lengths.
-	const numLen = 20 // an int64 in decimal
-	s := 3 + 6 + 3 + 4 + 1 + len(m.Body)
-	src := m.Source
-	s += 8*6 + len(hTimestamp) + numLen + len(hHost) + len(src.Host) + len(hPath) + len(src.Path) +
-		len(hOffset) + numLen + len(hCategory) + len(src.Category) + len(hInput) + len(src.Input)
-	for k, v := range src.Fields {
+// maxSources bounds the per-Source cache of encoded headers: a
+// long-running agent sees a new Source for every rotated file.
+const maxSources = 1024
+
+// encoder writes events straight to the frame, in the binary or compact
+// protocol, without going through the protocol API for each field: the
+// bytes of an event that depend only on its Source (the field headers,
+// the header map's header, the host, path, category, input and field
+// headers) are encoded once per Source and copied, and only the
+// timestamp, the offset and the body are encoded per event. An event is
+// ThriftFlumeEvent {1: map<string,string> headers, 2: binary body}, its
+// headers in the order timestamp, host, path, offset, category, input,
+// then the input's fields.
+//
+// An Output's encoder is used by one Send at a time.
+type encoder struct {
+	compact bool
+	srcs    map[*logagent.Source]*srcEvent
+	// last is the Source of the previous event: consecutive events mostly
+	// share one.
+	last    *logagent.Source
+	lastEnc *srcEvent
+	scratch []byte
+}
+
+// srcEvent is an event of one Source, encoded but for its timestamp,
+// offset and body: a, the timestamp's value, b, the offset's value, c,
+// the body's length, the body, and the struct's stop byte.
+type srcEvent struct {
+	a []byte // field 1 (map) header, map header, key "timestamp"
+	b []byte // host and path entries, key "offset"
+	c []byte // category, input and field entries, field 2 (binary) header
+}
+
+// maxVarBytes bounds what an event adds to its Source's part and its
+// body: two numbers in decimal (at most 20 bytes each) with their lengths,
+// the body's length and the stop byte.
+const maxVarBytes = 2*(5+20) + 5 + 1
+
+func newEncoder(protocol string) *encoder {
+	return &encoder{compact: protocol == "compact", srcs: map[*logagent.Source]*srcEvent{}}
+}
+
+// source returns the encoded part of src's events.
+func (e *encoder) source(src *logagent.Source) *srcEvent {
+	if src == e.last && e.lastEnc != nil {
+		return e.lastEnc
+	}
+	se, ok := e.srcs[src]
+	if !ok {
+		if len(e.srcs) >= maxSources {
+			clear(e.srcs)
+		}
+		se = e.encodeSource(src)
+		e.srcs[src] = se
+	}
+	e.last, e.lastEnc = src, se
+	return se
+}
+
+func (e *encoder) encodeSource(src *logagent.Source) *srcEvent {
+	if src == nil {
+		src = &logagent.Source{}
+	}
+	n := 6
+	for k := range src.Fields {
 		if !fixedHeader(k) {
-			s += 8 + len(k) + len(v)
+			n++
 		}
 	}
-	return s
+	se := &srcEvent{}
+	// Field 1, a map of strings to strings.
+	if e.compact {
+		se.a = append(se.a, 1<<4|compactMap)
+		if n == 0 {
+			se.a = append(se.a, 0)
+		} else {
+			se.a = binary.AppendUvarint(se.a, uint64(n))
+			se.a = append(se.a, compactBinary<<4|compactBinary)
+		}
+	} else {
+		se.a = append(se.a, byte(thrift.MAP), 0, 1, byte(thrift.STRING), byte(thrift.STRING))
+		se.a = binary.BigEndian.AppendUint32(se.a, uint32(n))
+	}
+	se.a = e.appendString(se.a, hTimestamp)
+	se.b = e.appendString(se.b, hHost)
+	se.b = e.appendString(se.b, src.Host)
+	se.b = e.appendString(se.b, hPath)
+	se.b = e.appendString(se.b, src.Path)
+	se.b = e.appendString(se.b, hOffset)
+	se.c = e.appendString(se.c, hCategory)
+	se.c = e.appendString(se.c, src.Category)
+	se.c = e.appendString(se.c, hInput)
+	se.c = e.appendString(se.c, src.Input)
+	for k, v := range src.Fields {
+		if !fixedHeader(k) {
+			se.c = e.appendString(se.c, k)
+			se.c = e.appendString(se.c, v)
+		}
+	}
+	// Field 2, binary.
+	if e.compact {
+		se.c = append(se.c, 1<<4|compactBinary)
+	} else {
+		se.c = append(se.c, byte(thrift.STRING), 0, 2)
+	}
+	return se
+}
+
+// Compact protocol type codes.
+const (
+	compactBinary = 8
+	compactMap    = 11
+)
+
+func (e *encoder) appendLen(b []byte, n int) []byte {
+	if e.compact {
+		return binary.AppendUvarint(b, uint64(n))
+	}
+	return binary.BigEndian.AppendUint32(b, uint32(n))
+}
+
+func (e *encoder) appendString(b []byte, s string) []byte {
+	return append(e.appendLen(b, len(s)), s...)
+}
+
+func (e *encoder) appendNumber(b []byte, v int64) []byte {
+	// The decimal digits go after room for their length, which is then
+	// written in front of them: at most 20 digits, a 1-byte varint.
+	if e.compact {
+		b = append(b, 0)
+		at := len(b)
+		b = strconv.AppendInt(b, v, 10)
+		b[at-1] = byte(len(b) - at)
+		return b
+	}
+	b = append(b, 0, 0, 0, 0)
+	at := len(b)
+	b = strconv.AppendInt(b, v, 10)
+	binary.BigEndian.PutUint32(b[at-4:], uint32(len(b)-at))
+	return b
+}
+
+// eventSize bounds the encoded size of m's event.
+func (e *encoder) eventSize(m *logagent.Message) int {
+	se := e.source(m.Source)
+	return len(se.a) + len(se.b) + len(se.c) + maxVarBytes + len(m.Body)
+}
+
+// writeEvents writes the events of batch[idx] to w, the elements of the
+// list begun by the protocol writing to w.
+func (e *encoder) writeEvents(w *thrift.TFramedTransport, batch []logagent.Message, idx []int) error {
+	for _, i := range idx {
+		m := &batch[i]
+		se := e.source(m.Source)
+		b := append(e.scratch[:0], se.a...)
+		b = e.appendNumber(b, m.Time.UnixMilli())
+		b = append(b, se.b...)
+		b = e.appendNumber(b, m.Offset)
+		b = append(b, se.c...)
+		b = e.appendLen(b, len(m.Body))
+		e.scratch = b
+		if _, err := w.Write(b); err != nil {
+			return err
+		}
+		if _, err := w.Write(m.Body); err != nil {
+			return err
+		}
+		if err := w.WriteByte(0); err != nil { // the event's stop
+			return err
+		}
+	}
+	return nil
 }
 
 // writeAppendBatchArgs writes the arguments of appendBatch:
-// 1: list<ThriftFlumeEvent> events, where an event is
-// {1: map<string,string> headers, 2: binary body}. A string and a binary
-// are the same on the wire, so header values built in num go out with
-// WriteBinary, without a string conversion.
-func writeAppendBatchArgs(ctx context.Context, p thrift.TProtocol, num []byte, batch []logagent.Message, idx []int) error {
+// 1: list<ThriftFlumeEvent> events.
+func writeAppendBatchArgs(ctx context.Context, p thrift.TProtocol, w *thrift.TFramedTransport, e *encoder, batch []logagent.Message, idx []int) error {
 	if err := p.WriteFieldBegin(ctx, "events", thrift.LIST, 1); err != nil {
 		return err
 	}
 	if err := p.WriteListBegin(ctx, thrift.STRUCT, len(idx)); err != nil {
 		return err
 	}
-	for _, i := range idx {
-		m := &batch[i]
-		src := m.Source
-		if err := p.WriteStructBegin(ctx, "ThriftFlumeEvent"); err != nil {
-			return err
-		}
-		if err := p.WriteFieldBegin(ctx, "headers", thrift.MAP, 1); err != nil {
-			return err
-		}
-		n := 6
-		for k := range src.Fields {
-			if !fixedHeader(k) {
-				n++
-			}
-		}
-		if err := p.WriteMapBegin(ctx, thrift.STRING, thrift.STRING, n); err != nil {
-			return err
-		}
-		kv := func(k, v string) error {
-			if err := p.WriteString(ctx, k); err != nil {
-				return err
-			}
-			return p.WriteString(ctx, v)
-		}
-		kn := func(k string, v int64) error {
-			if err := p.WriteString(ctx, k); err != nil {
-				return err
-			}
-			return p.WriteBinary(ctx, strconv.AppendInt(num[:0], v, 10))
-		}
-		if err := kn(hTimestamp, m.Time.UnixMilli()); err != nil {
-			return err
-		}
-		if err := kv(hHost, src.Host); err != nil {
-			return err
-		}
-		if err := kv(hPath, src.Path); err != nil {
-			return err
-		}
-		if err := kn(hOffset, m.Offset); err != nil {
-			return err
-		}
-		if err := kv(hCategory, src.Category); err != nil {
-			return err
-		}
-		if err := kv(hInput, src.Input); err != nil {
-			return err
-		}
-		for k, v := range src.Fields {
-			if fixedHeader(k) {
-				continue
-			}
-			if err := kv(k, v); err != nil {
-				return err
-			}
-		}
-		if err := p.WriteMapEnd(ctx); err != nil {
-			return err
-		}
-		if err := p.WriteFieldEnd(ctx); err != nil {
-			return err
-		}
-		if err := p.WriteFieldBegin(ctx, "body", thrift.STRING, 2); err != nil {
-			return err
-		}
-		if err := p.WriteBinary(ctx, m.Body); err != nil {
-			return err
-		}
-		if err := p.WriteFieldEnd(ctx); err != nil {
-			return err
-		}
-		if err := p.WriteFieldStop(ctx); err != nil {
-			return err
-		}
-		if err := p.WriteStructEnd(ctx); err != nil {
-			return err
-		}
+	if err := e.writeEvents(w, batch, idx); err != nil {
+		return err
 	}
 	if err := p.WriteListEnd(ctx); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package flume
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/internal/pypeer"
@@ -337,15 +340,177 @@ func BenchmarkEncode(b *testing.B) {
 				size += len(msgs[i].Body)
 			}
 			c := thriftrpc.New(discardConn{}, thriftrpc.Protocol(proto))
-			num := make([]byte, 0, 24)
+			e := newEncoder(proto)
 			ctx := context.Background()
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := writeAppendBatchArgs(ctx, c.Proto, num, msgs, idx); err != nil {
+				if err := writeAppendBatchArgs(ctx, c.Proto, c.Framed, e, msgs, idx); err != nil {
 					b.Fatal(err)
 				}
 				c.Framed.Flush(ctx)
+			}
+		})
+	}
+}
+
+// captureConn is a net.Conn whose writes are kept.
+type captureConn struct {
+	net.Conn
+	buf *bytes.Buffer
+}
+
+func (c captureConn) Write(b []byte) (int, error) { return c.buf.Write(b) }
+
+// encodeArgs returns the appendBatch arguments struct for batch, as the
+// output writes it, without the frame's size.
+func encodeArgs(t *testing.T, proto string, e *encoder, batch []logagent.Message, ref bool) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	c := thriftrpc.New(captureConn{buf: &buf}, thriftrpc.Protocol(proto))
+	ctx := context.Background()
+	idx := make([]int, len(batch))
+	for i := range idx {
+		idx[i] = i
+	}
+	p := c.Proto
+	p.WriteStructBegin(ctx, "appendBatch_args")
+	var err error
+	if ref {
+		err = refWriteAppendBatchArgs(ctx, p, batch, idx)
+	} else {
+		err = writeAppendBatchArgs(ctx, p, c.Framed, e, batch, idx)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.WriteFieldStop(ctx)
+	p.WriteStructEnd(ctx)
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()[4:]
+}
+
+// refWriteAppendBatchArgs writes the arguments of appendBatch with the
+// protocol API, field by field, headers in the order of the output's
+// encoder: the reference the encoder's bytes are compared with.
+func refWriteAppendBatchArgs(ctx context.Context, p thrift.TProtocol, batch []logagent.Message, idx []int) error {
+	p.WriteFieldBegin(ctx, "events", thrift.LIST, 1)
+	p.WriteListBegin(ctx, thrift.STRUCT, len(idx))
+	for _, i := range idx {
+		m := &batch[i]
+		src := m.Source
+		p.WriteStructBegin(ctx, "ThriftFlumeEvent")
+		p.WriteFieldBegin(ctx, "headers", thrift.MAP, 1)
+		n := 6
+		for k := range src.Fields {
+			if !fixedHeader(k) {
+				n++
+			}
+		}
+		p.WriteMapBegin(ctx, thrift.STRING, thrift.STRING, n)
+		kv := func(k, v string) {
+			p.WriteString(ctx, k)
+			p.WriteString(ctx, v)
+		}
+		kv(hTimestamp, strconv.FormatInt(m.Time.UnixMilli(), 10))
+		kv(hHost, src.Host)
+		kv(hPath, src.Path)
+		kv(hOffset, strconv.FormatInt(m.Offset, 10))
+		kv(hCategory, src.Category)
+		kv(hInput, src.Input)
+		for k, v := range src.Fields {
+			if !fixedHeader(k) {
+				kv(k, v)
+			}
+		}
+		p.WriteMapEnd(ctx)
+		p.WriteFieldEnd(ctx)
+		p.WriteFieldBegin(ctx, "body", thrift.STRING, 2)
+		p.WriteBinary(ctx, m.Body)
+		p.WriteFieldEnd(ctx)
+		p.WriteFieldStop(ctx)
+		p.WriteStructEnd(ctx)
+	}
+	p.WriteListEnd(ctx)
+	return p.WriteFieldEnd(ctx)
+}
+
+// TestEncode checks the encoder's events: byte for byte against the
+// protocol API's where the header order is fixed (at most one field), and
+// decoded by the generated code for sources of many fields, long values
+// and odd numbers, interleaved.
+func TestEncode(t *testing.T) {
+	one := outputtest.Source("web")
+	many := &logagent.Source{
+		Input:    "in",
+		Category: "c",
+		Path:     "/" + strings.Repeat("p", 300),
+		Host:     "h",
+		Fields:   map[string]string{"env": "prod", "dc": "eu1", "host": "not this", "offset": "nor this", "long": strings.Repeat("v", 20000)},
+	}
+	none := &logagent.Source{Category: "none"}
+	for _, proto := range []string{"compact", "binary"} {
+		t.Run(proto, func(t *testing.T) {
+			e := newEncoder(proto)
+			msgs := outputtest.Messages(one, 0, 50, 150)
+			msgs[3].Body = nil
+			msgs[4].Offset = 1 << 62
+			msgs[5].Time = time.Time{}
+			msgs[6].Body = make([]byte, 70000)
+			if got, want := encodeArgs(t, proto, e, msgs, false), encodeArgs(t, proto, nil, msgs, true); !bytes.Equal(got, want) {
+				t.Fatalf("encoded %d bytes, the protocol API %d, differing", len(got), len(want))
+			}
+
+			var mixed []logagent.Message
+			for i, m := range outputtest.Messages(one, 0, 60, 10) {
+				switch i % 3 {
+				case 1:
+					m.Source = many
+				case 2:
+					m.Source = none
+					m.Offset = -int64(i)
+				}
+				mixed = append(mixed, m)
+			}
+			raw := encodeArgs(t, proto, e, mixed, false)
+			var args gen.ThriftSourceProtocolAppendBatchArgs
+			tr := thrift.NewTMemoryBuffer()
+			tr.Write(raw)
+			var p thrift.TProtocol = thrift.NewTBinaryProtocolConf(tr, nil)
+			if proto == "compact" {
+				p = thrift.NewTCompactProtocolConf(tr, nil)
+			}
+			if err := args.Read(context.Background(), p); err != nil {
+				t.Fatal(err)
+			}
+			if tr.Len() != 0 || len(args.Events) != len(mixed) {
+				t.Fatalf("decoded %d events, %d bytes left", len(args.Events), tr.Len())
+			}
+			total := 0
+			for i, ev := range args.Events {
+				m := &mixed[i]
+				want := map[string]string{
+					"timestamp": strconv.FormatInt(m.Time.UnixMilli(), 10),
+					"host":      m.Source.Host,
+					"path":      m.Source.Path,
+					"offset":    strconv.FormatInt(m.Offset, 10),
+					"category":  m.Source.Category,
+					"input":     m.Source.Input,
+				}
+				for k, v := range m.Source.Fields {
+					if !fixedHeader(k) {
+						want[k] = v
+					}
+				}
+				if fmt.Sprint(ev.Headers) != fmt.Sprint(want) || !bytes.Equal(ev.Body, m.Body) {
+					t.Fatalf("event %d: headers %v body %q, want %v %q", i, ev.Headers, ev.Body, want, m.Body)
+				}
+				total += e.eventSize(m)
+			}
+			if total < len(raw) {
+				t.Errorf("event sizes add up to %d, under the %d bytes encoded", total, len(raw))
 			}
 		})
 	}
