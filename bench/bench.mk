@@ -4,17 +4,29 @@
 #
 #   make bench                      everything, median of 3 runs
 #   make bench BENCH_RUNS=1         a quick look
-#   make bench-backfill             one scenario (also bench-steady, bench-manyfiles)
+#   make bench-backfill             one scenario (also bench-steady, bench-manyfiles, bench-linear)
+#   make bench-linear               cost against file count (1..1,000) and line size (100 B..10 KB),
+#                                   and peak RSS while the output is down
 #   make bench-profile              backfill with agent CPU profiles in $(BENCH_DIR)/profiles
 #
-# The 1 GB backfill file is generated once into BENCH_DIR and reused.
+# The 1 GB backfill file and the linear inputs (7 x 256 MB) are generated
+# once into BENCH_DIR and reused.
+#
+# Before/after a change: -benchfmt FILE writes every run (not only the
+# median) in the Go benchmark format; benchstat compares two such files.
+# Use 6 runs or more for benchstat's confidence intervals.
+#
+#   make bench-backfill BENCH_RUNS=6 BENCH_FLAGS='-benchfmt /tmp/old.txt'
+#   (change, rebuild)
+#   make bench-backfill BENCH_RUNS=6 BENCH_FLAGS='-benchfmt /tmp/new.txt'
+#   make bin/benchstat && bin/benchstat /tmp/old.txt /tmp/new.txt
 
 BENCH_RUNS ?= 3
 BENCH_DIR ?= /var/tmp/logagent-bench
 BENCH_FLAGS ?=
 BENCH_E2E = $(GO) run ./bench/e2e -bin bin/logagent -dir $(BENCH_DIR) -runs $(BENCH_RUNS) $(BENCH_FLAGS)
 
-.PHONY: bench bench-go bench-e2e bench-backfill bench-steady bench-manyfiles bench-profile
+.PHONY: bench bench-go bench-e2e bench-backfill bench-steady bench-manyfiles bench-linear bench-profile
 
 # benchstat, pinned in tools/go.mod, compares benchmark runs before and
 # after a change: bin/benchstat old.txt new.txt
@@ -40,6 +52,9 @@ bench-steady: build
 
 bench-manyfiles: build
 	$(BENCH_E2E) manyfiles
+
+bench-linear: build
+	$(BENCH_E2E) linear
 
 bench-profile: build
 	$(BENCH_E2E) -cpuprofile $(BENCH_DIR)/profiles backfill

@@ -9,12 +9,42 @@
 //	               CPU % of a core, p99 write-to-output delay, RSS
 //	e2e manyfiles  10,000 files each getting a line a minute: idle CPU %,
 //	               time to pick up a new file
-//	e2e all        the three
+//	e2e linear     whether cost grows linearly: backfill of ~256 MB over 1,
+//	               10, 100 and 1,000 files (200 B lines) and in lines of
+//	               100 B, 1 KB and 10 KB (1 file), each beside
+//	               tail -q -c +1 FILES | cat > out on the same input, as
+//	               lines/s, MB/s, CPU s/GB, CPU ns/line and peak RSS; then
+//	               the file output held down (RLIMIT_FSIZE on the agent)
+//	               for 10 s while 256 MB are written to the input, per
+//	               max_inflight_bytes: peak RSS against the normal run,
+//	               and every line delivered once it is lifted
+//	e2e all        the four
+//
+// In linear, lines/s, MB/s and the ratio leave out the time the output sat
+// still for 150 ms or more: a batch that is not full, the last one, waits
+// out flush_interval (200 ms) even at the end of the input, and on this
+// input that wait is most of the wall. The wall column keeps it. CPU ns/line,
+// which no waiting blurs, is the figure to compare across rows.
 //
 // The agent's CPU and peak RSS come from the kernel (rusage of the child
-// for backfill, /proc/PID/stat for the windows of the other two). Delays
+// for backfill and linear, /proc/PID/stat for the windows of the other two). Delays
 // come from the write time stamped into each line. Every scenario checks
 // that the output holds exactly the lines written.
+//
+// With -benchfmt FILE every run (not only the median of the table) is also
+// written to FILE in the Go benchmark format, one line per run, such as
+//
+//	BenchmarkE2E/backfill/lpm=1  1  1000123456 ns/op  6010000 lines/s  1080 MB/s  0.8600 cpu-s/GB  153.3 cpu-ns/line  33.20 peak-MB  0.8600 ratio
+//	BenchmarkE2E/linear/files=1000/line=200B  1  ...
+//
+// ratio is lines/s over that of tail -c +1 | cat on the same input in the
+// same run (the baselines are written too, as .../base=tail-cat), which
+// holds better than absolute speed on a shared machine. Two commits then
+// compare with benchstat (make bin/benchstat), best with 6 runs or more:
+//
+//	go run ./bench/e2e -bin /tmp/old/logagent -runs 6 -benchfmt /tmp/old.txt backfill
+//	go run ./bench/e2e -bin /tmp/new/logagent -runs 6 -benchfmt /tmp/new.txt backfill
+//	bin/benchstat /tmp/old.txt /tmp/new.txt
 //
 // With -cpuprofile DIR the agent runs as bench/agentprof (the same run
 // path with a CPU profile written by LOGAGENT_CPUPROFILE); profiles land in
@@ -59,13 +89,20 @@ var (
 	manyWindow = flag.Duration("many-window", 30*time.Second, "manyfiles: measured window")
 	perFile    = flag.Duration("per-file", time.Minute, "manyfiles: each file gets a line this often")
 	newFiles   = flag.Int("new-files", 6, "manyfiles: new files created during the window, evenly spaced")
+	linearMB   = flag.Int("linear-mb", 256, "linear: MB of input per case, in every file count and line size")
+	linFiles   = flag.String("linear-files", "1,10,100,1000", "linear: file counts to run (lines of -linear-line bytes)")
+	linLine    = flag.Int("linear-line", 200, "linear: line size in bytes, newline included, for the file counts")
+	linSizes   = flag.String("linear-sizes", "100,1000,10000", "linear: line sizes to run over 1 file")
+	outage     = flag.Duration("outage", 10*time.Second, "linear: how long the output is held down; 0 skips it")
+	outageInfl = flag.String("outage-inflight", "32MiB,128MiB", "linear: max_inflight_bytes values to hold the output down with")
+	benchfmt   = flag.String("benchfmt", "", "also write every run to `file` in the Go benchmark format, for benchstat")
 	cpuprofile = flag.String("cpuprofile", "", "write agent CPU profiles to `dir` (runs bench/agentprof)")
 	verbose    = flag.Bool("v", false, "show the agent's log")
 )
 
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: e2e [flags] backfill|steady|manyfiles|all\n")
+		fmt.Fprintf(os.Stderr, "usage: e2e [flags] backfill|steady|manyfiles|linear|all\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -97,6 +134,16 @@ func run(what string) error {
 	if _, err := os.Stat(*bin); err != nil {
 		return fmt.Errorf("%w (build it first: go build -o bin/logagent ./cmd/logagent)", err)
 	}
+	if *benchfmt != "" {
+		if err := openBenchfmt(*benchfmt); err != nil {
+			return err
+		}
+		defer func() {
+			if err := closeBenchfmt(); err != nil {
+				fmt.Fprintln(os.Stderr, "e2e: -benchfmt:", err)
+			}
+		}()
+	}
 	var rows []row
 	var err error
 	switch what {
@@ -106,8 +153,10 @@ func run(what string) error {
 		rows, err = steady()
 	case "manyfiles":
 		rows, err = manyFiles()
+	case "linear":
+		rows, err = linear()
 	case "all":
-		for _, f := range []func() ([]row, error){backfill, steady, manyFiles} {
+		for _, f := range []func() ([]row, error){backfill, steady, manyFiles, linear} {
 			r, ferr := f()
 			rows = append(rows, r...)
 			if ferr != nil {
@@ -135,6 +184,10 @@ type row struct {
 	lines   int64
 	ratio   float64 // lines/s relative to tail|cat
 	p99     time.Duration
+	pickup  time.Duration // manyfiles: the slowest pick-up of a new file
+	idle    time.Duration // linear: part of wall the output sat still, waiting out flush_interval; rates leave it out
+	first   time.Duration // linear: first output byte, from the agent's start
+	more    []metric      // -benchfmt: further metrics of the run
 	extra   string
 	noRate  bool // lines/s is not the point (wc -l counts, cat reads)
 	perCore bool // show CPU % rather than CPU s/GB
@@ -143,8 +196,8 @@ type row struct {
 func printTable(rows []row) {
 	w := bufio.NewWriter(os.Stdout)
 	defer w.Flush()
-	fmt.Fprintf(w, "\n| scenario | wall | CPU s | CPU s/GB | CPU %% core | peak RSS | lines/s | MB/s | × tail\\|cat | p99 delay | notes |\n")
-	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "\n| scenario | wall | CPU s | CPU s/GB | CPU ns/line | CPU %% core | peak RSS | lines/s | MB/s | × tail\\|cat | p99 delay | notes |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	dash := func(ok bool, s string) string {
 		if !ok {
 			return "—"
@@ -152,13 +205,14 @@ func printTable(rows []row) {
 		return s
 	}
 	for _, r := range rows {
-		secs := r.wall.Seconds()
+		secs := r.active().Seconds()
 		gb := float64(r.bytes) / 1e9
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			r.name,
-			dash(r.wall > 0, fmt.Sprintf("%.2f s", secs)),
+			dash(r.wall > 0, fmt.Sprintf("%.2f s", r.wall.Seconds())),
 			dash(r.cpu > 0, fmt.Sprintf("%.2f", r.cpu)),
 			dash(r.cpu > 0 && gb > 0 && !r.perCore, fmt.Sprintf("%.2f", r.cpu/gb)),
+			dash(r.cpu > 0 && r.lines > 0 && !r.noRate, fmt.Sprintf("%.0f", r.cpu*1e9/float64(r.lines))),
 			dash(r.perCore, fmt.Sprintf("%.1f%%", r.cpuPct)),
 			dash(r.rss > 0, fmt.Sprintf("%.1f MB", float64(r.rss)/1e6)),
 			dash(!r.noRate && r.lines > 0 && secs > 0, fmt.Sprintf("%.2f M", float64(r.lines)/secs/1e6)),
@@ -168,6 +222,9 @@ func printTable(rows []row) {
 			r.extra)
 	}
 }
+
+// active is the wall time the rates are of: wall without idle.
+func (r row) active() time.Duration { return r.wall - r.idle }
 
 // median returns the run with the median wall time.
 func median(rs []row) row {
@@ -207,19 +264,25 @@ func backfill() ([]row, error) {
 	out := filepath.Join(*dir, "backfill", "out")
 	byName := map[string][]row{}
 	var order []string
-	add := func(r row) {
+	var runBase row // tail | cat of this run
+	add := func(r row, bname string) {
 		if _, ok := byName[r.name]; !ok {
 			order = append(order, r.name)
 		}
 		byName[r.name] = append(byName[r.name], r)
+		if !r.noRate && r.lines > 0 && runBase.wall > 0 {
+			r.ratio = runBase.wall.Seconds() / r.wall.Seconds() * float64(r.lines) / float64(runBase.lines)
+		}
+		emit("backfill/"+bname, r)
 	}
 	for i := 0; i < *runs; i++ {
+		runBase = row{}
 		r, err := measure(exec.Command("sh", "-c", "cat "+in+" > /dev/null"), nil)
 		if err != nil {
 			return nil, err
 		}
 		r.name, r.bytes, r.noRate = "`cat FILE > /dev/null`", sum.size, true
-		add(r)
+		add(r, "base=cat")
 
 		os.MkdirAll(out, 0o755)
 		tailOut := filepath.Join(out, "tail.out")
@@ -229,21 +292,22 @@ func backfill() ([]row, error) {
 		}
 		os.Remove(tailOut)
 		r.name, r.bytes, r.lines = "`tail -c +1 FILE | cat > out`", sum.size, sum.lines
-		add(r)
+		runBase = r
+		add(r, "base=tail-cat")
 
 		r, err = measure(exec.Command("sh", "-c", "wc -l "+in+" > /dev/null"), nil)
 		if err != nil {
 			return nil, err
 		}
 		r.name, r.bytes, r.lines, r.noRate = "`wc -l FILE`", sum.size, sum.lines, true
-		add(r)
+		add(r, "base=wc-l")
 
 		for _, lpm := range lpmList {
 			r, err := backfillAgent(in, sum, lpm, i)
 			if err != nil {
 				return nil, err
 			}
-			add(r)
+			add(r, fmt.Sprintf("lpm=%d", lpm))
 		}
 	}
 	var rows []row
@@ -736,6 +800,7 @@ func steady() ([]row, error) {
 			if err != nil {
 				return rows, err
 			}
+			emit(fmt.Sprintf("steady/files=%d", n), r)
 			rs = append(rs, r)
 		}
 		// Median by CPU: the wall is the window, the same for every run.
@@ -883,6 +948,7 @@ func manyFiles() ([]row, error) {
 		if err != nil {
 			return nil, err
 		}
+		emit(fmt.Sprintf("manyfiles/files=%d", *manyN), r, metric{r.pickup.Seconds() * 1e3, "pickup-max-ms"})
 		rs = append(rs, r)
 	}
 	slices.SortFunc(rs, func(a, b row) int { return int((a.cpu - b.cpu) * 1e6) })
@@ -1025,7 +1091,12 @@ outputs:
 		pickS = append(pickS, fmt.Sprintf("%.0f", float64(p)/1e6))
 	}
 	p99, n := o.percentile(0.99)
+	var pickMax time.Duration
+	if len(pick) > 0 {
+		pickMax = pick[len(pick)-1]
+	}
 	return row{
+		pickup:  pickMax,
 		name:    fmt.Sprintf("logagent many files: %d files, a line each per %s", *manyN, *perFile),
 		wall:    span,
 		cpu:     cpu,
