@@ -40,10 +40,20 @@ type Store struct {
 	// time moved, to be copied into snap in place.
 	reorder bool
 	changed map[Key]struct{}
+	// moved maps the new key of each entry rekeyed in place (same input
+	// and path: a fingerprint extended as a file grew) to its key in
+	// snap. Small files growing rekey often; they need no new order.
+	moved   map[Key]Key
+	movedAt []movedEntry // Flush's scratch
 	dirty   bool
 	writes  int64
 	lastErr error
 	written time.Time
+}
+
+type movedEntry struct {
+	key Key
+	at  int
 }
 
 // Open locks dir, creating it if needed, and loads its checkpoint.
@@ -68,7 +78,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		lock.Close()
 		return nil, err
 	}
-	s := &Store{path: path, lock: lock, log: log, entries: make(map[Key]Entry, len(list)), byInode: map[inodeKey][]Key{}, reorder: true, changed: map[Key]struct{}{}}
+	s := &Store{path: path, lock: lock, log: log, entries: make(map[Key]Entry, len(list)), byInode: map[inodeKey][]Key{}, reorder: true, changed: map[Key]struct{}{}, moved: map[Key]Key{}}
 	for _, e := range list {
 		s.put(e)
 	}
@@ -112,6 +122,7 @@ func (s *Store) put(e Entry) {
 	case !ok || old.Path != e.Path: // a new entry, or a new place in the order
 		s.reorder = true
 		clear(s.changed)
+		clear(s.moved)
 	default:
 		s.changed[k] = struct{}{}
 	}
@@ -125,6 +136,12 @@ func (s *Store) remove(k Key) {
 	delete(s.entries, k)
 	s.reorder = true
 	clear(s.changed)
+	clear(s.moved)
+	s.unindex(k)
+}
+
+// unindex drops k from byInode; s.mu is held.
+func (s *Store) unindex(k Key) {
 	ik := inodeOf(k)
 	keys := s.byInode[ik]
 	for i, o := range keys {
@@ -174,9 +191,28 @@ func (s *Store) Set(e Entry) {
 func (s *Store) Rekey(old Key, e Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.remove(old)
-	s.put(e)
 	s.dirty = true
+	k := e.Key()
+	prev, ok := s.entries[old]
+	if _, taken := s.entries[k]; s.reorder || !ok || taken || k == old || prev.Path != e.Path {
+		s.remove(old)
+		s.put(e)
+		return
+	}
+	// In place: the entry keeps its place in snap, under its new key.
+	delete(s.entries, old)
+	s.unindex(old)
+	ik := inodeOf(k)
+	s.byInode[ik] = append(s.byInode[ik], k)
+	s.entries[k] = e
+	delete(s.changed, old)
+	inSnap, chained := s.moved[old]
+	if chained {
+		delete(s.moved, old)
+	} else {
+		inSnap = old
+	}
+	s.moved[k] = inSnap
 }
 
 // Delete forgets k.
@@ -212,9 +248,32 @@ func (s *Store) Flush() error {
 			s.snap = append(s.snap, e)
 		}
 		s.reorder = false
+		clear(s.moved)
 	} else {
 		// No key was added or removed, no path changed: the order of
 		// snap holds.
+		// Moved entries first, so that every key is in snapIdx: all
+		// old keys are looked up before any is replaced, as a new key
+		// may be another entry's old one.
+		s.movedAt = s.movedAt[:0]
+		for k, was := range s.moved {
+			s.movedAt = append(s.movedAt, movedEntry{k, s.snapIdx[was]})
+		}
+		for _, was := range s.moved {
+			delete(s.snapIdx, was)
+		}
+		for _, m := range s.movedAt {
+			i := m.at
+			s.snapIdx[m.key] = i
+			s.snap[i] = s.entries[m.key]
+			s.enc.changed(i)
+			// A new identity may sort apart from entries of the same
+			// path (rare: a stale entry of the same name).
+			if (i > 0 && compareEntries(s.snap[i-1], s.snap[i]) > 0) ||
+				(i+1 < len(s.snap) && compareEntries(s.snap[i], s.snap[i+1]) > 0) {
+				resort = true
+			}
+		}
 		for k := range s.changed {
 			i := s.snapIdx[k]
 			s.snap[i] = s.entries[k]
@@ -222,6 +281,7 @@ func (s *Store) Flush() error {
 		}
 	}
 	clear(s.changed)
+	clear(s.moved)
 	s.dirty = false
 	s.mu.Unlock()
 

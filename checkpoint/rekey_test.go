@@ -1,0 +1,127 @@
+package checkpoint
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand"
+	"slices"
+	"testing"
+)
+
+// Fingerprints extended in place (same path, new key), chained within one
+// flush, swapped back to a key another entry left, and mixed with offsets
+// moving and entries added or removed: every flush writes what the store
+// holds, in order.
+func TestStoreRekeyInPlace(t *testing.T) {
+	s, err := Open(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check := func(step int) {
+		t.Helper()
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Load(s.Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := s.Entries("")
+		slices.SortFunc(want, compareEntries)
+		if !slices.EqualFunc(got, want, sameEntry) {
+			t.Fatalf("step %d: checkpoint holds\n%+v\nthe store\n%+v", step, got, want)
+		}
+	}
+	const files = 40
+	for k := 0; k < files; k++ {
+		e := entry(fmt.Sprintf("/f%02d.log", k), uint64(k), 0)
+		e.ID.FingerprintLen = 10
+		s.Set(e)
+	}
+	// Two entries of one file and path, of two fingerprint lengths: the
+	// order of neighbours depends on the length.
+	twin := entry("/f00.log", 0, 5)
+	twin.ID.FingerprintLen = 12
+	s.Set(twin)
+	check(-1)
+	f00 := entry("/f00.log", 0, 0)
+	f00.ID.FingerprintLen = 10
+	grown := f00
+	grown.ID.FingerprintLen = 13 // now sorts after its twin
+	s.Rekey(f00.Key(), grown)
+	check(-1)
+	s.Rekey(grown.Key(), f00)
+	check(-1)
+	r := rand.New(rand.NewSource(4))
+	for step := 0; step < 2000; step++ {
+		all := s.Entries("")
+		slices.SortFunc(all, compareEntries)
+		e := all[r.Intn(len(all))]
+		switch op := r.Intn(20); {
+		case op < 8: // grown: fingerprint extended
+			n := e
+			n.ID.FingerprintLen += 1 + r.Intn(3)
+			n.Offset += 10
+			s.Rekey(e.Key(), n)
+		case op < 9: // shrunk back (a key another entry may just have left)
+			n := e
+			n.ID.FingerprintLen = max(1, n.ID.FingerprintLen-1)
+			s.Rekey(e.Key(), n)
+		case op < 16: // an offset moves
+			e.Offset++
+			s.Set(e)
+		case op < 17:
+			s.Delete(e.Key())
+		case op < 18:
+			n := entry(fmt.Sprintf("/f%02d.log", r.Intn(files)), uint64(1000+step), 1)
+			s.Set(n)
+		default: // renamed
+			e.Path += ".1"
+			s.Set(e)
+		}
+		if r.Intn(5) == 0 {
+			check(step)
+		}
+	}
+	check(-2)
+}
+
+// BenchmarkStoreFlushGrowing is BenchmarkStoreFlush with files still short
+// of a full fingerprint: each line written extends it, so each moved entry
+// is rekeyed.
+func BenchmarkStoreFlushGrowing(b *testing.B) {
+	s, err := Open(b.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	entries := manyEntries(10_000)
+	for i := range entries {
+		entries[i].ID.FingerprintLen = 100
+		s.Set(entries[i])
+	}
+	if err := s.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	const perFlush = 10_000 / 60
+	next := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := cpuTime(b)
+	for i := 0; i < b.N; i++ {
+		for j := 0; j < perFlush; j++ {
+			e := &entries[next]
+			next = (next + 1) % len(entries)
+			old := e.Key()
+			e.Offset += 120
+			e.ID.FingerprintLen = e.ID.FingerprintLen%1000 + 120
+			s.Rekey(old, *e)
+		}
+		if err := s.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, start)
+}
