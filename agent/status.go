@@ -252,12 +252,10 @@ func (a *Agent) sample(now time.Time) {
 		mt := ir.in.Metrics()
 		m.add("in/lines/"+ir.cfg.ID, now, mt.Lines.Load())
 		m.add("in/bytes/"+ir.cfg.ID, now, mt.Bytes.Load())
-		for _, f := range ir.in.Files() {
-			// A file caught up has a rate of 0: with thousands of idle
-			// files, sampling only those behind keeps this cheap.
-			if f.Committed < f.Size {
-				m.add(fileKey(ir.cfg.ID, f), now, f.Committed)
-			}
+		// A file caught up has a rate of 0: with thousands of idle
+		// files, sampling only those behind keeps this cheap.
+		for _, f := range ir.in.Behind() {
+			m.add(fileKey(ir.cfg.ID, f), now, f.Committed)
 		}
 	}
 	for _, r := range a.runners {

@@ -47,10 +47,20 @@ type harvester struct {
 	src       *logagent.Source
 	tr        *tracker
 	wake      chan struct{}
-	// cancel stops run; forceClose is set when close_removed_after
-	// closes the file before it was read to its end.
+	// ctx ends the harvester; cancel ends it (then signal wakes it if
+	// parked). forceClose is set when close_removed_after closes the
+	// file before it was read to its end.
+	ctx        context.Context
 	cancel     context.CancelFunc
 	forceClose atomic.Bool
+	// parked, under in.mu, is set while the harvester has no goroutine:
+	// an idle file waits for an event or its next poll as a few words in
+	// the input's poll queue, not as a goroutine and a timer. parkGen
+	// tells a queued poll from a stale one. idlePolls, owned by whoever
+	// runs the harvester, counts polls that found nothing.
+	parked    bool
+	parkGen   uint64
+	idlePolls int
 
 	blk    *block
 	r, w   int   // blk.buf[r:w] is read but not yet in a message
@@ -105,65 +115,112 @@ func (c *chunk) finish() {
 	chunkPool.Put(c)
 }
 
+// signal wakes the harvester: it looks at its file again at once. Under
+// in.mu, so that a harvester about to park cannot miss it (see park).
 func (h *harvester) signal() {
+	in := h.in
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if h.parked {
+		in.unparkLocked(h)
+		return
+	}
 	select {
 	case h.wake <- struct{}{}:
 	default:
 	}
 }
 
-// run reads until the file is done with or ctx is cancelled.
-func (h *harvester) run(ctx context.Context) {
-	defer h.close()
-	poll := time.NewTimer(h.in.cfg.PollInterval)
-	defer poll.Stop()
-	if h.pending.Load() && !h.waitCopyCheck(ctx, poll) {
+// loop runs the harvester on a goroutine of its own until it parks or is
+// done; done, it closes the file.
+func (h *harvester) loop() {
+	defer h.in.wg.Done()
+	if h.run(h.ctx) {
 		return
 	}
-	idlePolls := 0
+	h.cancel()
+	h.close()
+}
+
+// run reads until the file is done with or ctx is cancelled, and returns
+// false then; or until the file is idle, and returns true once parked.
+func (h *harvester) run(ctx context.Context) (parked bool) {
+	var poll *time.Timer
+	defer func() {
+		if poll != nil {
+			poll.Stop()
+		}
+	}()
+	if h.pending.Load() {
+		poll = time.NewTimer(h.in.cfg.PollInterval)
+		if !h.waitCopyCheck(ctx, poll) {
+			return false
+		}
+	}
 	for {
+		if ctx.Err() != nil {
+			return false
+		}
 		n, err := h.readOnce(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				h.in.log.Error("read failed; the file is retried on the next scan", "path", h.path, "err", err)
 			}
-			return
+			return false
 		}
 		if n > 0 {
-			idlePolls = 0
+			h.idlePolls = 0
 			continue
 		}
 		if h.atEOF() {
-			return
+			return false
 		}
-		// Poll more slowly while nothing happens: fsnotify wakes us on
-		// writes, polling only covers what it misses.
-		d := h.in.cfg.PollInterval << min(idlePolls, h.maxPollShift())
-		if !poll.Stop() {
-			select {
-			case <-poll.C:
-			default:
+		d := h.pollDelay()
+		// A file under its name waits parked. A rotated or removed one
+		// (few at a time) keeps its goroutine: it must notice being
+		// done, and events name it no more.
+		if h.state == stateActive && h.in.park(h, d) {
+			return true
+		}
+		if poll == nil {
+			poll = time.NewTimer(d)
+		} else {
+			if !poll.Stop() {
+				select {
+				case <-poll.C:
+				default:
+				}
 			}
+			poll.Reset(d)
 		}
-		poll.Reset(d)
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-h.wake:
 		case <-poll.C:
-			idlePolls++
 		}
 	}
 }
 
-// maxPollShift bounds the idle poll backoff: PollInterval<<3 (2s by
-// default) where fsnotify does not watch the directory, <<7 (32s) where it
-// does: writes, renames and truncations wake the harvester there.
-func (h *harvester) maxPollShift() int {
-	if h.in.isWatched(filepath.Dir(h.path)) {
-		return 7
+// pollDelay is how long an idle file waits before it is looked at again
+// unless an event wakes it first. Where fsnotify watches the directory,
+// writes, renames and truncations of a file under its name wake its
+// harvester: polling only covers events lost, and waits PollInterval<<7
+// (32s by default). Otherwise the wait grows from PollInterval while
+// nothing happens, up to PollInterval<<3 (2s) where nothing watches, <<7
+// for a rotated file, which events no longer name.
+func (h *harvester) pollDelay() time.Duration {
+	watched := h.in.isWatched(filepath.Dir(h.path))
+	if watched && h.state == stateActive {
+		return h.in.cfg.PollInterval << 7
 	}
-	return 3
+	shift := 3
+	if watched {
+		shift = 7
+	}
+	d := h.in.cfg.PollInterval << min(h.idlePolls, shift)
+	h.idlePolls++
+	return d
 }
 
 // waitCopyCheck holds a pending file unread until it is adopted as the copy

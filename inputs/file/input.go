@@ -73,10 +73,14 @@ type Input struct {
 	reported map[string]bool // problems logged once per path
 	// watched holds the directories fsnotify watches: files there are
 	// woken by events and polled only as a fallback, rarely.
-	watched   map[string]bool
+	watched   sync.Map // of string to bool; read on every park
 	removedAt map[*harvester]time.Time
-	wg        sync.WaitGroup
-	ctx       context.Context
+	// polls queues the next look at each parked harvester; stopping is
+	// set once Run returns, when nothing may be unparked any more.
+	polls    pollQueue
+	stopping bool
+	wg       sync.WaitGroup
+	ctx      context.Context
 }
 
 type devIno struct{ dev, ino uint64 }
@@ -114,7 +118,6 @@ func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFun
 		byInode:   make(map[devIno]*harvester),
 		byPath:    make(map[string]*harvester),
 		reported:  make(map[string]bool),
-		watched:   make(map[string]bool),
 		removedAt: make(map[*harvester]time.Time),
 	}
 }
@@ -140,11 +143,15 @@ func (in *Input) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(in.cfg.ScanInterval)
 	defer tick.Stop()
-	defer in.wg.Wait()
+	pollTick := time.NewTicker(in.cfg.PollInterval)
+	defer pollTick.Stop()
+	defer in.closeParked()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case now := <-pollTick.C:
+			in.pollDue(now)
 		case <-tick.C:
 			in.scan(w, false)
 		case <-in.scanReq:
@@ -160,9 +167,11 @@ func (in *Input) Run(ctx context.Context) error {
 				errs = nil
 				continue
 			}
-			// Usually a queue overflow: events were lost, so look again.
+			// Usually a queue overflow: events were lost, so look again,
+			// at every file too.
 			in.log.Warn("fsnotify", "err", err)
 			in.scan(w, false)
+			in.signalAll()
 		}
 	}
 }
@@ -261,15 +270,19 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 				continue
 			}
 			if err := w.Add(d); err == nil {
-				in.mu.Lock()
-				in.watched[d] = true
-				in.mu.Unlock()
+				in.watched.Store(d, true)
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				in.reportOnce("watch:"+d, "cannot watch directory; polling it", "dir", d, "err", err)
 			}
 		}
 	}
 	for _, f := range files {
+		if !initial && in.activeAt(f) {
+			// Read already under this name; when another file takes
+			// the name, its harvester notices (renamed or removed) and
+			// asks for a scan.
+			continue
+		}
 		in.open(f, initial)
 	}
 	in.recoverRenamed()
@@ -283,9 +296,14 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 // lost; that is counted and logged.
 func (in *Input) closeRemoved() {
 	in.mu.Lock()
-	hs := make([]*harvester, 0, len(in.byInode))
+	var hs []*harvester
 	for _, h := range in.byInode {
-		hs = append(hs, h)
+		// A parked file is read to its end; if it is removed, the
+		// event or its next poll finds out. Those at work may be held
+		// by outputs that are down.
+		if !h.parked {
+			hs = append(hs, h)
+		}
 	}
 	in.mu.Unlock()
 	now := time.Now()
@@ -313,6 +331,7 @@ func (in *Input) closeRemoved() {
 			"path", h.path, "close_removed_after", in.cfg.CloseRemovedAfter, "undelivered_bytes", unread)
 		h.tr.forget()
 		h.cancel()
+		h.signal() // a parked harvester runs to see it is cancelled
 	}
 }
 
@@ -651,11 +670,19 @@ func compressed(name string) bool {
 	return false
 }
 
-// isWatched reports whether fsnotify watches dir.
-func (in *Input) isWatched(dir string) bool {
+// activeAt reports whether a harvester reads the file named path under
+// that name.
+func (in *Input) activeAt(path string) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.watched[dir]
+	h := in.byPath[path]
+	return h != nil && h.state == stateActive && h.path == path
+}
+
+// isWatched reports whether fsnotify watches dir.
+func (in *Input) isWatched(dir string) bool {
+	_, ok := in.watched.Load(dir)
+	return ok
 }
 
 // pendingIn returns the pending harvesters of files in dir.
@@ -798,14 +825,9 @@ func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.Fil
 	}
 	in.mu.Unlock()
 	in.log.Debug("harvesting", "path", path, "offset", offset, "size", size, "id", id.String())
-	ctx, cancel := context.WithCancel(in.ctx)
-	h.cancel = cancel
+	h.ctx, h.cancel = context.WithCancel(in.ctx)
 	in.wg.Add(1)
-	go func() {
-		defer in.wg.Done()
-		defer cancel()
-		h.run(ctx)
-	}()
+	go h.loop()
 }
 
 // exited is called by a harvester as it stops.
@@ -845,6 +867,27 @@ type FileStatus struct {
 	Size      int64 // last size seen
 	Read      int64 // end of the last message handed out
 	Committed int64 // every byte before it is delivered
+}
+
+// Behind returns the status of the open files not delivered to their end,
+// in no order: cheap enough to call every second with thousands of files
+// caught up.
+func (in *Input) Behind() []FileStatus {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var out []FileStatus
+	for _, h := range in.byInode {
+		size := h.size.Load()
+		if h.readPos.Load() >= size && h.tr.committedOffset() >= size {
+			continue
+		}
+		e := h.tr.committed()
+		out = append(out, FileStatus{
+			Path: e.Path, ID: e.ID, State: h.state.String(),
+			Size: size, Read: h.readPos.Load(), Committed: e.Offset,
+		})
+	}
+	return out
 }
 
 // Files returns the status of every open file.

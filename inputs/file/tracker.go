@@ -2,6 +2,7 @@ package file
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logagent/logagent"
@@ -16,6 +17,7 @@ type tracker struct {
 
 	mu        sync.Mutex
 	entry     checkpoint.Entry
+	offset    atomic.Int64    // entry.Offset, read without mu
 	pending   []*trackedChunk // in reading order
 	forgotten bool
 	idle      chan struct{} // closed and replaced when pending becomes empty
@@ -30,6 +32,7 @@ type trackedChunk struct {
 // false (then restart records it).
 func newTracker(store *checkpoint.Store, e checkpoint.Entry, register bool) *tracker {
 	t := &tracker{store: store, entry: e}
+	t.offset.Store(e.Offset)
 	if register {
 		store.Set(e)
 	}
@@ -58,6 +61,7 @@ func (t *tracker) done(tc *trackedChunk) {
 		return
 	}
 	t.entry.Offset = t.pending[n-1].end
+	t.offset.Store(t.entry.Offset)
 	t.entry.Updated = time.Now()
 	clear(t.pending[:n])
 	t.pending = t.pending[n:]
@@ -75,6 +79,11 @@ func (t *tracker) inflight() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.pending)
+}
+
+// committedOffset returns the committed offset.
+func (t *tracker) committedOffset() int64 {
+	return t.offset.Load()
 }
 
 // committed returns the committed entry.
@@ -116,6 +125,7 @@ func (t *tracker) restart(id logagent.FileID, offset int64) {
 	old := t.entry.Key()
 	t.entry.ID = id
 	t.entry.Offset = offset
+	t.offset.Store(offset)
 	t.entry.Updated = time.Now()
 	if !t.forgotten {
 		t.store.Rekey(old, t.entry)
