@@ -35,7 +35,8 @@
 //
 // Bodies are copied into a buffer the output reuses from batch to batch, so
 // a batch costs no allocation per message in this package (kafka-go itself
-// allocates a few per message for its metadata lookups). A record is at
+// allocates two per message for its metadata lookup, which this package
+// answers from the call's first answer for the topic: see transport). A record is at
 // least once in Kafka: a batch the broker applied but answered with an error
 // (REQUEST_TIMED_OUT after the append, a connection lost before the answer)
 // is sent again and duplicated.

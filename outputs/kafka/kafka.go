@@ -58,7 +58,7 @@ type Output struct {
 	comp   kafkago.Compression
 	bal    kafkago.Balancer
 	w      *kafkago.Writer // nil until the first Send
-	tr     *kafkago.Transport
+	tr     *transport
 	b      builder
 	closed bool
 }
@@ -134,7 +134,7 @@ func (o *Output) connect() error {
 		}
 		tr.SASL = m
 	}
-	o.tr = tr
+	o.tr = newTransport(tr)
 	o.w = &kafkago.Writer{
 		Addr:                   brokerAddr(o.cfg.Brokers),
 		Balancer:               o.bal,
@@ -145,7 +145,7 @@ func (o *Output) connect() error {
 		WriteTimeout:           o.cfg.Timeout,
 		RequiredAcks:           o.acks,
 		Compression:            o.comp,
-		Transport:              tr,
+		Transport:              o.tr,
 		AllowAutoTopicCreation: o.cfg.AutoCreateTopic,
 		ErrorLogger:            kafkago.LoggerFunc(o.libError),
 	}
@@ -294,6 +294,7 @@ func (o *Output) write(ctx context.Context, msgs []kafkago.Message, idx []int, s
 	// call, not set once to a large bound. It is read only within
 	// WriteMessages, on this goroutine.
 	o.w.BatchSize = len(msgs)
+	o.tr.reset()
 	err := o.w.WriteMessages(ctx, msgs...)
 	if err == nil {
 		return nil
@@ -345,6 +346,7 @@ func (o *Output) isolate(ctx context.Context, msgs []kafkago.Message, idx []int,
 		"messages", len(tooLarge), "max_message_bytes", int64(o.cfg.MaxBytes))
 	o.w.BatchSize = 1
 	for n, k := range tooLarge {
+		o.tr.reset()
 		err := o.w.WriteMessages(ctx, msgs[k])
 		var werrs kafkago.WriteErrors
 		if errors.As(err, &werrs) && len(werrs) == 1 {

@@ -1,0 +1,65 @@
+package kafka
+
+import (
+	"context"
+	"net"
+	"sync"
+
+	kafkago "github.com/segmentio/kafka-go"
+	meta "github.com/segmentio/kafka-go/protocol/metadata"
+)
+
+// transport is kafka-go's Transport with one addition: within one
+// WriteMessages call it answers the Writer's metadata lookups for a topic
+// from the first answer for that topic. The Writer asks for the topic's
+// partition count once per message, and kafka-go's Transport answers each
+// from its cached cluster metadata by building a new filtered copy (two
+// allocations and a search a message, a fifth of the agent's CPU for
+// 200-byte messages). The answers of one call are the same but for a
+// metadata refresh landing in the middle of it, which kafka-go cannot
+// promise to see either. Only answers without error are kept, so a
+// missing topic or one being created is asked for every time, as before.
+// reset is called before each WriteMessages call.
+type transport struct {
+	*kafkago.Transport
+
+	mu     sync.Mutex
+	topics map[string]*meta.Response
+}
+
+func newTransport(tr *kafkago.Transport) *transport {
+	return &transport{Transport: tr, topics: map[string]*meta.Response{}}
+}
+
+// reset forgets the answers kept.
+func (t *transport) reset() {
+	t.mu.Lock()
+	clear(t.topics)
+	t.mu.Unlock()
+}
+
+// RoundTrip sends req, or answers a one-topic metadata request from the
+// answer kept.
+func (t *transport) RoundTrip(ctx context.Context, addr net.Addr, req kafkago.Request) (kafkago.Response, error) {
+	m, ok := req.(*meta.Request)
+	if !ok || len(m.TopicNames) != 1 {
+		return t.Transport.RoundTrip(ctx, addr, req)
+	}
+	topic := m.TopicNames[0]
+	t.mu.Lock()
+	r, ok := t.topics[topic]
+	t.mu.Unlock()
+	if ok {
+		return r, nil
+	}
+	res, err := t.Transport.RoundTrip(ctx, addr, req)
+	if err != nil {
+		return res, err
+	}
+	if r, ok := res.(*meta.Response); ok && len(r.Topics) == 1 && r.Topics[0].Name == topic && r.Topics[0].ErrorCode == 0 {
+		t.mu.Lock()
+		t.topics[topic] = r
+		t.mu.Unlock()
+	}
+	return res, nil
+}
