@@ -289,11 +289,8 @@ func (o *Output) write(ctx context.Context, msgs []kafkago.Message, idx []int, s
 	if len(msgs) == 0 {
 		return nil
 	}
-	// BatchSize never splits the call by count. kafka-go allocates
-	// BatchSize messages for each partition batch, so it is sized to the
-	// call, not set once to a large bound. It is read only within
-	// WriteMessages, on this goroutine.
-	o.w.BatchSize = len(msgs)
+	// BatchSize is read only within WriteMessages, on this goroutine.
+	o.w.BatchSize = o.batchSize(msgs)
 	o.tr.reset()
 	err := o.w.WriteMessages(ctx, msgs...)
 	if err == nil {
@@ -325,6 +322,28 @@ func (o *Output) write(ctx context.Context, msgs []kafkago.Message, idx []int, s
 		}
 	}
 	return o.isolate(ctx, msgs, idx, tooLarge, res)
+}
+
+// batchSize returns the Writer's BatchSize for a call of msgs. kafka-go
+// sends a call's messages of one partition in one batch while they fit its
+// BatchSize (and BatchBytes), so it must not split a call by count; but it
+// allocates BatchSize messages for every partition batch, so it is sized
+// to the call, not set once to a large bound. With round robin over one
+// topic of P partitions, a call of n messages gives each partition
+// ceil(n/P) of them at most (kafka-go's RoundRobin deals them out in turn);
+// otherwise, with keys or several topics, a partition may get them all. P
+// is the count in the last metadata answer: were it out of date, a batch
+// would only go in two requests.
+func (o *Output) batchSize(msgs []kafkago.Message) int {
+	n := len(msgs)
+	if _, ok := o.bal.(*kafkago.RoundRobin); !ok || manyTopics(msgs) {
+		return n
+	}
+	p := o.tr.partitions(msgs[0].Topic)
+	if p <= 1 {
+		return n
+	}
+	return (n + p - 1) / p
 }
 
 // isolate resolves MESSAGE_TOO_LARGE answers. The broker refuses a whole

@@ -20,15 +20,27 @@ import (
 // promise to see either. Only answers without error are kept, so a
 // missing topic or one being created is asked for every time, as before.
 // reset is called before each WriteMessages call.
+//
+// It also remembers the last partition count seen for each topic, for
+// Output.batchSize.
 type transport struct {
 	*kafkago.Transport
 
 	mu     sync.Mutex
 	topics map[string]*meta.Response
+	parts  map[string]int
 }
 
 func newTransport(tr *kafkago.Transport) *transport {
-	return &transport{Transport: tr, topics: map[string]*meta.Response{}}
+	return &transport{Transport: tr, topics: map[string]*meta.Response{}, parts: map[string]int{}}
+}
+
+// partitions returns the number of partitions of topic in the last answer
+// about it, 0 if none came yet.
+func (t *transport) partitions(topic string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.parts[topic]
 }
 
 // reset forgets the answers kept.
@@ -59,6 +71,10 @@ func (t *transport) RoundTrip(ctx context.Context, addr net.Addr, req kafkago.Re
 	if r, ok := res.(*meta.Response); ok && len(r.Topics) == 1 && r.Topics[0].Name == topic && r.Topics[0].ErrorCode == 0 {
 		t.mu.Lock()
 		t.topics[topic] = r
+		if len(t.parts) >= maxSources {
+			clear(t.parts)
+		}
+		t.parts[topic] = len(r.Topics[0].Partitions)
 		t.mu.Unlock()
 	}
 	return res, nil
