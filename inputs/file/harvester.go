@@ -61,6 +61,10 @@ type harvester struct {
 	parked    bool
 	parkGen   uint64
 	idlePolls int
+	// seen is the file's inode times and link count at the last look at
+	// its end; cheapPolls counts the polls since that only compared them.
+	seen       statSig
+	cheapPolls int
 
 	blk    *block
 	r, w   int   // blk.buf[r:w] is read but not yet in a message
@@ -416,6 +420,8 @@ func (h *harvester) atEOF() bool {
 		return true
 	}
 	h.size.Store(fi.Size())
+	h.seen = sigOf(fi)
+	h.cheapPolls = 0
 	if fi.Size() < h.offset {
 		h.truncated(fi.Size())
 		return false

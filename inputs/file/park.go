@@ -2,6 +2,8 @@ package file
 
 import (
 	"container/heap"
+	"os"
+	"syscall"
 	"time"
 )
 
@@ -43,16 +45,97 @@ func (in *Input) unparkLocked(h *harvester) {
 	go h.loop()
 }
 
-// pollDue runs the parked harvesters whose poll is due at now.
+// pollDue looks at the parked harvesters whose poll is due at now. Most
+// polls find nothing: one fstat shows that the file has neither grown, nor
+// changed, nor been renamed or removed (each changes its size, mtime, ctime
+// or link count) since the harvester looked at its end, and the harvester
+// stays parked. The others run. Every fullPollEvery-th poll runs it
+// anyway, to look at the content itself (a rewrite to the same size within
+// one tick of the file system's clock).
 func (in *Input) pollDue(now time.Time) {
 	in.mu.Lock()
-	defer in.mu.Unlock()
+	var due []*harvester
 	for len(in.polls) > 0 && !in.polls[0].due.After(now) {
 		p := heap.Pop(&in.polls).(pollAt)
-		if p.h.parked && p.h.parkGen == p.gen {
-			in.unparkLocked(p.h)
+		if !p.h.parked || p.h.parkGen != p.gen {
+			continue // woken since
 		}
+		// Taken out of the parked state while looked at: a signal
+		// meanwhile leaves a token in h.wake, seen below.
+		p.h.parked = false
+		p.h.parkGen++
+		due = append(due, p.h)
 	}
+	in.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	quiet := make([]bool, len(due))
+	for i, h := range due {
+		quiet[i] = h.quiet(now)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for i, h := range due {
+		woken := false
+		select {
+		case <-h.wake:
+			woken = true
+		default:
+		}
+		if quiet[i] && !woken && !in.stopping && h.ctx.Err() == nil {
+			h.cheapPolls++
+			h.parked = true
+			h.parkGen++
+			heap.Push(&in.polls, pollAt{due: now.Add(h.pollDelay()), h: h, gen: h.parkGen})
+			continue
+		}
+		if in.stopping {
+			// Left for closeParked, which closes parked harvesters.
+			h.parked = true
+			continue
+		}
+		in.wg.Add(1)
+		go h.loop()
+	}
+}
+
+// fullPollEvery is how often a poll runs the harvester even though the
+// file's inode shows no change.
+const fullPollEvery = 8
+
+// quiet reports whether the parked file h has nothing new at now: its
+// inode is as the harvester last saw it at its end, and it is not due to
+// be closed as inactive.
+func (h *harvester) quiet(now time.Time) bool {
+	if h.cheapPolls+1 >= fullPollEvery {
+		return false
+	}
+	if cfg := &h.in.cfg; cfg.CloseInactive > 0 && now.Sub(h.lastData) >= cfg.CloseInactive {
+		return false
+	}
+	fi, err := h.f.Stat()
+	if err != nil || fi.Size() != h.offset || sigOf(fi) != h.seen {
+		return false
+	}
+	// Unchanged since the last look: the content read is still there.
+	h.intactAt.Store(now.UnixNano())
+	return true
+}
+
+// statSig is what of a file's inode changes when it is written, truncated,
+// renamed or removed, but its size.
+type statSig struct {
+	mtime, ctime syscall.Timespec
+	nlink        uint64
+}
+
+func sigOf(fi os.FileInfo) statSig {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return statSig{}
+	}
+	return statSig{mtime: st.Mtim, ctime: st.Ctim, nlink: uint64(st.Nlink)}
 }
 
 // signalAll wakes every harvester, after fsnotify lost events.

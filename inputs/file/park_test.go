@@ -1,0 +1,147 @@
+package file
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Files idle between writes park; whether fsnotify wakes them or polls
+// alone find what changed (appends, rename and copytruncate rotations,
+// removal), every line arrives, once.
+func TestParkedFilesMissNothing(t *testing.T) {
+	for _, watch := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fsnotify=%v", watch), func(t *testing.T) {
+			defer func(old bool) { watchDirectories = old }(watchDirectories)
+			watchDirectories = watch
+			dir := t.TempDir()
+			const files = 20
+			name := func(k int) string { return filepath.Join(dir, fmt.Sprintf("f%02d.log", k)) }
+			next := make([]int, files) // next sequence number per file
+			write := func(k, n int) {
+				t.Helper()
+				f, err := os.OpenFile(name(k), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var b strings.Builder
+				for i := 0; i < n; i++ {
+					fmt.Fprintf(&b, "f%02d %06d\n", k, next[k])
+					next[k]++
+				}
+				if _, err := f.WriteString(b.String()); err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+			}
+			total := func() int {
+				n := 0
+				for _, c := range next {
+					n += c
+				}
+				return n
+			}
+			for k := 0; k < files; k++ {
+				write(k, 10)
+			}
+			s := &sink{}
+			cfg := testConfig(dir)
+			in, stop := runInput(t, cfg, openStore(t, filepath.Join(dir, "data")), 8<<20, s)
+			waitFor(t, "first lines", func() bool { return s.count() == total() })
+			waitFor(t, "all parked", func() bool { return parkedCount(in) == files })
+
+			for round := 0; round < 6; round++ {
+				// Let the files park and some polls find nothing.
+				time.Sleep(4 * cfg.PollInterval << 3)
+				for k := round % 3; k < files; k += 3 {
+					write(k, 5)
+				}
+				switch round {
+				case 1: // rename rotation, the writer goes on in a new file
+					if err := os.Rename(name(1), name(1)+".1"); err != nil {
+						t.Fatal(err)
+					}
+					write(1, 5)
+				case 2: // copytruncate
+					data, err := os.ReadFile(name(2))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(name(2)+".1", data, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.Truncate(name(2), 0); err != nil {
+						t.Fatal(err)
+					}
+					write(2, 5)
+				case 3: // removed once read
+					waitFor(t, "lines of round 3", func() bool { return s.count() == total() })
+					if err := os.Remove(name(4)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				want := total()
+				waitFor(t, fmt.Sprintf("round %d: %d lines", round, want), func() bool { return s.count() >= want })
+			}
+			time.Sleep(2 * cfg.PollInterval << 3) // nothing more may come
+			stop()
+
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			seen := map[string]int{}
+			for _, l := range s.lines {
+				seen[l]++
+			}
+			for k := 0; k < files; k++ {
+				for i := 0; i < next[k]; i++ {
+					l := fmt.Sprintf("f%02d %06d", k, i)
+					if seen[l] != 1 {
+						t.Errorf("%s arrived %d times", l, seen[l])
+					}
+				}
+			}
+			if len(s.lines) != total() {
+				t.Errorf("%d lines arrived, %d written", len(s.lines), total())
+			}
+		})
+	}
+}
+
+// Idle files hold no goroutine each.
+func TestIdleFilesHoldNoGoroutine(t *testing.T) {
+	dir := t.TempDir()
+	const files = 300
+	for k := 0; k < files; k++ {
+		writeLines(t, filepath.Join(dir, fmt.Sprintf("f%03d.log", k)), 0, 3)
+	}
+	before := runtime.NumGoroutine()
+	s := &sink{}
+	cfg := testConfig(dir)
+	cfg.MaxOpenFiles = files
+	in, stop := runInput(t, cfg, openStore(t, filepath.Join(dir, "data")), 8<<20, s)
+	waitFor(t, "all lines", func() bool { return s.count() == 3*files })
+	waitFor(t, "all parked", func() bool { return parkedCount(in) == files })
+	if n := runtime.NumGoroutine() - before; n > 20 {
+		t.Errorf("%d goroutines for %d idle files", n, files)
+	}
+	if n := len(in.Files()); n != files {
+		t.Errorf("%d files open, want %d", n, files)
+	}
+	stop()
+}
+
+func parkedCount(in *Input) int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	n := 0
+	for _, h := range in.byInode {
+		if h.parked {
+			n++
+		}
+	}
+	return n
+}
