@@ -12,6 +12,7 @@ package scribe
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -128,11 +129,17 @@ func (o *Output) attempt(ctx context.Context, c *thriftrpc.Client, batch []logag
 	}
 }
 
-// writeLogArgs writes the arguments of Log: 1: list<LogEntry> messages.
-// Each message is written as body + "\n" without building that string: the
-// binary protocol writes a string as its i32 length then its bytes, and its
-// writes go straight to the framed transport's buffer, so the length, the
-// body and the newline are written one after the other.
+// writeLogArgs writes the arguments of Log: 1: list<LogEntry> messages,
+// where a LogEntry is {1: string category, 2: string message}. Each
+// message is written as body + "\n" without building that string.
+//
+// The entries are written straight to the framed transport in the binary
+// protocol, not through the protocol API field by field (a dozen calls an
+// entry, three quarters of the agent's CPU): per entry, the bytes up to the
+// message's length, which depend only on the category and are kept from
+// one entry to the next while the category is the same, then the length,
+// the body, the newline and the struct's stop byte. The bytes are the
+// protocol API's (TestEncode).
 func writeLogArgs(ctx context.Context, p thrift.TProtocol, framed *thrift.TFramedTransport, batch []logagent.Message, idx []int) error {
 	if err := p.WriteFieldBegin(ctx, "messages", thrift.LIST, 1); err != nil {
 		return err
@@ -140,39 +147,30 @@ func writeLogArgs(ctx context.Context, p thrift.TProtocol, framed *thrift.TFrame
 	if err := p.WriteListBegin(ctx, thrift.STRUCT, len(idx)); err != nil {
 		return err
 	}
-	for _, i := range idx {
+	var scratch [64]byte
+	var cat string
+	var prefix []byte // field 1, the category, field 2's header
+	for k, i := range idx {
 		m := &batch[i]
-		if err := p.WriteStructBegin(ctx, "LogEntry"); err != nil {
+		if k == 0 || m.Source.Category != cat {
+			cat = m.Source.Category
+			prefix = append(scratch[:0], byte(thrift.STRING), 0, 1)
+			prefix = binary.BigEndian.AppendUint32(prefix, uint32(len(cat)))
+			prefix = append(prefix, cat...)
+			prefix = append(prefix, byte(thrift.STRING), 0, 2)
+		}
+		if _, err := framed.Write(prefix); err != nil {
 			return err
 		}
-		if err := p.WriteFieldBegin(ctx, "category", thrift.STRING, 1); err != nil {
-			return err
-		}
-		if err := p.WriteString(ctx, m.Source.Category); err != nil {
-			return err
-		}
-		if err := p.WriteFieldEnd(ctx); err != nil {
-			return err
-		}
-		if err := p.WriteFieldBegin(ctx, "message", thrift.STRING, 2); err != nil {
-			return err
-		}
-		if err := p.WriteI32(ctx, int32(len(m.Body)+1)); err != nil {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(m.Body)+1))
+		if _, err := framed.Write(n[:]); err != nil {
 			return err
 		}
 		if _, err := framed.Write(m.Body); err != nil {
 			return err
 		}
-		if err := framed.WriteByte('\n'); err != nil {
-			return err
-		}
-		if err := p.WriteFieldEnd(ctx); err != nil {
-			return err
-		}
-		if err := p.WriteFieldStop(ctx); err != nil {
-			return err
-		}
-		if err := p.WriteStructEnd(ctx); err != nil {
+		if _, err := framed.Write(entryEnd); err != nil {
 			return err
 		}
 	}
@@ -181,6 +179,9 @@ func writeLogArgs(ctx context.Context, p thrift.TProtocol, framed *thrift.TFrame
 	}
 	return p.WriteFieldEnd(ctx)
 }
+
+// entryEnd ends an entry: the message's newline, the struct's stop.
+var entryEnd = []byte{'\n', 0}
 
 // Close closes the connections.
 func (o *Output) Close() error { return o.pool.Close() }

@@ -1,6 +1,7 @@
 package scribe
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/internal/pypeer"
@@ -317,6 +320,68 @@ func BenchmarkEncode(b *testing.B) {
 			b.Fatal(err)
 		}
 		c.Framed.Flush(ctx)
+	}
+}
+
+// captureConn is a net.Conn whose writes are kept.
+type captureConn struct {
+	net.Conn
+	buf *bytes.Buffer
+}
+
+func (c captureConn) Write(b []byte) (int, error) { return c.buf.Write(b) }
+
+// refWriteLogArgs writes the arguments of Log with the protocol API, field
+// by field: the reference writeLogArgs's bytes are compared with.
+func refWriteLogArgs(ctx context.Context, p thrift.TProtocol, batch []logagent.Message, idx []int) error {
+	p.WriteFieldBegin(ctx, "messages", thrift.LIST, 1)
+	p.WriteListBegin(ctx, thrift.STRUCT, len(idx))
+	for _, i := range idx {
+		m := &batch[i]
+		p.WriteStructBegin(ctx, "LogEntry")
+		p.WriteFieldBegin(ctx, "category", thrift.STRING, 1)
+		p.WriteString(ctx, m.Source.Category)
+		p.WriteFieldEnd(ctx)
+		p.WriteFieldBegin(ctx, "message", thrift.STRING, 2)
+		p.WriteString(ctx, string(m.Body)+"\n")
+		p.WriteFieldEnd(ctx)
+		p.WriteFieldStop(ctx)
+		p.WriteStructEnd(ctx)
+	}
+	p.WriteListEnd(ctx)
+	return p.WriteFieldEnd(ctx)
+}
+
+// TestEncode compares writeLogArgs's bytes with the protocol API's, for
+// entries of several categories, empty and large bodies, and a subset of
+// the batch.
+func TestEncode(t *testing.T) {
+	msgs := append(outputtest.Messages(outputtest.Source("web"), 0, 10, 50), outputtest.Messages(outputtest.Source("db"), 10, 10, 50)...)
+	msgs = append(msgs, outputtest.Messages(outputtest.Source(strings.Repeat("c", 300)), 20, 3, 70000)...)
+	msgs = append(msgs, outputtest.Messages(outputtest.Source("web"), 23, 3, 10)...)
+	msgs[4].Body = nil
+	for _, idx := range [][]int{{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 20, 21, 22, 23, 24, 25}, {3, 12, 13, 12, 22}, {}} {
+		var got, want bytes.Buffer
+		ctx := context.Background()
+		for _, c := range []struct {
+			buf *bytes.Buffer
+			ref bool
+		}{{&got, false}, {&want, true}} {
+			cl := thriftrpc.New(captureConn{buf: c.buf}, thriftrpc.Binary)
+			var err error
+			if c.ref {
+				err = refWriteLogArgs(ctx, cl.Proto, msgs, idx)
+			} else {
+				err = writeLogArgs(ctx, cl.Proto, cl.Framed, msgs, idx)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl.Framed.Flush(ctx)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("entries %v: %d bytes, the protocol API's %d, differing", idx, got.Len(), want.Len())
+		}
 	}
 }
 
