@@ -62,8 +62,10 @@ type harvester struct {
 	parkGen   uint64
 	idlePolls int
 	// seen is the file's inode times and link count at the last look at
-	// its end; cheapPolls counts the polls since that only compared them.
+	// its end, and seenOffset the read offset then; cheapPolls counts the
+	// polls since that only compared them.
 	seen       statSig
+	seenOffset int64
 	cheapPolls int
 
 	blk    *block
@@ -178,6 +180,12 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 		}
 		if h.atEOF() {
 			return false
+		}
+		if h.size.Load() > h.offset {
+			// Written since the read (or truncated and written again,
+			// which may have come as one event): read on, do not wait
+			// for another event.
+			continue
 		}
 		d := h.pollDelay()
 		// A file under its name waits parked. A rotated or removed one
@@ -420,13 +428,18 @@ func (h *harvester) atEOF() bool {
 		return true
 	}
 	h.size.Store(fi.Size())
-	h.seen = sigOf(fi)
+	// Modified but neither grown nor read since the last look: truncated
+	// and written again to the same size. The content is looked at now,
+	// not at the next periodic check.
+	sig := sigOf(fi)
+	rewritten := fi.Size() == h.offset && h.offset == h.seenOffset && sig.mtime != h.seen.mtime
+	h.seen, h.seenOffset = sig, h.offset
 	h.cheapPolls = 0
 	if fi.Size() < h.offset {
 		h.truncated(fi.Size())
 		return false
 	}
-	if now.Sub(h.lastCheck) >= time.Second {
+	if now.Sub(h.lastCheck) >= time.Second || rewritten {
 		h.lastCheck = now
 		if h.contentReplaced() {
 			h.truncated(fi.Size())

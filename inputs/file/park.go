@@ -20,10 +20,8 @@ import (
 func (in *Input) park(h *harvester, d time.Duration) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	select {
-	case <-h.wake:
-		return false // signalled since the last look: look again
-	default:
+	if len(h.wake) > 0 {
+		return false // signalled since the last look: run's wait takes it
 	}
 	if in.stopping || h.ctx.Err() != nil {
 		return false

@@ -145,3 +145,46 @@ func parkedCount(in *Input) int {
 	}
 	return n
 }
+
+// A file truncated and written again at once may come as one fsnotify
+// event: the harvester that finds it truncated reads the new content then,
+// without waiting for another event or its poll (minutes away here), even
+// when the new content is as long as the old.
+func TestTruncatedAndRewrittenIsReadAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	writeLines(t, path, 0, 100)
+	cfg := testConfig(dir)
+	cfg.PollInterval = time.Second // parked files poll every 128 s
+	cfg.ScanInterval = time.Hour
+	s := &sink{}
+	in, _ := runInput(t, cfg, openStore(t, filepath.Join(dir, "data")), 8<<20, s)
+	waitFor(t, "100 lines", func() bool { return s.count() == 100 })
+	want := 100
+	for round := 0; round < 20; round++ {
+		deadline := time.Now().Add(10 * time.Second)
+		for parkedCount(in) != 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: not parked: %+v", round, in.Files())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Round 0 is shorter than the file was: the harvester finds its
+		// offset past the end. The others are as long as the one
+		// before: only the content tells.
+		fmt.Fprintf(f, "round %02d %s\n", round, strings.Repeat("x", 30))
+		f.Close()
+		want++
+		deadline = time.Now().Add(10 * time.Second)
+		for s.count() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the line written after the truncation was not read (%d of %d lines; parked %d)", round, s.count(), want, parkedCount(in))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
