@@ -54,12 +54,13 @@ type harvester struct {
 	cancel     context.CancelFunc
 	forceClose atomic.Bool
 	// parked, under in.mu, is set while the harvester has no goroutine:
-	// an idle file waits for an event or its next poll as a few words in
-	// the input's poll queue, not as a goroutine and a timer. parkGen
-	// tells a queued poll from a stale one. idlePolls, owned by whoever
-	// runs the harvester, counts polls that found nothing.
+	// an idle file waits for an event or its next poll as an entry of
+	// the input's poll queue (at pollIdx, due at pollDue), not as a
+	// goroutine and a timer. idlePolls, owned by whoever runs the
+	// harvester, counts polls that found nothing.
 	parked    bool
-	parkGen   uint64
+	pollIdx   int // in in.polls; -1 when not queued
+	pollDue   time.Time
 	idlePolls int
 	// seen is the file's inode times and link count at the last look at
 	// its end, and seenOffset the read offset then; cheapPolls counts the

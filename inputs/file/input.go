@@ -810,6 +810,7 @@ func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.Fil
 			Host: in.cfg.Host, Fields: in.cfg.Fields,
 		},
 	}
+	h.pollIdx = -1
 	h.size.Store(size)
 	h.readPos.Store(offset)
 	h.intactAt.Store(time.Now().UnixNano())

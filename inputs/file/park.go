@@ -27,8 +27,7 @@ func (in *Input) park(h *harvester, d time.Duration) bool {
 		return false
 	}
 	h.parked = true
-	h.parkGen++
-	heap.Push(&in.polls, pollAt{due: time.Now().Add(d), h: h, gen: h.parkGen})
+	in.polls.schedule(h, time.Now().Add(d))
 	return true
 }
 
@@ -38,7 +37,7 @@ func (in *Input) unparkLocked(h *harvester) {
 		return
 	}
 	h.parked = false
-	h.parkGen++ // its queued poll is stale now
+	in.polls.remove(h)
 	in.wg.Add(1)
 	go h.loop()
 }
@@ -53,16 +52,12 @@ func (in *Input) unparkLocked(h *harvester) {
 func (in *Input) pollDue(now time.Time) {
 	in.mu.Lock()
 	var due []*harvester
-	for len(in.polls) > 0 && !in.polls[0].due.After(now) {
-		p := heap.Pop(&in.polls).(pollAt)
-		if !p.h.parked || p.h.parkGen != p.gen {
-			continue // woken since
-		}
+	for len(in.polls) > 0 && !in.polls[0].pollDue.After(now) {
+		h := heap.Pop(&in.polls).(*harvester)
 		// Taken out of the parked state while looked at: a signal
 		// meanwhile leaves a token in h.wake, seen below.
-		p.h.parked = false
-		p.h.parkGen++
-		due = append(due, p.h)
+		h.parked = false
+		due = append(due, h)
 	}
 	in.mu.Unlock()
 	if len(due) == 0 {
@@ -84,8 +79,7 @@ func (in *Input) pollDue(now time.Time) {
 		if quiet[i] && !woken && !in.stopping && h.ctx.Err() == nil {
 			h.cheapPolls++
 			h.parked = true
-			h.parkGen++
-			heap.Push(&in.polls, pollAt{due: now.Add(h.pollDelay()), h: h, gen: h.parkGen})
+			in.polls.schedule(h, now.Add(h.pollDelay()))
 			continue
 		}
 		if in.stopping {
@@ -172,25 +166,43 @@ func (in *Input) closeParked() {
 	}
 }
 
-// pollAt is a parked harvester's next poll; gen is h.parkGen when queued.
-type pollAt struct {
-	due time.Time
-	h   *harvester
-	gen uint64
+// pollQueue is a min-heap of parked harvesters by the time of their next
+// poll: one entry per harvester, removed when a signal wakes it.
+type pollQueue []*harvester
+
+// schedule queues h's next poll at due, or moves it there.
+func (q *pollQueue) schedule(h *harvester, due time.Time) {
+	h.pollDue = due
+	if h.pollIdx >= 0 {
+		heap.Fix(q, h.pollIdx)
+		return
+	}
+	heap.Push(q, h)
 }
 
-// pollQueue is a min-heap of polls by due time. A harvester woken by a
-// signal leaves its poll queued, stale, until it falls due.
-type pollQueue []pollAt
+// remove takes h's poll off the queue, if queued.
+func (q *pollQueue) remove(h *harvester) {
+	if h.pollIdx >= 0 {
+		heap.Remove(q, h.pollIdx)
+	}
+}
 
 func (q pollQueue) Len() int           { return len(q) }
-func (q pollQueue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
-func (q pollQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-func (q *pollQueue) Push(x any)        { *q = append(*q, x.(pollAt)) }
+func (q pollQueue) Less(i, j int) bool { return q[i].pollDue.Before(q[j].pollDue) }
+func (q pollQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].pollIdx, q[j].pollIdx = i, j
+}
+func (q *pollQueue) Push(x any) {
+	h := x.(*harvester)
+	h.pollIdx = len(*q)
+	*q = append(*q, h)
+}
 func (q *pollQueue) Pop() any {
 	old := *q
-	p := old[len(old)-1]
-	old[len(old)-1] = pollAt{}
+	h := old[len(old)-1]
+	old[len(old)-1] = nil
 	*q = old[:len(old)-1]
-	return p
+	h.pollIdx = -1
+	return h
 }
