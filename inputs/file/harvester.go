@@ -77,6 +77,8 @@ type harvester struct {
 	goneAt    time.Time
 	lastData  time.Time
 	lastCheck time.Time
+	// atEnd is set when the last read stopped at the end of the file.
+	atEnd bool
 	lastRead  time.Time // when the last read returned data
 	// intactAt is when the file last held the content being read (the
 	// generation of h.id); seenGens are the earlier generations this
@@ -177,7 +179,9 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 		}
 		if n > 0 {
 			h.idlePolls = 0
-			continue
+			if !h.atEnd {
+				continue
+			}
 		}
 		if h.atEOF() {
 			return false
@@ -188,6 +192,7 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 			// for another event.
 			continue
 		}
+		h.dropIdleBlock()
 		d := h.pollDelay()
 		// A file under its name waits parked. A rotated or removed one
 		// (few at a time) keeps its goroutine: it must notice being
@@ -293,7 +298,11 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 	if err := h.ensureRoom(ctx); err != nil {
 		return 0, err
 	}
+	room := len(h.blk.buf) - h.w
 	n, err := h.f.Read(h.blk.buf[h.w:])
+	// A short read of a regular file ends at its end: no need to read
+	// again to learn that nothing follows.
+	h.atEnd = n < room
 	if n == 0 {
 		if err == nil || errors.Is(err, io.EOF) {
 			h.dropIdleBlock()
