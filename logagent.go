@@ -185,8 +185,12 @@ type Chunk struct {
 	// last output to acknowledge, when every routed output has delivered
 	// (or permanently dropped) every message of the chunk. After it is
 	// called the chunk and its message bodies may be reused.
-	OnDone  func()
-	pending atomic.Int64
+	OnDone func()
+	// CaughtUp is set by the input when the read this chunk comes from
+	// reached the end of its file: nothing more waits to be read there
+	// now, and a batch need not wait long for more.
+	CaughtUp bool
+	pending  atomic.Int64
 }
 
 // Expect sets the number of outputs that must acknowledge every message of

@@ -82,6 +82,7 @@ func newRunner(cfg OutputConfig, out logagent.Output, log *slog.Logger) *runner 
 func (r *runner) run(ctx context.Context) {
 	flush := time.NewTimer(time.Hour)
 	flush.Stop()
+	var flushAt time.Time // when flush fires, while the batch is not empty
 	closed := false
 	for {
 		if r.cur == nil && !closed {
@@ -93,6 +94,7 @@ func (r *runner) run(ctx context.Context) {
 					} else {
 						r.cur, r.pos = c, 0
 						flush.Reset(r.cfg.Batch.FlushInterval)
+						flushAt = time.Now().Add(r.cfg.Batch.FlushInterval)
 					}
 				case <-ctx.Done():
 					return
@@ -115,6 +117,7 @@ func (r *runner) run(ctx context.Context) {
 				}
 			}
 		}
+		filling := r.cur
 		if r.cur != nil && r.fill() {
 			// Full: send now, and start the wait of the next batch afresh.
 			if !flush.Stop() {
@@ -127,6 +130,21 @@ func (r *runner) run(ctx context.Context) {
 				return
 			}
 			flush.Reset(r.cfg.Batch.FlushInterval)
+			flushAt = time.Now().Add(r.cfg.Batch.FlushInterval)
+		} else if filling != nil && r.cur == nil && filling.CaughtUp && len(r.queue) == 0 && len(r.batch) > 0 {
+			// Its input caught up and nothing else is queued: the
+			// batch waits a short linger for other files' lines, not
+			// the whole flush_interval.
+			if at := time.Now().Add(caughtUpLinger(r.cfg.Batch.FlushInterval)); at.Before(flushAt) {
+				if !flush.Stop() {
+					select {
+					case <-flush.C:
+					default:
+					}
+				}
+				flush.Reset(time.Until(at))
+				flushAt = at
+			}
 		}
 		if closed && r.cur == nil {
 			if len(r.batch) > 0 && !r.send(ctx) {
@@ -135,6 +153,14 @@ func (r *runner) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// caughtUpLinger is how long a batch waits once the input it was filled
+// from caught up with its files: long enough to gather the lines of files
+// written together, far below flush_interval, so that the last lines of a
+// backfill or a quiet file go out at once.
+func caughtUpLinger(flushInterval time.Duration) time.Duration {
+	return min(flushInterval, 10*time.Millisecond)
 }
 
 // fill moves messages of cur into the batch and reports whether the batch

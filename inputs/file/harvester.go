@@ -78,8 +78,8 @@ type harvester struct {
 	lastData  time.Time
 	lastCheck time.Time
 	// atEnd is set when the last read stopped at the end of the file.
-	atEnd bool
-	lastRead  time.Time // when the last read returned data
+	atEnd    bool
+	lastRead time.Time // when the last read returned data
 	// intactAt is when the file last held the content being read (the
 	// generation of h.id); seenGens are the earlier generations this
 	// descriptor read before copytruncate rotations replaced them.
@@ -361,6 +361,7 @@ func (h *harvester) cut(ctx context.Context, final bool) error {
 	h.readPos.Store(end)
 	h.blk.retain()
 	c.blk, c.tr, c.tc = h.blk, h.tr, h.tr.add(end)
+	c.CaughtUp = h.atEnd
 	h.in.metrics.addRead(len(c.Messages), used)
 	return h.in.publish(ctx, &c.Chunk)
 }
