@@ -27,6 +27,7 @@ func (in *Input) park(h *harvester, d time.Duration) bool {
 		return false
 	}
 	h.parked = true
+	delete(in.busy, h)
 	in.polls.schedule(h, time.Now().Add(d))
 	return true
 }
@@ -37,6 +38,7 @@ func (in *Input) unparkLocked(h *harvester) {
 		return
 	}
 	h.parked = false
+	in.busy[h] = struct{}{}
 	in.polls.remove(h)
 	in.wg.Add(1)
 	go h.loop()
@@ -87,6 +89,7 @@ func (in *Input) pollDue(now time.Time) {
 			h.parked = true
 			continue
 		}
+		in.busy[h] = struct{}{}
 		in.wg.Add(1)
 		go h.loop()
 	}
