@@ -65,14 +65,25 @@ func BenchmarkSave(b *testing.B) {
 // getting a line a minute: about 1/60 of the offsets moved since the last
 // flush.
 func BenchmarkStoreFlush(b *testing.B) {
+	benchFlush(b, 1024, func(s *Store, e *Entry) {
+		e.Offset += 120
+		e.Updated = e.Updated.Add(time.Minute)
+		s.Set(*e)
+	})
+}
+
+// benchFlush measures flushes of a store of 10,000 entries, with
+// fingerprints fpLen bytes long, after change was made to 1/60 of them.
+func benchFlush(b *testing.B, fpLen int, change func(s *Store, e *Entry)) {
 	s, err := Open(b.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
 	entries := manyEntries(10_000)
-	for _, e := range entries {
-		s.Set(e)
+	for i := range entries {
+		entries[i].ID.FingerprintLen = fpLen
+		s.Set(entries[i])
 	}
 	if err := s.Flush(); err != nil {
 		b.Fatal(err)
@@ -84,11 +95,8 @@ func BenchmarkStoreFlush(b *testing.B) {
 	start := cpuTime(b)
 	for i := 0; i < b.N; i++ {
 		for j := 0; j < perFlush; j++ {
-			e := &entries[next]
+			change(s, &entries[next])
 			next = (next + 1) % len(entries)
-			e.Offset += 120
-			e.Updated = e.Updated.Add(time.Minute)
-			s.Set(*e)
 		}
 		if err := s.Flush(); err != nil {
 			b.Fatal(err)

@@ -236,29 +236,43 @@ func FuzzAppendEntry(f *testing.F) {
 	})
 }
 
-// The store's flush writes what it holds through additions, offsets moved
-// in place, renames, rekeys and deletions, with Sets racing the flushes.
-func TestStoreFlushFollowsChanges(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+// openTestStore opens a store in a temporary directory, closed at the end
+// of the test.
+func openTestStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// flushAndCompare flushes s and checks that its file holds what s holds,
+// in order.
+func flushAndCompare(t *testing.T, s *Store, step int) {
+	t.Helper()
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := s.Entries("")
+	slices.SortFunc(want, compareEntries)
+	if !slices.EqualFunc(got, want, sameEntry) {
+		t.Fatalf("step %d: checkpoint holds\n%+v\nthe store\n%+v", step, got, want)
+	}
+}
+
+// The store's flush writes what it holds through additions, offsets moved
+// in place, renames, rekeys and deletions, with Sets racing the flushes.
+func TestStoreFlushFollowsChanges(t *testing.T) {
+	s := openTestStore(t)
 	check := func(step int) {
 		t.Helper()
-		if err := s.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		got, err := Load(s.Path())
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := s.Entries("")
-		slices.SortFunc(want, compareEntries)
-		if !slices.EqualFunc(got, want, sameEntry) {
-			t.Fatalf("step %d: checkpoint holds\n%+v\nthe store\n%+v", step, got, want)
-		}
+		flushAndCompare(t, s, step)
 	}
 	r := rand.New(rand.NewSource(2))
 	const files = 50

@@ -2,8 +2,6 @@ package checkpoint
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand"
 	"slices"
 	"testing"
@@ -14,25 +12,10 @@ import (
 // moving and entries added or removed: every flush writes what the store
 // holds, in order.
 func TestStoreRekeyInPlace(t *testing.T) {
-	s, err := Open(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTestStore(t)
 	check := func(step int) {
 		t.Helper()
-		if err := s.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		got, err := Load(s.Path())
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := s.Entries("")
-		slices.SortFunc(want, compareEntries)
-		if !slices.EqualFunc(got, want, sameEntry) {
-			t.Fatalf("step %d: checkpoint holds\n%+v\nthe store\n%+v", step, got, want)
-		}
+		flushAndCompare(t, s, step)
 	}
 	const files = 40
 	for k := 0; k < files; k++ {
@@ -92,36 +75,10 @@ func TestStoreRekeyInPlace(t *testing.T) {
 // of a full fingerprint: each line written extends it, so each moved entry
 // is rekeyed.
 func BenchmarkStoreFlushGrowing(b *testing.B) {
-	s, err := Open(b.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	entries := manyEntries(10_000)
-	for i := range entries {
-		entries[i].ID.FingerprintLen = 100
-		s.Set(entries[i])
-	}
-	if err := s.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	const perFlush = 10_000 / 60
-	next := 0
-	b.ReportAllocs()
-	b.ResetTimer()
-	start := cpuTime(b)
-	for i := 0; i < b.N; i++ {
-		for j := 0; j < perFlush; j++ {
-			e := &entries[next]
-			next = (next + 1) % len(entries)
-			old := e.Key()
-			e.Offset += 120
-			e.ID.FingerprintLen = e.ID.FingerprintLen%1000 + 120
-			s.Rekey(old, *e)
-		}
-		if err := s.Flush(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	reportCPU(b, start)
+	benchFlush(b, 100, func(s *Store, e *Entry) {
+		old := e.Key()
+		e.Offset += 120
+		e.ID.FingerprintLen = e.ID.FingerprintLen%1000 + 120
+		s.Rekey(old, *e)
+	})
 }

@@ -39,11 +39,7 @@ func BenchmarkSend(b *testing.B) {
 				cfg.Compression = comp
 				o := newOutput(b, cfg)
 				batch := batches(testSource("app", "/var/log/app.log"), 1000, 1000, 200)[0]
-				var size int64
-				for i := range batch {
-					size += int64(len(batch[i].Body))
-				}
-				sinkpeer.BenchSend(b, p, o, batch, size)
+				sinkpeer.BenchSend(b, p, o, batch)
 			})
 		}
 	}

@@ -411,11 +411,7 @@ func BenchmarkSend(b *testing.B) {
 				p := sinkpeer.StartChild(b, "TestPeerProcess", peer+"/"+proto)
 				o := newOutput(b, proto, p.Addr)
 				msgs := outputtest.Messages(outputtest.Source("web"), 0, 500, 200)
-				size := 0
-				for _, m := range msgs {
-					size += len(m.Body)
-				}
-				sinkpeer.BenchSend(b, p, o, msgs, int64(size))
+				sinkpeer.BenchSend(b, p, o, msgs)
 			})
 		}
 	}

@@ -418,11 +418,7 @@ func BenchmarkSend(b *testing.B) {
 			p := sinkpeer.StartChild(b, "TestPeerProcess", peer)
 			o := newOutput(b, p.Addr)
 			msgs := outputtest.Messages(outputtest.Source("web"), 0, 500, 200)
-			size := 0
-			for _, m := range msgs {
-				size += len(m.Body) + 1
-			}
-			sinkpeer.BenchSend(b, p, o, msgs, int64(size))
+			sinkpeer.BenchSend(b, p, o, msgs)
 		})
 	}
 }
