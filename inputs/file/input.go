@@ -286,13 +286,22 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 			}
 		}
 	}
-	for _, f := range files {
-		if !initial && in.activeAt(f) {
-			// Read already under this name; when another file takes
-			// the name, its harvester notices (renamed or removed) and
-			// asks for a scan.
-			continue
+	if !initial {
+		// Files read already under their name are left alone: when
+		// another file takes the name, its harvester notices (renamed
+		// or removed) and asks for a scan.
+		in.mu.Lock()
+		n := 0
+		for _, f := range files {
+			if !in.activeAtLocked(f) {
+				files[n] = f
+				n++
+			}
 		}
+		in.mu.Unlock()
+		files = files[:n]
+	}
+	for _, f := range files {
 		in.open(f, initial)
 	}
 	in.recoverRenamed()
@@ -680,11 +689,9 @@ func compressed(name string) bool {
 	return false
 }
 
-// activeAt reports whether a harvester reads the file named path under
-// that name.
-func (in *Input) activeAt(path string) bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+// activeAtLocked reports whether a harvester reads the file named path
+// under that name. in.mu is held.
+func (in *Input) activeAtLocked(path string) bool {
 	h := in.byPath[path]
 	return h != nil && h.state == stateActive && h.path == path
 }
@@ -724,13 +731,16 @@ func (in *Input) recoverRenamed() {
 	// Of several entries of one file, the one with the highest offset
 	// is the latest: it is resumed, and the others are dropped above.
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Offset > entries[j].Offset })
+	open := make([]*harvester, len(entries))
+	in.mu.Lock()
+	for i, e := range entries {
+		open[i] = in.byInode[devIno{e.ID.Dev, e.ID.Ino}]
+	}
+	in.mu.Unlock()
 	resolved := map[devIno]bool{}
-	for _, e := range entries {
+	for i, e := range entries {
 		key := devIno{e.ID.Dev, e.ID.Ino}
-		in.mu.Lock()
-		h := in.byInode[key]
-		in.mu.Unlock()
-		if h != nil {
+		if h := open[i]; h != nil {
 			// The open file's entry is its tracker's; another entry of
 			// its inode is of an older fingerprint or an older content.
 			if h.tr.committed().Key() != e.Key() {
