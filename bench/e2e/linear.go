@@ -304,17 +304,7 @@ func linearAgent(inDir string, c linearCase, sum inputSum, run int) (row, error)
 	os.RemoveAll(work)
 	defer os.RemoveAll(work)
 	outFile := filepath.Join(work, "out", "bench.log")
-	cfg := fmt.Sprintf(`data_dir: %s/state
-shutdown_timeout: 60s
-log_level: warn
-inputs:
-  - id: bench
-    paths: ["%s/*.log"]
-outputs:
-  - id: out
-    type: file
-    path: %s
-`, work, inDir, outFile)
+	cfg := agentConfig(work, inDir+"/*.log", outFile, []string{"shutdown_timeout: 60s"}, nil, nil)
 	a, err := startAgent(work, cfg, fmt.Sprintf("linear-f%d-l%d-run%d", c.files, c.size, run))
 	if err != nil {
 		return row{}, err
@@ -418,20 +408,8 @@ func outageOnce(src string, sum inputSum, inflight string, normalRSS int64, run 
 		return row{}, err
 	}
 	outFile := filepath.Join(work, "out", "bench.log")
-	cfg := fmt.Sprintf(`data_dir: %s/state
-shutdown_timeout: 60s
-log_level: warn
-max_inflight_bytes: %s
-inputs:
-  - id: bench
-    paths: [%q]
-outputs:
-  - id: out
-    type: file
-    path: %s
-    min_backoff: 50ms
-    max_backoff: 500ms
-`, work, inflight, inFile, outFile)
+	cfg := agentConfig(work, inFile, outFile, []string{"shutdown_timeout: 60s", "max_inflight_bytes: " + inflight},
+		nil, []string{"min_backoff: 50ms", "max_backoff: 500ms"})
 	a, err := startAgent(work, cfg, fmt.Sprintf("linear-outage-%s-run%d", inflight, run))
 	if err != nil {
 		return row{}, err

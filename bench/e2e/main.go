@@ -337,18 +337,8 @@ func backfillAgent(in string, sum inputSum, lpm, run int) (row, error) {
 	os.RemoveAll(work)
 	defer os.RemoveAll(work)
 	outFile := filepath.Join(work, "out", "bench.log")
-	cfg := fmt.Sprintf(`data_dir: %s/state
-shutdown_timeout: 60s
-log_level: warn
-inputs:
-  - id: bench
-    paths: [%q]
-    lines_per_message: %d
-outputs:
-  - id: out
-    type: file
-    path: %s
-`, work, in, lpm, outFile)
+	cfg := agentConfig(work, in, outFile, []string{"shutdown_timeout: 60s"},
+		[]string{fmt.Sprintf("lines_per_message: %d", lpm)}, nil)
 	a, err := startAgent(work, cfg, fmt.Sprintf("backfill-lpm%d-run%d", lpm, run))
 	if err != nil {
 		return row{}, err
@@ -523,6 +513,27 @@ type agentProc struct {
 	err     error
 }
 
+// agentConfig is a scenario's configuration: state under work, log level
+// warn, input "bench" of glob, file output "out" to outFile. top, input and
+// output are more "key: value" lines at the top level, in the input and in
+// the output.
+func agentConfig(work, glob, outFile string, top, input, output []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "data_dir: %s/state\n", work)
+	for _, l := range top {
+		b.WriteString(l + "\n")
+	}
+	fmt.Fprintf(&b, "log_level: warn\ninputs:\n  - id: bench\n    paths: [%q]\n", glob)
+	for _, l := range input {
+		b.WriteString("    " + l + "\n")
+	}
+	fmt.Fprintf(&b, "outputs:\n  - id: out\n    type: file\n    path: %s\n", outFile)
+	for _, l := range output {
+		b.WriteString("    " + l + "\n")
+	}
+	return b.String()
+}
+
 // startAgent writes cfg to work/config.yaml and starts the agent on it.
 func startAgent(work, cfg, profName string) (*agentProc, error) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
@@ -688,6 +699,21 @@ type outputReader struct {
 	seen   map[string]time.Time // first line of each file, by file number (manyfiles)
 }
 
+// start reads the output in the background, timing nothing until
+// from and to are set, until the returned stop is called.
+func (o *outputReader) start() (stop func()) {
+	o.from.Store(1 << 62) // nothing is timed before the window
+	o.to.Store(1 << 62)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		o.run(ctx)
+	}()
+	return func() { cancel(); wg.Wait() }
+}
+
 func (o *outputReader) run(ctx context.Context) error {
 	var f *os.File
 	for f == nil {
@@ -826,16 +852,7 @@ func steadyOnce(nfiles, run int) (row, error) {
 		files[i] = f
 	}
 	outFile := filepath.Join(work, "out", "bench.log")
-	cfg := fmt.Sprintf(`data_dir: %s/state
-log_level: warn
-inputs:
-  - id: bench
-    paths: ["%s/*.log"]
-outputs:
-  - id: out
-    type: file
-    path: %s
-`, work, inDir, outFile)
+	cfg := agentConfig(work, inDir+"/*.log", outFile, nil, nil, nil)
 	a, err := startAgent(work, cfg, fmt.Sprintf("steady-%d-run%d", nfiles, run))
 	if err != nil {
 		return row{}, err
@@ -847,16 +864,7 @@ outputs:
 		}
 	}()
 	o := &outputReader{path: outFile}
-	o.from.Store(1 << 62) // nothing is timed before the window
-	o.to.Store(1 << 62)
-	ctx, cancel := context.WithCancel(context.Background())
-	var rwg sync.WaitGroup
-	rwg.Add(1)
-	go func() {
-		defer rwg.Done()
-		o.run(ctx)
-	}()
-	defer func() { cancel(); rwg.Wait() }()
+	defer o.start()()
 
 	// Write for 2 s of warm-up, then the window, then stop writing.
 	warm := 2 * time.Second
@@ -982,18 +990,8 @@ func manyOnce(run int) (row, error) {
 		}
 	}
 	outFile := filepath.Join(work, "out", "bench.log")
-	cfg := fmt.Sprintf(`data_dir: %s/state
-log_level: warn
-inputs:
-  - id: bench
-    paths: ["%s/*.log"]
-    max_open_files: %d
-outputs:
-  - id: out
-    type: file
-    path: %s
-    max_open_files: 1
-`, work, inDir, *manyN+*newFiles+100, outFile)
+	cfg := agentConfig(work, inDir+"/*.log", outFile, nil,
+		[]string{fmt.Sprintf("max_open_files: %d", *manyN+*newFiles+100)}, []string{"max_open_files: 1"})
 	a, err := startAgent(work, cfg, fmt.Sprintf("manyfiles-run%d", run))
 	if err != nil {
 		return row{}, err
@@ -1005,16 +1003,7 @@ outputs:
 		}
 	}()
 	o := &outputReader{path: outFile, seen: map[string]time.Time{}}
-	o.from.Store(1 << 62) // nothing is timed before the window
-	o.to.Store(1 << 62)
-	ctx, cancel := context.WithCancel(context.Background())
-	var rwg sync.WaitGroup
-	rwg.Add(1)
-	go func() {
-		defer rwg.Done()
-		o.run(ctx)
-	}()
-	defer func() { cancel(); rwg.Wait() }()
+	defer o.start()()
 	if err := waitLines(o, int64(*manyN), a, 5*time.Minute); err != nil {
 		return row{}, err
 	}

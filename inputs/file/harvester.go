@@ -190,7 +190,6 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 			// for another event.
 			continue
 		}
-		h.dropIdleBlock()
 		d := h.pollDelay()
 		// A file under its name waits parked. A rotated or removed one
 		// (few at a time) keeps its goroutine: it must notice being
@@ -298,9 +297,9 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 	}
 	room := len(h.blk.buf) - h.w
 	n, err := h.f.Read(h.blk.buf[h.w:])
-	// A short read of a regular file stopped at its end. (Going on to
-	// the look at the end without reading again lost lines of removed
-	// files under load in the chaos test: the read of 0 stays.)
+	// A short read of a regular file stopped at its end: the chunk cut
+	// from it is CaughtUp. Reading goes on until a read returns 0 all
+	// the same (see run).
 	h.atEnd = n < room
 	if n == 0 {
 		if err == nil || errors.Is(err, io.EOF) {

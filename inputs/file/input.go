@@ -901,7 +901,7 @@ func (in *Input) Behind() []FileStatus {
 	var out []FileStatus
 	for h := range in.busy {
 		size := h.size.Load()
-		if h.readPos.Load() >= size && h.tr.committedOffset() >= size {
+		if h.tr.committedOffset() >= size { // read and delivered to the end
 			continue
 		}
 		e := h.tr.committed()

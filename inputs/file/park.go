@@ -78,15 +78,11 @@ func (in *Input) pollDue(now time.Time) {
 			woken = true
 		default:
 		}
-		if quiet[i] && !woken && !in.stopping && h.ctx.Err() == nil {
+		// pollDue runs on Run's goroutine: the input is not stopping.
+		if quiet[i] && !woken && h.ctx.Err() == nil {
 			h.cheapPolls++
 			h.parked = true
 			in.polls.schedule(h, now.Add(h.pollDelay()))
-			continue
-		}
-		if in.stopping {
-			// Left for closeParked, which closes parked harvesters.
-			h.parked = true
 			continue
 		}
 		in.busy[h] = struct{}{}

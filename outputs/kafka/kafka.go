@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/outputs/hostpool"
 )
 
 // Writer tuning. The agent's scheduler batches and retries, so the library
@@ -498,18 +499,8 @@ func (o *Output) Destination(m *Message) string {
 // without connecting.
 func (o *Output) Check(ctx context.Context) error {
 	var errs []error
-	for _, b := range o.cfg.Brokers {
-		host, _, err := net.SplitHostPort(b)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if net.ParseIP(host) != nil {
-			continue
-		}
-		if _, err := net.DefaultResolver.LookupHost(ctx, host); err != nil {
-			errs = append(errs, fmt.Errorf("broker %s: %w", b, err))
-		}
+	if err := hostpool.Check(ctx, o.cfg.Brokers); err != nil {
+		errs = append(errs, err)
 	}
 	if o.cfg.TLS != nil {
 		if _, err := o.cfg.TLS.tlsConfig(); err != nil {
