@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -65,16 +68,26 @@ func BenchmarkSave(b *testing.B) {
 // getting a line a minute: about 1/60 of the offsets moved since the last
 // flush.
 func BenchmarkStoreFlush(b *testing.B) {
-	benchFlush(b, 1024, func(s *Store, e *Entry) {
-		e.Offset += 120
-		e.Updated = e.Updated.Add(time.Minute)
-		s.Set(*e)
-	})
+	benchFlush(b, 1024, 0, moveOffset)
+}
+
+// BenchmarkStoreFlushNewFiles is BenchmarkStoreFlush with a new file (a new
+// key) appearing every 5 flushes, as when logs rotate among many files.
+func BenchmarkStoreFlushNewFiles(b *testing.B) {
+	benchFlush(b, 1024, 5, moveOffset)
+}
+
+func moveOffset(s *Store, e *Entry) {
+	e.Offset += 120
+	e.Updated = e.Updated.Add(time.Minute)
+	s.Set(*e)
 }
 
 // benchFlush measures flushes of a store of 10,000 entries, with
-// fingerprints fpLen bytes long, after change was made to 1/60 of them.
-func benchFlush(b *testing.B, fpLen int, change func(s *Store, e *Entry)) {
+// fingerprints fpLen bytes long, after change was made to 1/60 of them and,
+// every newEvery flushes (never if 0), a new entry was added. It reports
+// the CPU time and the bytes written per flush.
+func benchFlush(b *testing.B, fpLen, newEvery int, change func(s *Store, e *Entry)) {
 	s, err := Open(b.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
@@ -90,17 +103,48 @@ func benchFlush(b *testing.B, fpLen int, change func(s *Store, e *Entry)) {
 	}
 	const perFlush = 10_000 / 60
 	next := 0
+	added := manyEntries(1) // a template for new files
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := cpuTime(b)
+	written := writtenBytes(b)
 	for i := 0; i < b.N; i++ {
 		for j := 0; j < perFlush; j++ {
 			change(s, &entries[next])
 			next = (next + 1) % len(entries)
+		}
+		if newEvery > 0 && i%newEvery == 0 {
+			e := added[0]
+			e.ID.Ino = uint64(2_000_000 + i)
+			e.ID.Fingerprint = e.ID.Ino * 0x9E3779B97F4A7C15
+			e.ID.FingerprintLen = fpLen
+			e.Path = fmt.Sprintf("/var/log/app/service-%02d/new-%07d.log", i%37, i)
+			s.Set(e)
 		}
 		if err := s.Flush(); err != nil {
 			b.Fatal(err)
 		}
 	}
 	reportCPU(b, start)
+	b.ReportMetric(float64(writtenBytes(b)-written)/float64(b.N), "written-B/op")
+}
+
+// writtenBytes is what the process passed to write(2) and the like so far
+// (wchar of /proc/self/io).
+func writtenBytes(b *testing.B) int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	b.Fatal("no wchar in /proc/self/io")
+	return 0
 }

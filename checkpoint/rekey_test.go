@@ -75,7 +75,7 @@ func TestStoreRekeyInPlace(t *testing.T) {
 // of a full fingerprint: each line written extends it, so each moved entry
 // is rekeyed.
 func BenchmarkStoreFlushGrowing(b *testing.B) {
-	benchFlush(b, 100, func(s *Store, e *Entry) {
+	benchFlush(b, 100, 0, func(s *Store, e *Entry) {
 		old := e.Key()
 		e.Offset += 120
 		e.ID.FingerprintLen = e.ID.FingerprintLen%1000 + 120
