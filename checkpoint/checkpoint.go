@@ -1,5 +1,47 @@
 // Package checkpoint stores, per input and file identity, the offset up to
 // which every output has acknowledged what was read.
+//
+// # On disk
+//
+// The data directory holds a snapshot and the journal that continues it,
+// as Filebeat's registry does:
+//
+//   - checkpoint.json, the snapshot: every entry, sorted by input and path,
+//     and the generation G of its journal ({"version":1,"written":...,
+//     "journal":G,"files":[...]}; a snapshot without "journal", as written
+//     before journals, is of generation 0).
+//   - checkpoint.G.log, the journal of generation G: JSON lines, each a set
+//     ({"set":Entry}), a delete ({"del":Key}) or the commit that ends a
+//     flush ({"commit":N}, N being the records of the flush). It is created
+//     at the first flush after the snapshot, and each flush appends the
+//     last value of every key changed since the flush before, and its
+//     commit, in one write, then fdatasyncs.
+//   - .lock, locked by the agent that uses the directory.
+//
+// The checkpoint is the snapshot with the committed flushes of the journal
+// of its generation applied in order. Journals of other generations are
+// stale: they are ignored, and removed when a Store opens.
+//
+// Once the journal is larger than max(snapshot, 1 MiB), a flush writes a
+// snapshot of the next generation instead of appending (a temporary file,
+// fsync, rename over checkpoint.json, fsync of the directory), then removes
+// the old journal. Close does the same, so that a stopped agent leaves
+// checkpoint.json alone.
+//
+// What a crash leaves, at each point:
+//
+//   - while appending: records without their commit, the last line maybe
+//     torn. They are ignored: the offsets are those of the flush before,
+//     which re-sends what was acknowledged since, never skips it.
+//   - while writing a snapshot, before its rename: the previous snapshot and
+//     its journal, whole, and a temporary .checkpoint-*.tmp, removed when a
+//     Store opens.
+//   - after the rename, before the old journal is removed: the new snapshot
+//     and a stale journal, ignored.
+//
+// A snapshot that cannot be parsed, or a journal line that cannot but is
+// not the last, is a *CorruptError: the agent stops rather than starting
+// over.
 package checkpoint
 
 import (
@@ -9,12 +51,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/logagent/logagent"
 )
 
-// FileName is the name of the checkpoint file inside the data directory.
+// FileName is the name of the snapshot inside the data directory.
 const FileName = "checkpoint.json"
 
 const formatVersion = 1
@@ -32,8 +76,8 @@ type Entry struct {
 
 // Key identifies an entry.
 type Key struct {
-	Input string
-	ID    logagent.FileID
+	Input string          `json:"input"`
+	ID    logagent.FileID `json:"id"`
 }
 
 // Key returns e's key.
@@ -42,7 +86,32 @@ func (e Entry) Key() Key { return Key{Input: e.Input, ID: e.ID} }
 type fileFormat struct {
 	Version int     `json:"version"`
 	Written string  `json:"written"`
+	Journal uint64  `json:"journal"`
 	Files   []Entry `json:"files"`
+}
+
+// journalName returns the name of the journal of generation gen inside the
+// data directory.
+func journalName(gen uint64) string {
+	return journalPrefix + strconv.FormatUint(gen, 10) + journalSuffix
+}
+
+const (
+	journalPrefix = "checkpoint."
+	journalSuffix = ".log"
+)
+
+// journalGen returns the generation of the journal named name.
+func journalGen(name string) (uint64, bool) {
+	s, ok := strings.CutPrefix(name, journalPrefix)
+	if !ok {
+		return 0, false
+	}
+	if s, ok = strings.CutSuffix(s, journalSuffix); !ok || s == "" || s[0] == '+' {
+		return 0, false
+	}
+	gen, err := strconv.ParseUint(s, 10, 64)
+	return gen, err == nil && journalName(gen) == name
 }
 
 // CorruptError reports a checkpoint file that cannot be parsed. The agent
@@ -58,52 +127,86 @@ func (e *CorruptError) Error() string {
 }
 func (e *CorruptError) Unwrap() error { return e.Err }
 
-// Load reads the checkpoint file at path. A missing file is an empty
-// checkpoint; a file that cannot be parsed is a *CorruptError.
+// Load reads the checkpoint whose snapshot is at path: the snapshot, then
+// the committed flushes of its journal, sorted as the snapshot is. Missing
+// files are empty; a file that cannot be parsed is a *CorruptError.
 func Load(path string) ([]Entry, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read checkpoint: %w", err)
-	}
-	var f fileFormat
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, &CorruptError{Path: path, Err: err}
-	}
-	if f.Version != formatVersion {
-		return nil, &CorruptError{Path: path, Err: fmt.Errorf("version %d, this agent reads version %d", f.Version, formatVersion)}
-	}
-	for i, e := range f.Files {
-		if e.Input == "" || e.Offset < 0 {
-			return nil, &CorruptError{Path: path, Err: fmt.Errorf("files[%d]: input %q offset %d", i, e.Input, e.Offset)}
-		}
-	}
-	return f.Files, nil
+	c, err := load(path)
+	return c.entries, err
 }
 
-// Save writes entries to path atomically: a temporary file in the same
-// directory, fsync, rename over path, fsync the directory. A crash at any
-// point leaves either the old or the new checkpoint, never a torn one.
+// loaded is a checkpoint as read.
+type loaded struct {
+	entries  []Entry
+	gen      uint64 // the snapshot's generation
+	snapSize int64  // the snapshot's size
+	journal  bool   // the journal of gen exists
+}
+
+func load(path string) (loaded, error) {
+	var c loaded
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return c, fmt.Errorf("read checkpoint: %w", err)
+	default:
+		var f fileFormat
+		if err := json.Unmarshal(data, &f); err != nil {
+			return c, &CorruptError{Path: path, Err: err}
+		}
+		if f.Version != formatVersion {
+			return c, &CorruptError{Path: path, Err: fmt.Errorf("version %d, this agent reads version %d", f.Version, formatVersion)}
+		}
+		for i, e := range f.Files {
+			if err := validEntry(e); err != nil {
+				return c, &CorruptError{Path: path, Err: fmt.Errorf("files[%d]: %w", i, err)}
+			}
+		}
+		c.entries, c.gen, c.snapSize = f.Files, f.Journal, int64(len(data))
+	}
+	jpath := filepath.Join(filepath.Dir(path), journalName(c.gen))
+	data, err = os.ReadFile(jpath)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return c, nil
+	case err != nil:
+		return c, fmt.Errorf("read checkpoint journal: %w", err)
+	}
+	c.journal = true
+	c.entries, err = replay(jpath, data, c.entries)
+	return c, err
+}
+
+func validEntry(e Entry) error {
+	if e.Input == "" || e.Offset < 0 {
+		return fmt.Errorf("input %q offset %d", e.Input, e.Offset)
+	}
+	return nil
+}
+
+// Save writes entries to path as a snapshot of generation 0, atomically
+// as writeFile describes.
 func Save(path string, entries []Entry) error {
 	sorted := entries
 	if !slices.IsSortedFunc(entries, compareEntries) {
 		sorted = slices.Clone(entries)
 		slices.SortFunc(sorted, compareEntries)
 	}
-	data, err := appendFile(make([]byte, 0, 256*len(sorted)+64), sorted, time.Now())
+	data, err := appendFile(make([]byte, 0, 256*len(sorted)+64), sorted, 0, time.Now())
 	if err != nil {
 		return err
 	}
 	return writeFile(path, data)
 }
 
-// writeFile replaces the file at path with data atomically, as Save
-// describes.
+// writeFile replaces the file at path with data atomically: a temporary
+// file in the same directory, fsync, rename over path, fsync the
+// directory. A crash at any point leaves either the old or the new file,
+// never a torn one.
 func writeFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".checkpoint-*.tmp")
+	tmp, err := os.CreateTemp(dir, tempPattern)
 	if err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
@@ -122,6 +225,13 @@ func writeFile(path string, data []byte) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("replace checkpoint %s: %w", path, err)
 	}
+	return syncDir(dir)
+}
+
+// tempPattern names writeFile's temporary files.
+const tempPattern = ".checkpoint-*.tmp"
+
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync checkpoint dir %s: %w", dir, err)

@@ -7,13 +7,16 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/logagent/logagent"
 )
 
-// The checkpoint is written every second with up to tens of thousands of
-// entries, so it is encoded by hand into a reused buffer rather than with
-// encoding/json (reflection, an allocation per entry). The bytes are the
-// ones encoding/json writes for an Entry with SetEscapeHTML(false); the
-// tests hold the two to being equal.
+// The snapshot holds up to tens of thousands of entries and the journal
+// gets records every second, so both are encoded by hand into a reused
+// buffer rather than with encoding/json (reflection, an allocation per
+// entry). The bytes are the ones encoding/json writes (SetEscapeHTML(false))
+// for a fileFormat and for a journal line; the tests hold the two to being
+// equal. Both are read with encoding/json.
 
 // compareEntries orders entries by input and path, the order of the file
 // (readable and diffable), then by identity, so that the order is total and
@@ -37,10 +40,11 @@ func compareEntries(a, b Entry) int {
 	return cmp.Compare(a.ID.FingerprintLen, b.ID.FingerprintLen)
 }
 
-// appendFile appends to b the whole checkpoint file of sorted, written at
-// written: compact, one file per line, ending with a newline.
-func appendFile(b []byte, sorted []Entry, written time.Time) ([]byte, error) {
-	b = appendHeader(b, written)
+// appendFile appends to b the whole snapshot of sorted, continued by the
+// journal of generation gen, written at written: compact, one file per
+// line, ending with a newline.
+func appendFile(b []byte, sorted []Entry, gen uint64, written time.Time) ([]byte, error) {
+	b = appendHeader(b, gen, written)
 	for i := range sorted {
 		b = appendSeparator(b, i)
 		var err error
@@ -51,12 +55,14 @@ func appendFile(b []byte, sorted []Entry, written time.Time) ([]byte, error) {
 	return appendTrailer(b), nil
 }
 
-func appendHeader(b []byte, written time.Time) []byte {
+func appendHeader(b []byte, gen uint64, written time.Time) []byte {
 	b = append(b, `{"version":`...)
 	b = strconv.AppendInt(b, formatVersion, 10)
 	b = append(b, `,"written":"`...)
 	b = written.UTC().AppendFormat(b, time.RFC3339Nano)
-	return append(b, `","files":[`...)
+	b = append(b, `","journal":`...)
+	b = strconv.AppendUint(b, gen, 10)
+	return append(b, `,"files":[`...)
 }
 
 // appendSeparator appends what comes before entry i.
@@ -95,9 +101,9 @@ func (f *fileEncoder) changed(i int) {
 	}
 }
 
-// encode returns the file of sorted, written at written. The bytes are the
-// encoder's until the encode after next.
-func (f *fileEncoder) encode(sorted []Entry, written time.Time) ([]byte, error) {
+// encode returns the file of sorted, of generation gen, written at written.
+// The bytes are the encoder's until the encode after next.
+func (f *fileEncoder) encode(sorted []Entry, gen uint64, written time.Time) ([]byte, error) {
 	reuse := f.valid && len(f.start) == len(sorted)
 	f.valid = false
 	if !reuse {
@@ -106,7 +112,7 @@ func (f *fileEncoder) encode(sorted []Entry, written time.Time) ([]byte, error) 
 		f.stale = slices.Grow(f.stale[:0], len(sorted))[:len(sorted)]
 	}
 	last := f.buf
-	b := appendHeader(f.spare[:0], written)
+	b := appendHeader(f.spare[:0], gen, written)
 	for i := range sorted {
 		b = appendSeparator(b, i)
 		at := len(b)
@@ -127,19 +133,39 @@ func (f *fileEncoder) encode(sorted []Entry, written time.Time) ([]byte, error) 
 	return b, nil
 }
 
+// appendSet appends the journal line that sets e.
+func appendSet(b []byte, e *Entry) ([]byte, error) {
+	b = append(b, `{"set":`...)
+	b, err := appendEntry(b, e)
+	if err != nil {
+		return b, fmt.Errorf("encode checkpoint journal record (input %q, path %q): %w", e.Input, e.Path, err)
+	}
+	return append(b, "}\n"...), nil
+}
+
+// appendDelete appends the journal line that deletes k.
+func appendDelete(b []byte, k Key) []byte {
+	b = append(b, `{"del":{"input":`...)
+	b = appendString(b, k.Input)
+	b = append(b, `,"id":`...)
+	b = appendID(b, k.ID)
+	return append(b, "}}\n"...)
+}
+
+// appendCommit appends the journal line that ends a flush of n records.
+func appendCommit(b []byte, n int) []byte {
+	b = append(b, `{"commit":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, "}\n"...)
+}
+
 // appendEntry appends e as encoding/json encodes it.
 func appendEntry(b []byte, e *Entry) ([]byte, error) {
 	b = append(b, `{"input":`...)
 	b = appendString(b, e.Input)
-	b = append(b, `,"id":{"dev":`...)
-	b = strconv.AppendUint(b, e.ID.Dev, 10)
-	b = append(b, `,"ino":`...)
-	b = strconv.AppendUint(b, e.ID.Ino, 10)
-	b = append(b, `,"fp":`...)
-	b = strconv.AppendUint(b, e.ID.Fingerprint, 10)
-	b = append(b, `,"fp_len":`...)
-	b = strconv.AppendInt(b, int64(e.ID.FingerprintLen), 10)
-	b = append(b, `},"path":`...)
+	b = append(b, `,"id":`...)
+	b = appendID(b, e.ID)
+	b = append(b, `,"path":`...)
 	b = appendString(b, e.Path)
 	b = append(b, `,"offset":`...)
 	b = strconv.AppendInt(b, e.Offset, 10)
@@ -152,6 +178,19 @@ func appendEntry(b []byte, e *Entry) ([]byte, error) {
 	}
 	b = append(b, `"}`...)
 	return b, nil
+}
+
+// appendID appends id as encoding/json encodes it.
+func appendID(b []byte, id logagent.FileID) []byte {
+	b = append(b, `{"dev":`...)
+	b = strconv.AppendUint(b, id.Dev, 10)
+	b = append(b, `,"ino":`...)
+	b = strconv.AppendUint(b, id.Ino, 10)
+	b = append(b, `,"fp":`...)
+	b = strconv.AppendUint(b, id.Fingerprint, 10)
+	b = append(b, `,"fp_len":`...)
+	b = strconv.AppendInt(b, int64(id.FingerprintLen), 10)
+	return append(b, '}')
 }
 
 const hexDigits = "0123456789abcdef"

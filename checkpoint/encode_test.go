@@ -72,10 +72,10 @@ func jsonEntry(e *Entry) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// legacyFile is the checkpoint file as Save wrote it with encoding/json.
-func legacyFile(sorted []Entry, written time.Time) ([]byte, error) {
+// legacyFile is the snapshot as written with encoding/json.
+func legacyFile(sorted []Entry, gen uint64, written time.Time) ([]byte, error) {
 	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "{\"version\":%d,\"written\":%q,\"files\":[", formatVersion, written.UTC().Format(time.RFC3339Nano))
+	fmt.Fprintf(&buf, "{\"version\":%d,\"written\":%q,\"journal\":%d,\"files\":[", formatVersion, written.UTC().Format(time.RFC3339Nano), gen)
 	for i := range sorted {
 		if i > 0 {
 			buf.WriteByte(',')
@@ -158,29 +158,61 @@ func TestAppendEntryIsEncodingJSON(t *testing.T) {
 	}
 }
 
-// The file Save writes is, byte for byte, the one it wrote with
-// encoding/json, and Load reads it back.
-func TestSaveIsLegacyFormat(t *testing.T) {
+// The snapshot is, byte for byte, the file encoding/json writes, and its
+// journal lines are too.
+func TestSnapshotIsEncodingJSON(t *testing.T) {
 	entries := awkwardEntries()
 	slices.SortFunc(entries, compareEntries)
 	written := time.Date(2024, 5, 1, 1, 2, 3, 450000000, time.FixedZone("", 3600))
-	want, err := legacyFile(entries, written)
+	want, err := legacyFile(entries, math.MaxUint64, written)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := appendFile(nil, entries, written)
+	got, err := appendFile(nil, entries, math.MaxUint64, written)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("file differs from the encoding/json one:\n%s\n%s", got, want)
 	}
-	empty, _ := appendFile(nil, nil, written)
-	if wantEmpty, _ := legacyFile(nil, written); !bytes.Equal(empty, wantEmpty) {
+	empty, _ := appendFile(nil, nil, 0, written)
+	if wantEmpty, _ := legacyFile(nil, 0, written); !bytes.Equal(empty, wantEmpty) {
 		t.Fatalf("empty file %q, want %q", empty, wantEmpty)
 	}
 	if !json.Valid(got) {
 		t.Fatal("not valid JSON")
+	}
+}
+
+// jsonLine is how encoding/json writes the journal line {name: v}.
+func jsonLine(name string, v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(map[string]any{name: v})
+	return buf.Bytes(), err
+}
+
+func TestJournalLinesAreEncodingJSON(t *testing.T) {
+	for _, e := range awkwardEntries() {
+		want, wantErr := jsonLine("set", &e)
+		got, err := appendSet([]byte("prefix"), &e)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("%+v: appendSet: %v, encoding/json: %v", e, err, wantErr)
+		}
+		if err == nil && !bytes.Equal(bytes.TrimPrefix(got, []byte("prefix")), want) {
+			t.Fatalf("appendSet\n%s\nencoding/json\n%s", got, want)
+		}
+		want, _ = jsonLine("del", e.Key())
+		if got := appendDelete(nil, e.Key()); !bytes.Equal(got, want) {
+			t.Fatalf("appendDelete\n%s\nencoding/json\n%s", got, want)
+		}
+	}
+	for _, n := range []int{0, 1, 170, math.MaxInt} {
+		want, _ := jsonLine("commit", n)
+		if got := appendCommit(nil, n); !bytes.Equal(got, want) {
+			t.Fatalf("appendCommit\n%s\nencoding/json\n%s", got, want)
+		}
 	}
 }
 
@@ -348,7 +380,7 @@ func TestFileEncoderIsAppendFile(t *testing.T) {
 			good := entries[i].Updated
 			entries[i].Updated = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 			f.changed(i)
-			if _, err := f.encode(entries, written); err == nil {
+			if _, err := f.encode(entries, 0, written); err == nil {
 				t.Fatal("encoded a year 10000")
 			}
 			entries[i].Updated = good
@@ -361,11 +393,11 @@ func TestFileEncoderIsAppendFile(t *testing.T) {
 				f.changed(i)
 			}
 		}
-		got, err := f.encode(entries, written)
+		got, err := f.encode(entries, 0, written)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, _ := appendFile(nil, entries, written)
+		want, _ := appendFile(nil, entries, 0, written)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("round %d: the encoder's file differs from appendFile's", round)
 		}

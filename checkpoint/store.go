@@ -298,7 +298,7 @@ func (s *Store) Flush() error {
 			s.snapIdx[s.snap[i].Key()] = i
 		}
 	}
-	data, err := s.enc.encode(s.snap, time.Now())
+	data, err := s.enc.encode(s.snap, 0, time.Now())
 	if err == nil {
 		err = writeFile(s.path, data)
 	}
