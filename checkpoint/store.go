@@ -13,50 +13,62 @@ import (
 	"time"
 )
 
-// Store keeps the committed offsets in memory and writes them to the
-// checkpoint file in its data directory at an interval and on Close. It
-// holds an exclusive lock on the data directory so that two agents never
+// Store keeps the committed offsets in memory and writes them to its data
+// directory, as the package comment describes: Flush, every interval in Run,
+// appends the changes since the last flush to the journal, or writes a
+// snapshot of a new generation once the journal is larger than
+// max(snapshot, 1 MiB); Close writes a snapshot and removes the journal.
+// It holds an exclusive lock on the data directory so that two agents never
 // share one checkpoint. Safe for concurrent use.
+//
+// A crash leaves the state of the last flush that returned nil, or of a
+// later one. A flush that fails leaves the changes to the next one: a
+// failed append is cut off the journal before the next append (or, if it
+// cannot be, the next flush writes a snapshot), and after a snapshot write
+// fails, which leaves either snapshot on disk, flushes write snapshots of
+// new generations until one succeeds.
 type Store struct {
-	path string
+	path string // the snapshot's
 	lock *os.File
 	log  *slog.Logger
 
-	// flushMu serializes Flush and guards what only Flush uses: the
-	// entries as last written, sorted, and their encoding, kept so that a
-	// flush after a few offsets moved neither sorts, nor allocates, nor
-	// encodes the entries that did not change.
-	flushMu sync.Mutex
-	snap    []Entry     // sorted by compareEntries
-	snapIdx map[Key]int // the index of each key in snap
-	enc     fileEncoder // of snap
+	// flushMu serializes Flush and Close and guards the files and what
+	// only they use.
+	flushMu  sync.Mutex
+	gen      uint64   // the generation of the snapshot on disk and of the journal appended to
+	nextGen  uint64   // the generation of the next snapshot: above any generation on disk or tried
+	journal  *os.File // gen's, open for appending; nil until the first append
+	jsize    int64    // the bytes of the journal up to its last commit
+	jtorn    bool     // a failed append may have left bytes after jsize
+	snapSize int64    // the size of the snapshot on disk
+	// minCompact is the size up to which a journal is never compacted:
+	// 1 MiB (tests lower it).
+	minCompact int64
+	// compact is set when the next flush must write a snapshot: the
+	// journal on disk was not written by this store (it may end in a torn
+	// flush), could not be cut back after a failed append, or a snapshot
+	// write failed.
+	compact bool
+	closed  bool
+	buf     []byte  // encoding scratch
+	recs    []Entry // Flush's scratch: the changes taken, or every entry for a snapshot
+	dels    []Key   // Flush's scratch: the keys deleted
 
 	mu      sync.Mutex
 	entries map[Key]Entry
 	byInode map[inodeKey][]Key // the keys of entries, by input and inode
-	// reorder is set when an entry was added, removed or renamed since
-	// snap was taken: the next flush takes and sorts all entries again.
-	// Until then, changed holds the keys of the entries whose offset or
-	// time moved, to be copied into snap in place.
-	reorder bool
-	changed map[Key]struct{}
-	// moved maps the new key of each entry rekeyed in place (same input
-	// and path: a fingerprint extended as a file grew) to its key in
-	// snap. Small files growing rekey often; they need no new order.
-	moved   map[Key]Key
-	movedAt []movedEntry // Flush's scratch
-	dirty   bool
-	writes  int64
-	lastErr error
-	written time.Time
+	// changed holds the keys set, rekeyed or deleted since the last flush
+	// took them; taken, those a running flush took (empty otherwise),
+	// given back if it fails.
+	changed, taken map[Key]struct{}
+	writes         int64
+	lastErr        error
+	written        time.Time
 }
 
-type movedEntry struct {
-	key Key
-	at  int
-}
-
-// Open locks dir, creating it if needed, and loads its checkpoint.
+// Open locks dir, creating it if needed, and loads its checkpoint. It
+// removes the journals of other generations than the snapshot's and the
+// temporary files of snapshot writes a crash interrupted.
 func Open(dir string, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("data_dir %s: %w", dir, err)
@@ -73,19 +85,46 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("lock data_dir %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, FileName)
-	list, err := Load(path)
+	c, err := load(path)
 	if err != nil {
 		lock.Close()
 		return nil, err
 	}
-	s := &Store{path: path, lock: lock, log: log, entries: make(map[Key]Entry, len(list)), byInode: map[inodeKey][]Key{}, reorder: true, changed: map[Key]struct{}{}, moved: map[Key]Key{}}
-	for _, e := range list {
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("data_dir %s: %w", dir, err)
+	}
+	s := &Store{path: path, lock: lock, log: log, gen: c.gen, nextGen: c.gen + 1, snapSize: c.snapSize, minCompact: 1 << 20,
+		// A journal of a crashed run may end in a torn flush: never
+		// appended to, it is compacted away at the first flush.
+		compact: c.journal,
+		entries: make(map[Key]Entry, len(c.entries)), byInode: map[inodeKey][]Key{},
+		changed: map[Key]struct{}{}, taken: map[Key]struct{}{}}
+	for _, n := range names {
+		stale := false
+		if gen, ok := journalGen(n.Name()); ok && gen != c.gen {
+			// Snapshots take generations above any on disk, so
+			// that a stale journal that cannot be removed never
+			// becomes one's.
+			s.nextGen = max(s.nextGen, gen+1)
+			stale = true
+		} else if ok, _ := filepath.Match(tempPattern, n.Name()); ok {
+			stale = true
+		}
+		if stale {
+			if err := os.Remove(filepath.Join(dir, n.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				log.Warn("cannot remove stale checkpoint file", "err", err)
+			}
+		}
+	}
+	for _, e := range c.entries {
 		s.put(e)
 	}
 	return s, nil
 }
 
-// Path returns the checkpoint file's path.
+// Path returns the snapshot's path.
 func (s *Store) Path() string { return s.path }
 
 // Entries returns a copy of every entry of input ("" for all inputs).
@@ -111,21 +150,11 @@ func inodeOf(k Key) inodeKey { return inodeKey{k.Input, k.ID.Dev, k.ID.Ino} }
 // put stores e; s.mu is held.
 func (s *Store) put(e Entry) {
 	k := e.Key()
-	old, ok := s.entries[k]
-	if !ok {
+	if _, ok := s.entries[k]; !ok {
 		ik := inodeOf(k)
 		s.byInode[ik] = append(s.byInode[ik], k)
 	}
 	s.entries[k] = e
-	switch {
-	case s.reorder:
-	case !ok || old.Path != e.Path: // a new entry, or a new place in the order
-		s.reorder = true
-		clear(s.changed)
-		clear(s.moved)
-	default:
-		s.changed[k] = struct{}{}
-	}
 }
 
 // remove forgets k; s.mu is held.
@@ -134,14 +163,7 @@ func (s *Store) remove(k Key) {
 		return
 	}
 	delete(s.entries, k)
-	s.reorder = true
-	clear(s.changed)
-	clear(s.moved)
-	s.unindex(k)
-}
-
-// unindex drops k from byInode; s.mu is held.
-func (s *Store) unindex(k Key) {
+	s.changed[k] = struct{}{}
 	ik := inodeOf(k)
 	keys := s.byInode[ik]
 	for i, o := range keys {
@@ -183,7 +205,7 @@ func (s *Store) Set(e Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.put(e)
-	s.dirty = true
+	s.changed[e.Key()] = struct{}{}
 }
 
 // Rekey moves the entry at old to e's key and content, as when a file's
@@ -191,126 +213,173 @@ func (s *Store) Set(e Entry) {
 func (s *Store) Rekey(old Key, e Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.dirty = true
-	k := e.Key()
-	prev, ok := s.entries[old]
-	if _, taken := s.entries[k]; s.reorder || !ok || taken || k == old || prev.Path != e.Path {
-		s.remove(old)
-		s.put(e)
-		return
-	}
-	// In place: the entry keeps its place in snap, under its new key.
-	delete(s.entries, old)
-	s.unindex(old)
-	ik := inodeOf(k)
-	s.byInode[ik] = append(s.byInode[ik], k)
-	s.entries[k] = e
-	delete(s.changed, old)
-	inSnap, chained := s.moved[old]
-	if chained {
-		delete(s.moved, old)
-	} else {
-		inSnap = old
-	}
-	s.moved[k] = inSnap
+	s.remove(old)
+	s.put(e)
+	s.changed[e.Key()] = struct{}{}
 }
 
 // Delete forgets k.
 func (s *Store) Delete(k Key) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.entries[k]; ok {
-		s.remove(k)
-		s.dirty = true
-	}
+	s.remove(k)
 }
 
-// Stats returns how many times the checkpoint was written and when last.
+// Stats returns how many flushes wrote the checkpoint and when the last
+// did, and the error of the last flush.
 func (s *Store) Stats() (writes int64, last time.Time, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.writes, s.written, s.lastErr
 }
 
-// Flush writes the checkpoint if anything changed since the last write.
+var errClosed = errors.New("checkpoint store closed")
+
+// Flush writes what changed since the last flush, if anything did: it
+// appends it to the journal, or writes a snapshot if the journal is larger
+// than max(snapshot, 1 MiB).
 func (s *Store) Flush() error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	return s.flush(false)
+}
+
+// flush is Flush; if final, it writes a snapshot, unless the snapshot on
+// disk holds everything and there is no journal. s.flushMu is held.
+func (s *Store) flush(final bool) error {
 	s.mu.Lock()
-	if !s.dirty {
+	if len(s.changed) == 0 && !(final && (s.compact || s.journal != nil)) {
 		s.mu.Unlock()
 		return nil
 	}
-	resort := s.reorder
-	if resort {
-		s.snap = s.snap[:0]
+	compact := final || s.compact || s.jsize > max(s.snapSize, s.minCompact)
+	taken := s.changed
+	s.changed, s.taken = s.taken, taken
+	s.recs, s.dels = s.recs[:0], s.dels[:0]
+	if compact {
 		for _, e := range s.entries {
-			s.snap = append(s.snap, e)
+			s.recs = append(s.recs, e)
 		}
-		s.reorder = false
-		clear(s.moved)
 	} else {
-		// No key was added or removed, no path changed: the order of
-		// snap holds.
-		// Moved entries first, so that every key is in snapIdx: all
-		// old keys are looked up before any is replaced, as a new key
-		// may be another entry's old one.
-		s.movedAt = s.movedAt[:0]
-		for k, was := range s.moved {
-			s.movedAt = append(s.movedAt, movedEntry{k, s.snapIdx[was]})
-		}
-		for _, was := range s.moved {
-			delete(s.snapIdx, was)
-		}
-		for _, m := range s.movedAt {
-			i := m.at
-			s.snapIdx[m.key] = i
-			s.snap[i] = s.entries[m.key]
-			s.enc.changed(i)
-			// A new identity may sort apart from entries of the same
-			// path (rare: a stale entry of the same name).
-			if (i > 0 && compareEntries(s.snap[i-1], s.snap[i]) > 0) ||
-				(i+1 < len(s.snap) && compareEntries(s.snap[i], s.snap[i+1]) > 0) {
-				resort = true
+		for k := range taken {
+			if e, ok := s.entries[k]; ok {
+				s.recs = append(s.recs, e)
+			} else {
+				s.dels = append(s.dels, k)
 			}
 		}
-		for k := range s.changed {
-			i := s.snapIdx[k]
-			s.snap[i] = s.entries[k]
-			s.enc.changed(i)
-		}
 	}
-	clear(s.changed)
-	clear(s.moved)
-	s.dirty = false
 	s.mu.Unlock()
 
-	if resort {
-		// Outside s.mu: what changes meanwhile is listed in s.changed
-		// by keys that snap holds, or sets s.reorder again.
-		slices.SortFunc(s.snap, compareEntries)
-		s.enc.reset()
-		if s.snapIdx == nil {
-			s.snapIdx = make(map[Key]int, len(s.snap))
-		}
-		clear(s.snapIdx)
-		for i := range s.snap {
-			s.snapIdx[s.snap[i].Key()] = i
-		}
+	// Outside s.mu: what changes meanwhile is in s.changed, for the next
+	// flush.
+	var err error
+	if compact {
+		err = s.writeSnapshot()
+	} else {
+		err = s.appendJournal()
 	}
-	data, err := s.enc.encode(s.snap, 0, time.Now())
-	if err == nil {
-		err = writeFile(s.path, data)
-	}
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastErr = err
 	if err != nil {
-		s.dirty = true // try again next time
+		for k := range taken {
+			s.changed[k] = struct{}{}
+		}
+	} else {
+		s.writes++
+		s.written = time.Now()
+	}
+	clear(taken)
+	return err
+}
+
+// appendJournal appends s.recs and s.dels to the journal, creating it if
+// needed; s.flushMu is held.
+func (s *Store) appendJournal() error {
+	b := s.buf[:0]
+	for i := range s.recs {
+		var err error
+		if b, err = appendSet(b, &s.recs[i]); err != nil {
+			s.buf = b[:0]
+			return err
+		}
+	}
+	for _, k := range s.dels {
+		b = appendDelete(b, k)
+	}
+	b = appendCommit(b, len(s.recs)+len(s.dels))
+	s.buf = b[:0]
+
+	if s.journal == nil {
+		path := filepath.Join(filepath.Dir(s.path), journalName(s.gen))
+		// Nothing of this generation was written yet: whatever a
+		// file of its name holds is not part of the checkpoint.
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return fmt.Errorf("create checkpoint journal: %w", err)
+		}
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			f.Close()
+			s.compact = true // not to leave the file behind
+			return err
+		}
+		s.journal, s.jsize, s.jtorn = f, 0, false
+	}
+	if s.jtorn {
+		// What a failed append left must not stay before this one's
+		// records.
+		if err := s.journal.Truncate(s.jsize); err != nil {
+			s.compact = true
+			return fmt.Errorf("cut checkpoint journal %s back: %w", s.journal.Name(), err)
+		}
+		s.jtorn = false
+	}
+	if _, err := s.journal.Write(b); err != nil {
+		s.jtorn = true
+		return fmt.Errorf("append to checkpoint journal: %w", err)
+	}
+	if err := syscall.Fdatasync(int(s.journal.Fd())); err != nil {
+		s.jtorn = true
+		return fmt.Errorf("sync checkpoint journal %s: %w", s.journal.Name(), err)
+	}
+	s.jsize += int64(len(b))
+	return nil
+}
+
+// writeSnapshot writes s.recs, every entry, as the snapshot of a new
+// generation, then removes the journal of the old one; s.flushMu is held.
+func (s *Store) writeSnapshot() error {
+	slices.SortFunc(s.recs, compareEntries)
+	gen := s.nextGen
+	data, err := appendFile(s.buf[:0], s.recs, gen, time.Now())
+	s.buf = data[:0]
+	if err != nil {
 		return err
 	}
-	s.writes++
-	s.written = time.Now()
+	// Tried once: if the write fails, the snapshot on disk may be this
+	// one or the one before, so that neither journal can be appended to.
+	s.nextGen++
+	if s.journal != nil {
+		s.journal.Close()
+		s.journal = nil
+	}
+	if err := writeFile(s.path, data); err != nil {
+		s.compact = true
+		return err
+	}
+	old := filepath.Join(filepath.Dir(s.path), journalName(s.gen))
+	s.gen, s.snapSize, s.jsize, s.jtorn, s.compact = gen, int64(len(data)), 0, false, false
+	// A journal of s.gen, if a failed snapshot write left one on disk, was
+	// never created: nothing else to remove. A journal left behind is
+	// stale: ignored, and removed at the next Open.
+	if err := os.Remove(old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("cannot remove stale checkpoint journal", "err", err)
+	}
 	return nil
 }
 
@@ -337,9 +406,20 @@ func (s *Store) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Close writes the checkpoint and releases the data directory.
+// Close writes the checkpoint as a snapshot alone, removing the journal,
+// and releases the data directory. The store cannot be used after.
 func (s *Store) Close() error {
-	err := s.Flush()
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := s.flush(true)
+	if s.journal != nil {
+		s.journal.Close()
+		s.journal = nil
+	}
 	s.lock.Close()
 	return err
 }
