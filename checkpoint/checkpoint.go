@@ -19,20 +19,27 @@
 //   - .lock, locked by the agent that uses the directory.
 //
 // The checkpoint is the snapshot with the committed flushes of the journal
-// of its generation applied in order. Journals of other generations are
-// stale: they are ignored, and removed when a Store opens.
+// of its generation applied in order. A missing snapshot is an empty one of
+// generation 0 (a new data directory's first flushes go to
+// checkpoint.0.log). Journals of other generations are stale: they are
+// ignored, and removed when a Store opens. A journal found when a Store
+// opens is never appended to: its first flush writes a snapshot.
 //
 // Once the journal is larger than max(snapshot, 1 MiB), a flush writes a
 // snapshot of the next generation instead of appending (a temporary file,
 // fsync, rename over checkpoint.json, fsync of the directory), then removes
 // the old journal. Close does the same, so that a stopped agent leaves
-// checkpoint.json alone.
+// checkpoint.json (and .lock) alone, which an agent without journals reads
+// as it always did.
 //
 // What a crash leaves, at each point:
 //
 //   - while appending: records without their commit, the last line maybe
 //     torn. They are ignored: the offsets are those of the flush before,
-//     which re-sends what was acknowledged since, never skips it.
+//     which re-sends what was acknowledged since, never skips it. Once the
+//     journal is fdatasynced, the flush is kept.
+//   - after creating a journal, before its first commit: an empty or
+//     uncommitted journal, which changes nothing.
 //   - while writing a snapshot, before its rename: the previous snapshot and
 //     its journal, whole, and a temporary .checkpoint-*.tmp, removed when a
 //     Store opens.
@@ -50,7 +57,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -183,21 +189,6 @@ func validEntry(e Entry) error {
 		return fmt.Errorf("input %q offset %d", e.Input, e.Offset)
 	}
 	return nil
-}
-
-// Save writes entries to path as a snapshot of generation 0, atomically
-// as writeFile describes.
-func Save(path string, entries []Entry) error {
-	sorted := entries
-	if !slices.IsSortedFunc(entries, compareEntries) {
-		sorted = slices.Clone(entries)
-		slices.SortFunc(sorted, compareEntries)
-	}
-	data, err := appendFile(make([]byte, 0, 256*len(sorted)+64), sorted, 0, time.Now())
-	if err != nil {
-		return err
-	}
-	return writeFile(path, data)
 }
 
 // writeFile replaces the file at path with data atomically: a temporary

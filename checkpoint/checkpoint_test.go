@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +19,23 @@ func entry(path string, ino uint64, off int64) Entry {
 		Path: path, Offset: off, Updated: time.Unix(1700000000, 0).UTC()}
 }
 
-func TestSaveLoadRoundTripLeavesNoTemporaryFile(t *testing.T) {
+// saveSnapshot writes entries as the snapshot at path, of generation gen,
+// as a store's flush does.
+func saveSnapshot(path string, entries []Entry, gen uint64) error {
+	sorted := slices.Clone(entries)
+	slices.SortFunc(sorted, compareEntries)
+	data, err := appendFile(nil, sorted, gen, time.Now())
+	if err != nil {
+		return err
+	}
+	return writeFile(path, data)
+}
+
+func TestSnapshotRoundTripLeavesNoTemporaryFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, FileName)
 	want := []Entry{entry("/a.log", 1, 10), entry("/b.log", 2, 20)}
-	if err := Save(path, want); err != nil {
+	if err := saveSnapshot(path, want, 3); err != nil {
 		t.Fatal(err)
 	}
 	got, err := Load(path)
@@ -34,26 +47,26 @@ func TestSaveLoadRoundTripLeavesNoTemporaryFile(t *testing.T) {
 	}
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {
-		t.Errorf("directory holds %d files after Save, want only the checkpoint", len(ents))
+		t.Errorf("directory holds %d files after the write, want only the snapshot", len(ents))
 	}
 }
 
-// A Save that fails leaves the previous checkpoint as it was.
-func TestSaveFailureKeepsPreviousCheckpoint(t *testing.T) {
+// A snapshot write that fails leaves the previous snapshot as it was.
+func TestSnapshotFailureKeepsPreviousSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, FileName)
-	if err := Save(path, []Entry{entry("/a.log", 1, 10)}); err != nil {
+	if err := saveSnapshot(path, []Entry{entry("/a.log", 1, 10)}, 1); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(path)
 	// Writing the temporary file fails: a directory takes its place.
 	bad := filepath.Join(path, "x") // path is a file: cannot be a directory
-	if err := Save(bad, []Entry{entry("/a.log", 1, 99)}); err == nil {
-		t.Fatal("Save into a non-directory succeeded")
+	if err := saveSnapshot(bad, []Entry{entry("/a.log", 1, 99)}, 2); err == nil {
+		t.Fatal("snapshot written into a non-directory")
 	}
 	after, _ := os.ReadFile(path)
 	if string(before) != string(after) {
-		t.Error("failed Save changed the checkpoint")
+		t.Error("failed write changed the snapshot")
 	}
 }
 
@@ -62,7 +75,7 @@ func TestSaveFailureKeepsPreviousCheckpoint(t *testing.T) {
 func TestTornCheckpointIsCorruptError(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, FileName)
-	if err := Save(path, []Entry{entry("/a.log", 1, 10), entry("/b.log", 2, 20)}); err != nil {
+	if err := saveSnapshot(path, []Entry{entry("/a.log", 1, 10), entry("/b.log", 2, 20)}, 1); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(path)

@@ -3,7 +3,6 @@ package checkpoint
 import (
 	"cmp"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -44,93 +43,24 @@ func compareEntries(a, b Entry) int {
 // journal of generation gen, written at written: compact, one file per
 // line, ending with a newline.
 func appendFile(b []byte, sorted []Entry, gen uint64, written time.Time) ([]byte, error) {
-	b = appendHeader(b, gen, written)
-	for i := range sorted {
-		b = appendSeparator(b, i)
-		var err error
-		if b, err = appendEntry(b, &sorted[i]); err != nil {
-			return b, entryError(sorted, i, err)
-		}
-	}
-	return appendTrailer(b), nil
-}
-
-func appendHeader(b []byte, gen uint64, written time.Time) []byte {
 	b = append(b, `{"version":`...)
 	b = strconv.AppendInt(b, formatVersion, 10)
 	b = append(b, `,"written":"`...)
 	b = written.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","journal":`...)
 	b = strconv.AppendUint(b, gen, 10)
-	return append(b, `,"files":[`...)
-}
-
-// appendSeparator appends what comes before entry i.
-func appendSeparator(b []byte, i int) []byte {
-	if i > 0 {
-		b = append(b, ',')
-	}
-	return append(b, '\n')
-}
-
-func appendTrailer(b []byte) []byte { return append(b, "\n]}\n"...) }
-
-func entryError(sorted []Entry, i int, err error) error {
-	return fmt.Errorf("encode checkpoint files[%d] (input %q, path %q): %w", i, sorted[i].Input, sorted[i].Path, err)
-}
-
-// fileEncoder encodes the checkpoint file of the same sorted entries again
-// and again, as appendFile does, but encodes again only the entries marked
-// stale: the others' bytes are copied from the file it encoded last.
-type fileEncoder struct {
-	buf        []byte // the file encoded last
-	spare      []byte // the one before, to be reused
-	start, end []int  // where each entry is in buf
-	stale      []bool // the entries that changed since buf was encoded
-	valid      bool   // buf encodes the entries but the stale ones
-}
-
-// reset forgets the file encoded last: the entries were replaced or
-// reordered.
-func (f *fileEncoder) reset() { f.valid = false }
-
-// changed marks entry i as changed since the last encode.
-func (f *fileEncoder) changed(i int) {
-	if f.valid {
-		f.stale[i] = true
-	}
-}
-
-// encode returns the file of sorted, of generation gen, written at written.
-// The bytes are the encoder's until the encode after next.
-func (f *fileEncoder) encode(sorted []Entry, gen uint64, written time.Time) ([]byte, error) {
-	reuse := f.valid && len(f.start) == len(sorted)
-	f.valid = false
-	if !reuse {
-		f.start = slices.Grow(f.start[:0], len(sorted))[:len(sorted)]
-		f.end = slices.Grow(f.end[:0], len(sorted))[:len(sorted)]
-		f.stale = slices.Grow(f.stale[:0], len(sorted))[:len(sorted)]
-	}
-	last := f.buf
-	b := appendHeader(f.spare[:0], gen, written)
+	b = append(b, `,"files":[`...)
 	for i := range sorted {
-		b = appendSeparator(b, i)
-		at := len(b)
-		if reuse && !f.stale[i] {
-			b = append(b, last[f.start[i]:f.end[i]]...)
-		} else {
-			var err error
-			if b, err = appendEntry(b, &sorted[i]); err != nil {
-				f.spare = b[:0]
-				return nil, entryError(sorted, i, err)
-			}
+		if i > 0 {
+			b = append(b, ',')
 		}
-		f.start[i], f.end[i] = at, len(b)
+		b = append(b, '\n')
+		var err error
+		if b, err = appendEntry(b, &sorted[i]); err != nil {
+			return b, fmt.Errorf("encode checkpoint files[%d] (input %q, path %q): %w", i, sorted[i].Input, sorted[i].Path, err)
+		}
 	}
-	b = appendTrailer(b)
-	clear(f.stale)
-	f.buf, f.spare, f.valid = b, last, true
-	return b, nil
+	return append(b, "\n]}\n"...), nil
 }
 
 // appendSet appends the journal line that sets e.

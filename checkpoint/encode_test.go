@@ -216,7 +216,7 @@ func TestJournalLinesAreEncodingJSON(t *testing.T) {
 	}
 }
 
-func TestSaveLoadAwkwardEntries(t *testing.T) {
+func TestSnapshotLoadAwkwardEntries(t *testing.T) {
 	path := filepath.Join(t.TempDir(), FileName)
 	var entries []Entry
 	for _, e := range awkwardEntries() {
@@ -226,11 +226,11 @@ func TestSaveLoadAwkwardEntries(t *testing.T) {
 	}
 	rand.New(rand.NewSource(1)).Shuffle(len(entries), func(i, j int) { entries[i], entries[j] = entries[j], entries[i] })
 	orig := slices.Clone(entries)
-	if err := Save(path, entries); err != nil {
+	if err := saveSnapshot(path, entries, 1); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.EqualFunc(entries, orig, sameEntry) {
-		t.Fatal("Save reordered its argument")
+		t.Fatal("saveSnapshot reordered its argument")
 	}
 	got, err := Load(path)
 	if err != nil {
@@ -242,16 +242,16 @@ func TestSaveLoadAwkwardEntries(t *testing.T) {
 		b, _ := jsonEntry(&entries[i])
 		json.Unmarshal(b, &want[i])
 	}
-	// Save sorts by the paths it was given; invalid UTF-8 read back as
-	// U+FFFD may sort otherwise.
+	// The snapshot is sorted by the paths it was given; invalid UTF-8 read
+	// back as U+FFFD may sort otherwise.
 	slices.SortFunc(want, compareEntries)
 	slices.SortFunc(got, compareEntries)
 	if len(got) != len(want) {
-		t.Fatalf("Load after Save: %d entries, want %d", len(got), len(want))
+		t.Fatalf("Load: %d entries, want %d", len(got), len(want))
 	}
 	for i := range got {
 		if !sameEntry(got[i], want[i]) {
-			t.Errorf("Load after Save: [%d] %+v, want %+v", i, got[i], want[i])
+			t.Errorf("Load: [%d] %+v, want %+v", i, got[i], want[i])
 		}
 	}
 }
@@ -360,48 +360,4 @@ func TestStoreFlushFollowsChanges(t *testing.T) {
 	}
 	wg.Wait()
 	check(-2)
-}
-
-// The encoder that re-encodes only the entries marked changed gives the
-// bytes appendFile gives, through changes, failures and resets.
-func TestFileEncoderIsAppendFile(t *testing.T) {
-	r := rand.New(rand.NewSource(3))
-	entries := manyEntries(300)
-	entries = append(entries, awkwardEntries()...)
-	slices.SortFunc(entries, compareEntries)
-	var f fileEncoder
-	written := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
-	for round := 0; round < 200; round++ {
-		written = written.Add(time.Second + time.Duration(r.Intn(1000)))
-		switch r.Intn(20) {
-		case 0: // replaced: fewer entries
-			entries = entries[:len(entries)-1]
-			f.reset()
-		case 1: // an entry that cannot be encoded, then fixed
-			i := r.Intn(len(entries))
-			good := entries[i].Updated
-			entries[i].Updated = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
-			f.changed(i)
-			if _, err := f.encode(entries, 0, written); err == nil {
-				t.Fatal("encoded a year 10000")
-			}
-			entries[i].Updated = good
-			f.changed(i)
-		default:
-			for n := r.Intn(10); n > 0; n-- {
-				i := r.Intn(len(entries))
-				entries[i].Offset += int64(r.Intn(1 << 20))
-				entries[i].Updated = written.Add(-time.Duration(r.Int63n(int64(time.Hour))))
-				f.changed(i)
-			}
-		}
-		got, err := f.encode(entries, 0, written)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _ := appendFile(nil, entries, 0, written)
-		if !bytes.Equal(got, want) {
-			t.Fatalf("round %d: the encoder's file differs from appendFile's", round)
-		}
-	}
 }

@@ -7,11 +7,11 @@ import (
 	"testing"
 )
 
-// Fingerprints extended in place (same path, new key), chained within one
-// flush, swapped back to a key another entry left, and mixed with offsets
-// moving and entries added or removed: every flush writes what the store
-// holds, in order.
-func TestStoreRekeyInPlace(t *testing.T) {
+// Fingerprints extended (same path, new key), chained within one flush,
+// swapped back to a key another entry left, and mixed with offsets moving
+// and entries added or removed: after every flush, appended or written as
+// a snapshot, the checkpoint holds what the store holds.
+func TestStoreRekey(t *testing.T) {
 	s := openTestStore(t)
 	check := func(step int) {
 		t.Helper()
