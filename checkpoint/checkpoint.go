@@ -129,6 +129,9 @@ type CorruptError struct {
 }
 
 func (e *CorruptError) Error() string {
+	if _, ok := journalGen(filepath.Base(e.Path)); ok {
+		return fmt.Sprintf("checkpoint %s cannot be read: %v (it was not changed; move it away to resume from %s alone, which re-sends what was delivered after that was written)", e.Path, e.Err, FileName)
+	}
 	return fmt.Sprintf("checkpoint %s cannot be read: %v (it was not changed; move it away to start over, which re-reads files according to start_at)", e.Path, e.Err)
 }
 func (e *CorruptError) Unwrap() error { return e.Err }

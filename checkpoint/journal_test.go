@@ -475,6 +475,9 @@ func TestJournalBadLineIsCorruptError(t *testing.T) {
 			if !errors.As(err, &ce) || ce.Path != jpath || !strings.Contains(err.Error(), "line 3") {
 				t.Fatalf("Load: %v, want a CorruptError naming %s line 3", err, jpath)
 			}
+			if !strings.Contains(err.Error(), "resume from "+FileName+" alone") {
+				t.Errorf("the error does not tell what moving the journal away does: %v", err)
+			}
 			_, err = Open(dir, quietLog())
 			if !errors.As(err, &ce) || ce.Path != jpath {
 				t.Fatalf("Open: %v, want a CorruptError naming %s", err, jpath)
