@@ -2,7 +2,9 @@
 // benchmark harness only: cmd/logagent stays free of profiling switches.
 // It runs the agent on -c FILE until SIGTERM or SIGINT, writing the CPU
 // profile to $LOGAGENT_CPUPROFILE (and a heap profile to
-// $LOGAGENT_MEMPROFILE) when set.
+// $LOGAGENT_MEMPROFILE) when set. With LOGAGENT_CPUPROFILE_WINDOW=signal
+// the CPU profile covers only the time from SIGUSR1 to SIGUSR2, the
+// harness's measured window, rather than the whole run.
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"sync"
 	"syscall"
 
 	"github.com/logagent/logagent/agent"
@@ -36,12 +39,17 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
 		defer f.Close()
-		defer pprof.StopCPUProfile()
+		if os.Getenv("LOGAGENT_CPUPROFILE_WINDOW") == "signal" {
+			stopWindow := profileWindow(f)
+			defer stopWindow()
+		} else {
+			if err := pprof.StartCPUProfile(f); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			defer pprof.StopCPUProfile()
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -59,5 +67,46 @@ func main() {
 			pprof.WriteHeapProfile(f)
 			f.Close()
 		}
+	}
+}
+
+// profileWindow profiles into f from SIGUSR1 to SIGUSR2. The returned
+// function stops the profile if the window is still open and waits for
+// the signal watcher to end.
+func profileWindow(f *os.File) (stop func()) {
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		on := false
+		for {
+			select {
+			case s := <-sig:
+				switch {
+				case s == syscall.SIGUSR1 && !on:
+					if err := pprof.StartCPUProfile(f); err != nil {
+						fmt.Fprintln(os.Stderr, err)
+						continue
+					}
+					on = true
+				case s == syscall.SIGUSR2 && on:
+					pprof.StopCPUProfile()
+					on = false
+				}
+			case <-done:
+				if on {
+					pprof.StopCPUProfile()
+				}
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sig)
+		close(done)
+		wg.Wait()
 	}
 }

@@ -305,7 +305,7 @@ func linearAgent(inDir string, c linearCase, sum inputSum, run int) (row, error)
 	defer os.RemoveAll(work)
 	outFile := filepath.Join(work, "out", "bench.log")
 	cfg := agentConfig(work, inDir+"/*.log", outFile, []string{"shutdown_timeout: 60s"}, nil, nil)
-	a, err := startAgent(work, cfg, fmt.Sprintf("linear-f%d-l%d-run%d", c.files, c.size, run))
+	a, err := startAgent(work, cfg, fmt.Sprintf("linear-f%d-l%d-run%d", c.files, c.size, run), false)
 	if err != nil {
 		return row{}, err
 	}
@@ -410,7 +410,7 @@ func outageOnce(src string, sum inputSum, inflight string, normalRSS int64, run 
 	outFile := filepath.Join(work, "out", "bench.log")
 	cfg := agentConfig(work, inFile, outFile, []string{"shutdown_timeout: 60s", "max_inflight_bytes: " + inflight},
 		nil, []string{"min_backoff: 50ms", "max_backoff: 500ms"})
-	a, err := startAgent(work, cfg, fmt.Sprintf("linear-outage-%s-run%d", inflight, run))
+	a, err := startAgent(work, cfg, fmt.Sprintf("linear-outage-%s-run%d", inflight, run), false)
 	if err != nil {
 		return row{}, err
 	}

@@ -87,6 +87,7 @@ var (
 	writeEvery = flag.Duration("write-every", 10*time.Millisecond, "steady: each file is written this often (lines of that time in one write)")
 	manyN      = flag.Int("many", 10_000, "manyfiles: files")
 	manyWindow = flag.Duration("many-window", 30*time.Second, "manyfiles: measured window")
+	manySettle = flag.Duration("many-settle", 30*time.Second, "manyfiles: lines are written this long after start-up before the window opens (steady state, not start-up, is measured)")
 	perFile    = flag.Duration("per-file", time.Minute, "manyfiles: each file gets a line this often")
 	newFiles   = flag.Int("new-files", 6, "manyfiles: new files created during the window, evenly spaced")
 	linearMB   = flag.Int("linear-mb", 256, "linear: MB of input per case, in every file count and line size")
@@ -339,7 +340,7 @@ func backfillAgent(in string, sum inputSum, lpm, run int) (row, error) {
 	outFile := filepath.Join(work, "out", "bench.log")
 	cfg := agentConfig(work, in, outFile, []string{"shutdown_timeout: 60s"},
 		[]string{fmt.Sprintf("lines_per_message: %d", lpm)}, nil)
-	a, err := startAgent(work, cfg, fmt.Sprintf("backfill-lpm%d-run%d", lpm, run))
+	a, err := startAgent(work, cfg, fmt.Sprintf("backfill-lpm%d-run%d", lpm, run), false)
 	if err != nil {
 		return row{}, err
 	}
@@ -507,10 +508,11 @@ func (g *lineGen) nginx(b []byte, seq int64) []byte {
 // ---------------------------------------------------------------- agent
 
 type agentProc struct {
-	cmd     *exec.Cmd
-	started time.Time
-	done    chan struct{}
-	err     error
+	cmd      *exec.Cmd
+	started  time.Time
+	done     chan struct{}
+	err      error
+	windowed bool // profiling waits for profileWindow
 }
 
 // agentConfig is a scenario's configuration: state under work, log level
@@ -535,7 +537,9 @@ func agentConfig(work, glob, outFile string, top, input, output []string) string
 }
 
 // startAgent writes cfg to work/config.yaml and starts the agent on it.
-func startAgent(work, cfg, profName string) (*agentProc, error) {
+// With -cpuprofile, the profile covers the whole run, or with windowed
+// only what lies between profileWindow(true) and profileWindow(false).
+func startAgent(work, cfg, profName string, windowed bool) (*agentProc, error) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, err
 	}
@@ -553,8 +557,11 @@ func startAgent(work, cfg, profName string) (*agentProc, error) {
 	if *cpuprofile != "" {
 		p, _ := filepath.Abs(filepath.Join(*cpuprofile, profName+".pprof"))
 		cmd.Env = append(os.Environ(), "LOGAGENT_CPUPROFILE="+p)
+		if windowed {
+			cmd.Env = append(cmd.Env, "LOGAGENT_CPUPROFILE_WINDOW=signal")
+		}
 	}
-	a := &agentProc{cmd: cmd, done: make(chan struct{})}
+	a := &agentProc{cmd: cmd, done: make(chan struct{}), windowed: windowed && *cpuprofile != ""}
 	a.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -564,6 +571,19 @@ func startAgent(work, cfg, profName string) (*agentProc, error) {
 		close(a.done)
 	}()
 	return a, nil
+}
+
+// profileWindow opens (on) or closes the profiled window of an agent
+// started windowed under -cpuprofile; otherwise it does nothing.
+func (a *agentProc) profileWindow(on bool) {
+	if !a.windowed {
+		return
+	}
+	sig := syscall.SIGUSR2
+	if on {
+		sig = syscall.SIGUSR1
+	}
+	a.cmd.Process.Signal(sig)
 }
 
 func (a *agentProc) exited() bool {
@@ -853,7 +873,7 @@ func steadyOnce(nfiles, run int) (row, error) {
 	}
 	outFile := filepath.Join(work, "out", "bench.log")
 	cfg := agentConfig(work, inDir+"/*.log", outFile, nil, nil, nil)
-	a, err := startAgent(work, cfg, fmt.Sprintf("steady-%d-run%d", nfiles, run))
+	a, err := startAgent(work, cfg, fmt.Sprintf("steady-%d-run%d", nfiles, run), true)
 	if err != nil {
 		return row{}, err
 	}
@@ -886,11 +906,13 @@ func steadyOnce(nfiles, run int) (row, error) {
 		<-tick.C
 		el := time.Since(start)
 		if t0.IsZero() && el >= warm {
+			a.profileWindow(true)
 			t0, cpu0 = time.Now(), a.cpu()
 			o.from.Store(t0.UnixNano())
 		}
 		if el >= warm+*window {
 			t1, cpu1 = time.Now(), a.cpu()
+			a.profileWindow(false)
 			o.to.Store(t1.UnixNano())
 			break
 		}
@@ -992,7 +1014,7 @@ func manyOnce(run int) (row, error) {
 	outFile := filepath.Join(work, "out", "bench.log")
 	cfg := agentConfig(work, inDir+"/*.log", outFile, nil,
 		[]string{fmt.Sprintf("max_open_files: %d", *manyN+*newFiles+100)}, []string{"max_open_files: 1"})
-	a, err := startAgent(work, cfg, fmt.Sprintf("manyfiles-run%d", run))
+	a, err := startAgent(work, cfg, fmt.Sprintf("manyfiles-run%d", run), true)
 	if err != nil {
 		return row{}, err
 	}
@@ -1008,9 +1030,10 @@ func manyOnce(run int) (row, error) {
 		return row{}, err
 	}
 	startup := time.Since(a.started)
-	time.Sleep(2 * time.Second) // let start-up work settle
+	startCPU := a.cpu()
 
-	// Each file gets a line every perFile, at its own phase; new files
+	// Each file gets a line every perFile, at its own phase, from the
+	// end of start-up; the window opens after manySettle. New files
 	// appear evenly over the window.
 	type event struct {
 		at   time.Duration
@@ -1019,26 +1042,39 @@ func manyOnce(run int) (row, error) {
 	}
 	var evs []event
 	r := rand.New(rand.NewPCG(3, 4))
+	end := *manySettle + *manyWindow
 	for i := 0; i < *manyN; i++ {
-		for t := time.Duration(r.Int64N(int64(*perFile))); t < *manyWindow; t += *perFile {
+		for t := time.Duration(r.Int64N(int64(*perFile))); t < end; t += *perFile {
 			evs = append(evs, event{at: t, file: i})
 		}
 	}
 	for k := 0; k < *newFiles; k++ {
-		evs = append(evs, event{at: *manyWindow * time.Duration(k) / time.Duration(*newFiles), file: *manyN + k, new: true})
+		evs = append(evs, event{at: *manySettle + *manyWindow*time.Duration(k)/time.Duration(*newFiles), file: *manyN + k, new: true})
 	}
 	slices.SortFunc(evs, func(a, b event) int { return int(a.at - b.at) })
-	t0 := time.Now()
-	cpu0 := a.cpu()
-	o.from.Store(t0.UnixNano())
+	start := time.Now()
+	var t0 time.Time
+	var cpu0 time.Duration
+	openWindow := func() {
+		if t0.IsZero() && time.Since(start) >= *manySettle {
+			a.profileWindow(true)
+			t0, cpu0 = time.Now(), a.cpu()
+			o.from.Store(t0.UnixNano())
+		}
+	}
 	created := map[string]time.Time{}
 	written := int64(*manyN)
 	var maxRSS int64
 	lastRSS := time.Time{}
 	for _, ev := range evs {
-		if d := time.Until(t0.Add(ev.at)); d > 0 {
-			time.Sleep(d)
+		if d := time.Until(start.Add(ev.at)); d > 0 {
+			if w := time.Until(start.Add(*manySettle)); t0.IsZero() && w > 0 && w < d {
+				time.Sleep(w)
+				openWindow()
+			}
+			time.Sleep(time.Until(start.Add(ev.at)))
 		}
+		openWindow()
 		if ev.new {
 			created[strconv.Itoa(ev.file)] = time.Now()
 		}
@@ -1046,18 +1082,20 @@ func manyOnce(run int) (row, error) {
 			return row{}, err
 		}
 		written++
-		if time.Since(lastRSS) > 500*time.Millisecond {
+		if !t0.IsZero() && time.Since(lastRSS) > 500*time.Millisecond {
 			lastRSS = time.Now()
 			if cur, _ := a.rss(); cur > maxRSS {
 				maxRSS = cur
 			}
 		}
 	}
-	if d := time.Until(t0.Add(*manyWindow)); d > 0 {
+	if d := time.Until(start.Add(end)); d > 0 {
 		time.Sleep(d)
 	}
+	openWindow()
 	span := time.Since(t0)
 	cpu := (a.cpu() - cpu0).Seconds()
+	a.profileWindow(false)
 	o.to.Store(time.Now().UnixNano())
 	err = waitLines(o, written, a, time.Minute)
 	if _, serr := a.stop(); err == nil {
@@ -1093,7 +1131,7 @@ func manyOnce(run int) (row, error) {
 		perCore: true,
 		rss:     maxRSS,
 		p99:     p99,
-		extra: fmt.Sprintf("new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s",
-			strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds()),
+		extra: fmt.Sprintf("new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s; %s settle, %.2f CPU s",
+			strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0-startCPU).Seconds()),
 	}, nil
 }
