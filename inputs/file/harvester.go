@@ -55,12 +55,11 @@ type harvester struct {
 	forceClose atomic.Bool
 	// parked, under in.mu, is set while the harvester has no goroutine:
 	// an idle file waits for an event or its next poll as an entry of
-	// the input's poll queue (at pollIdx, due at pollDue), not as a
+	// the input's poll queue (at pollIdx), not as a
 	// goroutine and a timer. idlePolls, owned by whoever runs the
 	// harvester, counts polls that found nothing.
 	parked    bool
 	pollIdx   int // in in.polls; -1 when not queued
-	pollDue   time.Time
 	idlePolls int
 	// seen is the file's inode times and link count at the last look at
 	// its end, and seenOffset the read offset then; cheapPolls counts the
@@ -73,10 +72,14 @@ type harvester struct {
 	r, w   int   // blk.buf[r:w] is read but not yet in a message
 	offset int64 // file offset of blk.buf[w]: the next byte to read
 
-	state     fileState
-	goneAt    time.Time
-	lastData  time.Time
-	lastCheck time.Time
+	state    fileState
+	goneAt   time.Time
+	lastData time.Time
+	// nameEvent is set by an fsnotify event that named the file's path
+	// (created, renamed, removed), until its name is looked up; when
+	// last, nameCheckedAt.
+	nameEvent     atomic.Bool
+	nameCheckedAt time.Time
 	// atEnd is set when the last read stopped at the end of the file.
 	atEnd    bool
 	lastRead time.Time // when the last read returned data
@@ -309,8 +312,13 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	now := time.Now()
+	// A short fingerprint (a file new or just truncated) grows with what
+	// is read: if the file is copytruncated before the check at end of
+	// file extended it, its copy must still be recognisable. The look at
+	// the content, when due, extends it too.
+	extended := false
 	if now.Sub(h.lastRead) >= recheckAfter || now.Sub(time.Unix(0, h.intactAt.Load())) >= time.Second {
-		if h.contentReplaced() {
+		if h.lookAtContent(h.offset + int64(n)) {
 			// Truncated and written past our offset while we were not
 			// reading (paused by outputs, or idle): what was just read
 			// is the middle of the new content, not the rest of ours.
@@ -322,15 +330,13 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 		}
 		// The bytes just read were there before this look: ours.
 		h.intactAt.Store(now.UnixNano())
+		extended = true
 	}
 	h.lastRead = now
 	h.w += n
 	h.offset += int64(n)
 	h.lastData = now
-	if h.id.FingerprintLen < h.in.cfg.FingerprintBytes && h.offset > int64(h.id.FingerprintLen) {
-		// A short fingerprint (a file new or just truncated) grows with
-		// what is read: if the file is copytruncated before the check at
-		// end of file extended it, its copy must still be recognisable.
+	if !extended {
 		h.extendFingerprint(h.offset)
 	}
 	return n, h.cut(ctx, false)
@@ -448,16 +454,16 @@ func (h *harvester) atEOF() bool {
 		h.truncated(fi.Size())
 		return false
 	}
-	if now.Sub(h.lastCheck) >= time.Second || rewritten {
-		h.lastCheck = now
-		if h.contentReplaced() {
+	// The content is looked at once a second, by the read before this
+	// or here.
+	if now.Sub(time.Unix(0, h.intactAt.Load())) >= time.Second || rewritten {
+		if h.lookAtContent(fi.Size()) {
 			h.truncated(fi.Size())
 			return false
 		}
 		h.intactAt.Store(now.UnixNano())
-		h.extendFingerprint(fi.Size())
 	}
-	if h.state == stateActive {
+	if h.state == stateActive && h.nameDue(now) {
 		h.checkName(fi)
 	}
 	idle := now.Sub(h.lastData)
@@ -495,6 +501,24 @@ func (h *harvester) finish() bool {
 	}
 	h.in.log.Info("closed rotated file read to its end", "path", h.path, "state", h.state.String(), "offset", h.offset)
 	return true
+}
+
+// nameCheckEvery is how often the name of a file under a watched
+// directory is looked up although no event named it.
+const nameCheckEvery = time.Second
+
+// nameDue tells whether the file's name is to be looked up: at once after
+// an event named it (created, renamed or removed), where no watch reports
+// such events, or nameCheckEvery at least, in case an event was lost. A
+// busy file looked at every few milliseconds then stats its name once a
+// second, not each time.
+func (h *harvester) nameDue(now time.Time) bool {
+	named := h.nameEvent.Swap(false)
+	if named || now.Sub(h.nameCheckedAt) >= nameCheckEvery || !h.in.isWatched(filepath.Dir(h.path)) {
+		h.nameCheckedAt = now
+		return true
+	}
+	return false
 }
 
 // checkName notices that the file's name now holds another file, or none.
@@ -542,25 +566,55 @@ func (h *harvester) rename(path string) {
 	h.tr.update(path, h.id)
 }
 
-// contentReplaced reports whether the file's first bytes no longer match
-// its fingerprint: truncated and written past the old offset in between
-// two looks.
-func (h *harvester) contentReplaced() bool {
-	ok, err := sameContent(h.f, h.id)
-	return err == nil && h.id.FingerprintLen > 0 && !ok
+// lookAtContent reads the file's first bytes, once, to see whether they
+// are still those of h.id: if not, it returns true (truncated and written
+// past the old offset in between two looks). If they are and the file has
+// grown past a short fingerprint, the fingerprint is extended to up to
+// size bytes.
+func (h *harvester) lookAtContent(size int64) (replaced bool) {
+	have := h.id.FingerprintLen
+	n := have
+	if want := h.in.cfg.FingerprintBytes; have < want && size > int64(have) {
+		n = int(min(int64(want), size))
+	}
+	if n == 0 {
+		return false
+	}
+	var prefix, all uint64
+	got, err := withPrefix(h.f, n, func(b []byte) {
+		if len(b) >= have {
+			prefix = hashBytes(b[:have])
+			all = hashMore(prefix, b[have:])
+		}
+	})
+	if err != nil {
+		return false
+	}
+	if have > 0 && (got < have || prefix != h.id.Fingerprint) {
+		return true
+	}
+	if got > have {
+		h.setFingerprint(all, got)
+	}
+	return false
 }
 
-// extendFingerprint grows a short fingerprint once the file has grown, so
-// that identity rests on as many bytes as configured.
+// extendFingerprint grows a short fingerprint once the file has grown
+// (to up to size bytes), so that identity rests on as many bytes as
+// configured.
 func (h *harvester) extendFingerprint(size int64) {
 	want := h.in.cfg.FingerprintBytes
 	if h.id.FingerprintLen >= want || size <= int64(h.id.FingerprintLen) {
 		return
 	}
-	fp, n, err := fingerprint(h.f, want)
-	if err != nil {
+	fp, n, err := fingerprint(h.f, int(min(int64(want), size)))
+	if err != nil || n <= h.id.FingerprintLen {
 		return
 	}
+	h.setFingerprint(fp, n)
+}
+
+func (h *harvester) setFingerprint(fp uint64, n int) {
 	id := h.id
 	id.Fingerprint, id.FingerprintLen = fp, n
 	h.setIdentity(h.path, id)

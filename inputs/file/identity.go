@@ -2,9 +2,9 @@ package file
 
 import (
 	"fmt"
-	"hash/fnv"
 	"io"
 	"os"
+	"sync"
 	"syscall"
 
 	"github.com/logagent/logagent"
@@ -26,19 +26,50 @@ func statID(fi os.FileInfo) (dev, ino uint64, ok bool) {
 // fingerprint hashes the first n bytes of f (fewer if the file is shorter)
 // and returns the hash and how many bytes it covers.
 func fingerprint(f io.ReaderAt, n int) (uint64, int, error) {
-	buf := make([]byte, n)
-	got, err := f.ReadAt(buf, 0)
-	if err != nil && err != io.EOF {
-		return 0, 0, err
-	}
-	return hashBytes(buf[:got]), got, nil
+	var fp uint64
+	got, err := withPrefix(f, n, func(b []byte) { fp = hashBytes(b) })
+	return fp, got, err
 }
 
-func hashBytes(b []byte) uint64 {
-	h := fnv.New64a()
-	h.Write(b)
-	return h.Sum64()
+// prefixBufs holds buffers for reading the first bytes of files: they are
+// read on every look at a file's content, and need not be garbage.
+var prefixBufs sync.Pool
+
+// withPrefix reads the first n bytes of f (fewer if the file is shorter),
+// passes them to use, and returns how many there were. use must not keep
+// the slice.
+func withPrefix(f io.ReaderAt, n int, use func([]byte)) (int, error) {
+	bp, _ := prefixBufs.Get().(*[]byte)
+	if bp == nil || cap(*bp) < n {
+		b := make([]byte, max(n, DefaultFingerprintBytes))
+		bp = &b
+	}
+	defer prefixBufs.Put(bp)
+	buf := (*bp)[:n]
+	got, err := f.ReadAt(buf, 0)
+	if err != nil && err != io.EOF {
+		return 0, err
+	}
+	use(buf[:got])
+	return got, nil
 }
+
+// hashBytes is 64-bit FNV-1a (as hash/fnv's New64a), inline so that it
+// allocates nothing. Checkpoints hold its values: it must not change.
+func hashBytes(b []byte) uint64 { return hashMore(fnvOffset, b) }
+
+// hashMore goes on hashing b after bytes that hashed to h: hashMore(
+// hashBytes(a), b) is hashBytes of a followed by b.
+func hashMore(h uint64, b []byte) uint64 {
+	const prime64 = 1099511628211
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= prime64
+	}
+	return h
+}
+
+const fnvOffset = 14695981039346656037
 
 // identify returns the identity of the open file f, fingerprinting up to
 // fpBytes leading bytes.

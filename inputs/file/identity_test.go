@@ -2,8 +2,10 @@ package file
 
 import (
 	"bytes"
+	"hash/fnv"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -85,5 +87,22 @@ func TestIdentityShortFileGrows(t *testing.T) {
 	fo, _, _, _ := mustIdentify(t, other)
 	if ok, _ := sameContent(fo, long); ok {
 		t.Error("another file with the same first 6 bytes matches the extended fingerprint")
+	}
+}
+
+// Checkpoints hold fingerprints: the inline hash must stay FNV-1a 64, and
+// hashing on from a prefix must equal hashing the whole.
+func TestHashBytesIsFNV1a(t *testing.T) {
+	for _, s := range []string{"", "a", "hello\n", strings.Repeat("line of a log file\n", 100)} {
+		want := fnv.New64a()
+		want.Write([]byte(s))
+		if got := hashBytes([]byte(s)); got != want.Sum64() {
+			t.Errorf("hashBytes(%.20q) = %x, FNV-1a 64 is %x", s, got, want.Sum64())
+		}
+		for cut := range len(s) + 1 {
+			if got := hashMore(hashBytes([]byte(s[:cut])), []byte(s[cut:])); got != want.Sum64() {
+				t.Fatalf("hashMore cut at %d of %.20q = %x, want %x", cut, s, got, want.Sum64())
+			}
+		}
 	}
 }

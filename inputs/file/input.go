@@ -77,11 +77,17 @@ type Input struct {
 	removedAt map[*harvester]time.Time
 	// polls queues the next look at each parked harvester; stopping is
 	// set once Run returns, when nothing may be unparked any more.
-	polls    pollQueue
-	busy     map[*harvester]struct{} // the harvesters not parked
-	stopping bool
-	wg       sync.WaitGroup
-	ctx      context.Context
+	polls pollQueue
+	busy  map[*harvester]struct{} // the harvesters not parked
+	// listing is what the directories the globs list looked like at the
+	// last full scan; listingStale is set when a file was closed since.
+	// A scan with neither a change nor a problem to retry skips listing
+	// thousands of files again.
+	listing      dirListing
+	listingStale bool
+	stopping     bool
+	wg           sync.WaitGroup
+	ctx          context.Context
 }
 
 type devIno struct{ dev, ino uint64 }
@@ -198,6 +204,9 @@ func (in *Input) handleEvent(w *fsnotify.Watcher, ev fsnotify.Event) {
 	h := in.byPath[ev.Name]
 	in.mu.Unlock()
 	if h != nil {
+		if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove) {
+			h.nameEvent.Store(true) // before the wake that acts on it
+		}
 		h.signal()
 	}
 	switch {
@@ -273,6 +282,23 @@ func Expand(paths, exclude []string) (files, dirs []string) {
 // directories, and looks for files of the checkpoint that were renamed
 // while they were not open.
 func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
+	defer func() {
+		in.recoverRenamed()
+		in.closeRemoved()
+	}()
+	now := time.Now()
+	if !initial && in.listing.unchanged(now) {
+		in.mu.Lock()
+		stale := in.listingStale || len(in.reported) > 0
+		in.mu.Unlock()
+		if !stale {
+			return
+		}
+	}
+	in.mu.Lock()
+	in.listingStale = false
+	in.mu.Unlock()
+	in.listing.record(in.cfg.Paths, now) // before listing: what changes after is seen next time
 	files, dirs := Expand(in.cfg.Paths, in.cfg.Exclude)
 	if w != nil {
 		for _, d := range dirs {
@@ -304,8 +330,6 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 	for _, f := range files {
 		in.open(f, initial)
 	}
-	in.recoverRenamed()
-	in.closeRemoved()
 }
 
 // closeRemoved force-closes files removed more than close_removed_after
@@ -728,18 +752,14 @@ func (in *Input) isOpen(key devIno) bool {
 // to their end; not found, they are forgotten.
 func (in *Input) recoverRenamed() {
 	entries := in.store.Entries(in.cfg.ID)
-	// Of several entries of one file, the one with the highest offset
-	// is the latest: it is resumed, and the others are dropped above.
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Offset > entries[j].Offset })
 	open := make([]*harvester, len(entries))
 	in.mu.Lock()
 	for i, e := range entries {
 		open[i] = in.byInode[devIno{e.ID.Dev, e.ID.Ino}]
 	}
 	in.mu.Unlock()
-	resolved := map[devIno]bool{}
+	closed := entries[:0]
 	for i, e := range entries {
-		key := devIno{e.ID.Dev, e.ID.Ino}
 		if h := open[i]; h != nil {
 			// The open file's entry is its tracker's; another entry of
 			// its inode is of an older fingerprint or an older content.
@@ -748,6 +768,14 @@ func (in *Input) recoverRenamed() {
 			}
 			continue
 		}
+		closed = append(closed, e)
+	}
+	// Of several entries of one file, the one with the highest offset
+	// is the latest: it is resumed, and the others are dropped below.
+	sort.Slice(closed, func(i, j int) bool { return closed[i].Offset > closed[j].Offset })
+	resolved := map[devIno]bool{}
+	for _, e := range closed {
+		key := devIno{e.ID.Dev, e.ID.Ino}
 		path := e.Path
 		if !in.isFile(path, e.ID) {
 			path = findByInode(filepath.Dir(e.Path), e.ID.Dev, e.ID.Ino)
@@ -861,6 +889,7 @@ func (in *Input) exited(h *harvester) {
 	}
 	delete(in.removedAt, h)
 	delete(in.busy, h)
+	in.listingStale = true // its name may be matched again
 	if in.byPath[h.watchPath] == h {
 		delete(in.byPath, h.watchPath)
 	}

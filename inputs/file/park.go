@@ -1,7 +1,6 @@
 package file
 
 import (
-	"container/heap"
 	"os"
 	"syscall"
 	"time"
@@ -54,8 +53,11 @@ func (in *Input) unparkLocked(h *harvester) {
 func (in *Input) pollDue(now time.Time) {
 	in.mu.Lock()
 	var due []*harvester
-	for len(in.polls) > 0 && !in.polls[0].pollDue.After(now) {
-		h := heap.Pop(&in.polls).(*harvester)
+	for {
+		h := in.polls.popDue(now)
+		if h == nil {
+			break
+		}
 		// Taken out of the parked state while looked at: a signal
 		// meanwhile leaves a token in h.wake, seen below.
 		h.parked = false
@@ -166,42 +168,95 @@ func (in *Input) closeParked() {
 }
 
 // pollQueue is a min-heap of parked harvesters by the time of their next
-// poll: one entry per harvester, removed when a signal wakes it.
-type pollQueue []*harvester
+// poll: one entry per harvester (at h.pollIdx), removed when a signal
+// wakes it. The times are kept in the entries, not read through the
+// harvesters: with thousands of files, each comparison would otherwise be
+// a cache miss.
+type pollQueue []pollEntry
+
+type pollEntry struct {
+	due int64 // unix nanoseconds
+	h   *harvester
+}
 
 // schedule queues h's next poll at due, or moves it there.
 func (q *pollQueue) schedule(h *harvester, due time.Time) {
-	h.pollDue = due
 	if h.pollIdx >= 0 {
-		heap.Fix(q, h.pollIdx)
+		(*q)[h.pollIdx].due = due.UnixNano()
+		q.fix(h.pollIdx)
 		return
 	}
-	heap.Push(q, h)
+	h.pollIdx = len(*q)
+	*q = append(*q, pollEntry{due.UnixNano(), h})
+	q.up(h.pollIdx)
 }
 
 // remove takes h's poll off the queue, if queued.
 func (q *pollQueue) remove(h *harvester) {
-	if h.pollIdx >= 0 {
-		heap.Remove(q, h.pollIdx)
+	i := h.pollIdx
+	if i < 0 {
+		return
+	}
+	last := len(*q) - 1
+	if i != last {
+		q.swap(i, last)
+	}
+	(*q)[last] = pollEntry{}
+	*q = (*q)[:last]
+	h.pollIdx = -1
+	if i != last {
+		q.fix(i)
 	}
 }
 
-func (q pollQueue) Len() int           { return len(q) }
-func (q pollQueue) Less(i, j int) bool { return q[i].pollDue.Before(q[j].pollDue) }
-func (q pollQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].pollIdx, q[j].pollIdx = i, j
-}
-func (q *pollQueue) Push(x any) {
-	h := x.(*harvester)
-	h.pollIdx = len(*q)
-	*q = append(*q, h)
-}
-func (q *pollQueue) Pop() any {
-	old := *q
-	h := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
-	h.pollIdx = -1
+// popDue takes the harvester of the earliest poll if it is due at now.
+func (q *pollQueue) popDue(now time.Time) *harvester {
+	if len(*q) == 0 || (*q)[0].due > now.UnixNano() {
+		return nil
+	}
+	h := (*q)[0].h
+	q.remove(h)
 	return h
+}
+
+func (q pollQueue) swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].h.pollIdx, q[j].h.pollIdx = i, j
+}
+
+func (q pollQueue) fix(i int) {
+	if !q.down(i) {
+		q.up(i)
+	}
+}
+
+func (q pollQueue) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if q[parent].due <= q[i].due {
+			return
+		}
+		q.swap(i, parent)
+		i = parent
+	}
+}
+
+// down moves entry i down to its place and reports whether it moved.
+func (q pollQueue) down(i int) bool {
+	start := i
+	for {
+		least := 2*i + 1
+		if least >= len(q) {
+			break
+		}
+		if r := least + 1; r < len(q) && q[r].due < q[least].due {
+			least = r
+		}
+		if q[i].due <= q[least].due {
+			break
+		}
+		q.swap(i, least)
+		i = least
+	}
+	return i > start
 }

@@ -2,6 +2,7 @@ package file
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -186,5 +187,51 @@ func TestTruncatedAndRewrittenIsReadAtOnce(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+}
+
+// The poll queue hands out harvesters in the order of their polls, through
+// schedules, reschedules and removals in any order.
+func TestPollQueueOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var q pollQueue
+	hs := make([]*harvester, 200)
+	due := map[*harvester]int64{}
+	for i := range hs {
+		hs[i] = &harvester{pollIdx: -1}
+	}
+	base := time.Unix(1_000_000, 0)
+	for step := 0; step < 20_000; step++ {
+		h := hs[r.IntN(len(hs))]
+		switch r.IntN(3) {
+		case 0, 1:
+			at := base.Add(time.Duration(r.IntN(1000)) * time.Millisecond)
+			q.schedule(h, at)
+			due[h] = at.UnixNano()
+		case 2:
+			q.remove(h)
+			delete(due, h)
+		}
+		for i, e := range q {
+			if e.h.pollIdx != i {
+				t.Fatalf("step %d: entry %d has pollIdx %d", step, i, e.h.pollIdx)
+			}
+		}
+	}
+	last := int64(0)
+	for len(due) > 0 {
+		h := q.popDue(base.Add(time.Hour))
+		if h == nil {
+			t.Fatalf("%d queued harvesters not handed out", len(due))
+		}
+		d, ok := due[h]
+		if !ok || d < last {
+			t.Fatalf("handed out at %d after %d (queued %v)", d, last, ok)
+		}
+		last = d
+		delete(due, h)
+	}
+	if h := q.popDue(base.Add(time.Hour)); h != nil || len(q) != 0 {
+		t.Fatalf("queue not empty: %d", len(q))
 	}
 }

@@ -1,0 +1,75 @@
+package file
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+)
+
+// dirListing remembers the modification times of the directories that
+// globs list, so that a periodic scan can tell that a listing would find
+// what the last one found. It only vouches for globs whose wildcards are
+// all in the last element (dir/*.log): a new file in such a directory, or
+// one renamed or removed, changes the directory's modification time.
+// Owned by the input's Run goroutine.
+type dirListing struct {
+	dirs  []string
+	mtime []syscall.Timespec
+	at    time.Time // when the times were taken
+	ok    bool      // every glob is flat and every directory was seen
+}
+
+// racyWindow is how long before it was recorded a directory's time must
+// be, to be trusted: file system times are coarse (a clock tick), so a
+// change in the same tick as the recording can leave the time as it was.
+const racyWindow = time.Second
+
+// record takes the times of the directories globs list, before they are
+// listed.
+func (l *dirListing) record(globs []string, now time.Time) {
+	l.dirs, l.mtime, l.at, l.ok = l.dirs[:0], l.mtime[:0], now, true
+	for _, g := range globs {
+		base, pattern := doublestar.SplitPattern(filepath.ToSlash(g))
+		if strings.Contains(pattern, "/") || strings.Contains(pattern, "**") {
+			l.ok = false // wildcards in a directory: new directories too
+			return
+		}
+		m, ok := dirMtime(base)
+		if !ok || now.Sub(time.Unix(m.Unix())) < racyWindow {
+			l.ok = false
+			return
+		}
+		l.dirs = append(l.dirs, base)
+		l.mtime = append(l.mtime, m)
+	}
+}
+
+// unchanged reports whether every directory listed at the last record
+// still has the time it had then.
+func (l *dirListing) unchanged(now time.Time) bool {
+	if !l.ok {
+		return false
+	}
+	for i, d := range l.dirs {
+		if m, ok := dirMtime(d); !ok || m != l.mtime[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func dirMtime(dir string) (syscall.Timespec, bool) {
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return syscall.Timespec{}, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return syscall.Timespec{}, false
+	}
+	return st.Mtim, true
+}
