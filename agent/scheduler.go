@@ -28,6 +28,13 @@ type runner struct {
 	acks  []chunkAck // chunks the batch holds messages of, in order
 	cur   *logagent.Chunk
 	pos   int // next message of cur
+	// takenAt is when the last chunk was taken from the queue. burst
+	// says of the batch being filled whether its first chunk came after
+	// a quiet spell of sparseGap or more, and all of its chunks since
+	// from one file: a file's write read in a few reads.
+	takenAt time.Time
+	burst   bool
+	burstOf *logagent.Source
 
 	metrics OutputMetrics
 }
@@ -92,9 +99,9 @@ func (r *runner) run(ctx context.Context) {
 					if !ok {
 						closed = true
 					} else {
-						r.cur, r.pos = c, 0
+						r.take(c)
 						flush.Reset(r.cfg.Batch.FlushInterval)
-						flushAt = time.Now().Add(r.cfg.Batch.FlushInterval)
+						flushAt = r.takenAt.Add(r.cfg.Batch.FlushInterval)
 					}
 				case <-ctx.Done():
 					return
@@ -105,7 +112,7 @@ func (r *runner) run(ctx context.Context) {
 					if !ok {
 						closed = true
 					} else {
-						r.cur, r.pos = c, 0
+						r.take(c)
 					}
 				case <-flush.C:
 					if !r.send(ctx) {
@@ -132,9 +139,25 @@ func (r *runner) run(ctx context.Context) {
 			flush.Reset(r.cfg.Batch.FlushInterval)
 			flushAt = time.Now().Add(r.cfg.Batch.FlushInterval)
 		} else if filling != nil && r.cur == nil && filling.CaughtUp && len(r.queue) == 0 && len(r.batch) > 0 {
-			// Its input caught up and nothing else is queued: the
-			// batch waits a short linger for other files' lines, not
-			// the whole flush_interval.
+			// Its input caught up and nothing else is queued. The
+			// lines of one file's write, after a quiet spell, go at
+			// once: nothing else came lately to join them, and a wait
+			// would cost a wake-up and its delay for nothing. Otherwise
+			// (several files written together) the batch waits a short
+			// linger for other files' lines, not the whole
+			// flush_interval.
+			if r.burst {
+				if !flush.Stop() {
+					select {
+					case <-flush.C:
+					default:
+					}
+				}
+				if !r.send(ctx) {
+					return
+				}
+				continue
+			}
 			if at := time.Now().Add(caughtUpLinger(r.cfg.Batch.FlushInterval)); at.Before(flushAt) {
 				if !flush.Stop() {
 					select {
@@ -154,6 +177,28 @@ func (r *runner) run(ctx context.Context) {
 		}
 	}
 }
+
+// take makes c the chunk being filled from.
+func (r *runner) take(c *logagent.Chunk) {
+	now := time.Now()
+	quiet := now.Sub(r.takenAt) >= sparseGap
+	r.cur, r.pos, r.takenAt = c, 0, now
+	var src *logagent.Source
+	if len(c.Messages) > 0 {
+		src = c.Messages[0].Source
+	}
+	if len(r.batch) == 0 {
+		r.burst, r.burstOf = quiet, src
+	} else if src != r.burstOf {
+		r.burst = false
+	}
+}
+
+// sparseGap is the quiet spell before a batch's first chunk after which
+// the batch, if it holds the lines of one file's write, is sent as soon as
+// the file is read to its end, without a linger: batches this far apart
+// (a thousand a second or fewer) gain little from waiting for each other.
+const sparseGap = time.Millisecond
 
 // caughtUpLinger is how long a batch waits once the input it was filled
 // from caught up with its files: long enough to gather the lines of files
