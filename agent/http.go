@@ -113,7 +113,7 @@ var (
 
 	descInflightUsed  = desc("inflight_bytes", "Read buffers held by messages in flight.")
 	descInflightLimit = desc("inflight_limit_bytes", "max_inflight_bytes.")
-	descCkptWrites    = desc("checkpoint_writes_total", "Times the checkpoint file was written.")
+	descCkptWrites    = desc("checkpoint_writes_total", "Checkpoint flushes that wrote offsets (journal appends and snapshots).")
 	descCkptAge       = desc("checkpoint_age_seconds", "Seconds since the checkpoint was last written (since start if never).")
 	descCkptFailing   = desc("checkpoint_write_failing", "1 when the last checkpoint write failed.")
 	descStarted       = desc("start_time_seconds", "When the running configuration started, in Unix seconds.")

@@ -4,7 +4,8 @@
 // profile to $LOGAGENT_CPUPROFILE (and a heap profile to
 // $LOGAGENT_MEMPROFILE) when set. With LOGAGENT_CPUPROFILE_WINDOW=signal
 // the CPU profile covers only the time from SIGUSR1 to SIGUSR2, the
-// harness's measured window, rather than the whole run.
+// harness's measured window, rather than the whole run, and the heap
+// profile is taken at SIGUSR2.
 package main
 
 import (
@@ -61,6 +62,15 @@ func main() {
 	if err := a.Run(ctx); err != nil {
 		log.Error("stopped with errors", "err", err)
 	}
+	if os.Getenv("LOGAGENT_CPUPROFILE_WINDOW") != "signal" {
+		writeHeapProfile()
+	}
+}
+
+// writeHeapProfile writes the heap profile, after a collection, to
+// $LOGAGENT_MEMPROFILE if set: at the end of the run, or with a profiled
+// window at its end, while the agent still holds what it holds running.
+func writeHeapProfile() {
 	if p := os.Getenv("LOGAGENT_MEMPROFILE"); p != "" {
 		if f, err := os.Create(p); err == nil {
 			runtime.GC()
@@ -95,6 +105,7 @@ func profileWindow(f *os.File) (stop func()) {
 				case s == syscall.SIGUSR2 && on:
 					pprof.StopCPUProfile()
 					on = false
+					writeHeapProfile()
 				}
 			case <-done:
 				if on {

@@ -47,8 +47,10 @@
 //	bin/benchstat /tmp/old.txt /tmp/new.txt
 //
 // With -cpuprofile DIR the agent runs as bench/agentprof (the same run
-// path with a CPU profile written by LOGAGENT_CPUPROFILE); profiles land in
-// DIR, one per scenario.
+// path with a CPU profile written by LOGAGENT_CPUPROFILE, and a heap
+// profile by LOGAGENT_MEMPROFILE); profiles land in DIR, one per scenario
+// run (NAME.pprof, NAME.heap.pprof). Steady and manyfiles profile their
+// measured window only, and take the heap profile at its end.
 package main
 
 import (
@@ -556,7 +558,7 @@ func startAgent(work, cfg, profName string, windowed bool) (*agentProc, error) {
 	}
 	if *cpuprofile != "" {
 		p, _ := filepath.Abs(filepath.Join(*cpuprofile, profName+".pprof"))
-		cmd.Env = append(os.Environ(), "LOGAGENT_CPUPROFILE="+p)
+		cmd.Env = append(os.Environ(), "LOGAGENT_CPUPROFILE="+p, "LOGAGENT_MEMPROFILE="+strings.TrimSuffix(p, ".pprof")+".heap.pprof")
 		if windowed {
 			cmd.Env = append(cmd.Env, "LOGAGENT_CPUPROFILE_WINDOW=signal")
 		}
