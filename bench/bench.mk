@@ -14,7 +14,10 @@
 #
 # Before/after a change: -benchfmt FILE writes every run (not only the
 # median) in the Go benchmark format; benchstat compares two such files.
-# Use 6 runs or more for benchstat's confidence intervals.
+# Use 6 runs or more for benchstat's confidence intervals. The file is
+# appended to: remove it first; on a busy machine, interleave the two
+# binaries' runs (go run ./bench/e2e -bin A -runs 1 -benchfmt a.txt, then
+# B, and again) rather than running one after the other.
 #
 #   make bench-backfill BENCH_RUNS=6 BENCH_FLAGS='-benchfmt /tmp/old.txt'
 #   (change, rebuild)

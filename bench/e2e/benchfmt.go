@@ -24,11 +24,14 @@ type benchOut struct {
 
 var bench *benchOut
 
-// openBenchfmt creates path and writes the header benchstat reads. Only
-// keys that are the same for every commit go there: benchstat makes a
-// table per distinct header, so a commit hash would keep old and new apart.
+// openBenchfmt opens path to append to it, and writes the header
+// benchstat reads. Appending lets runs of two binaries be interleaved
+// (old, new, old, new...), which holds better than two sittings on a
+// shared machine; remove the file to start afresh. Only keys that are the
+// same for every commit go in the header: benchstat makes a table per
+// distinct header, so a commit hash would keep old and new apart.
 func openBenchfmt(path string) error {
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}

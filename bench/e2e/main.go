@@ -32,7 +32,7 @@
 // that the output holds exactly the lines written.
 //
 // With -benchfmt FILE every run (not only the median of the table) is also
-// written to FILE in the Go benchmark format, one line per run, such as
+// appended to FILE in the Go benchmark format, one line per run, such as
 //
 //	BenchmarkE2E/backfill/lpm=1  1  1000123456 ns/op  6010000 lines/s  1080 MB/s  0.8600 cpu-s/GB  153.3 cpu-ns/line  33.20 peak-MB  0.8600 ratio
 //	BenchmarkE2E/linear/files=1000/line=200B  1  ...
@@ -98,7 +98,7 @@ var (
 	linSizes   = flag.String("linear-sizes", "100,1000,10000", "linear: line sizes to run over 1 file")
 	outage     = flag.Duration("outage", 10*time.Second, "linear: how long the output is held down; 0 skips it")
 	outageInfl = flag.String("outage-inflight", "32MiB,128MiB", "linear: max_inflight_bytes values to hold the output down with")
-	benchfmt   = flag.String("benchfmt", "", "also write every run to `file` in the Go benchmark format, for benchstat")
+	benchfmt   = flag.String("benchfmt", "", "also append every run to `file` in the Go benchmark format, for benchstat")
 	cpuprofile = flag.String("cpuprofile", "", "write agent CPU profiles to `dir` (runs bench/agentprof)")
 	verbose    = flag.Bool("v", false, "show the agent's log")
 )
