@@ -1134,6 +1134,6 @@ func manyOnce(run int) (row, error) {
 		rss:     maxRSS,
 		p99:     p99,
 		extra: fmt.Sprintf("new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s; %s settle, %.2f CPU s",
-			strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0-startCPU).Seconds()),
+			strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0 - startCPU).Seconds()),
 	}, nil
 }
