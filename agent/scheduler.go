@@ -127,12 +127,7 @@ func (r *runner) run(ctx context.Context) {
 		filling := r.cur
 		if r.cur != nil && r.fill() {
 			// Full: send now, and start the wait of the next batch afresh.
-			if !flush.Stop() {
-				select {
-				case <-flush.C:
-				default:
-				}
-			}
+			stopTimer(flush)
 			if !r.send(ctx) {
 				return
 			}
@@ -147,24 +142,14 @@ func (r *runner) run(ctx context.Context) {
 			// linger for other files' lines, not the whole
 			// flush_interval.
 			if r.burst {
-				if !flush.Stop() {
-					select {
-					case <-flush.C:
-					default:
-					}
-				}
+				stopTimer(flush)
 				if !r.send(ctx) {
 					return
 				}
 				continue
 			}
 			if at := time.Now().Add(caughtUpLinger(r.cfg.Batch.FlushInterval)); at.Before(flushAt) {
-				if !flush.Stop() {
-					select {
-					case <-flush.C:
-					default:
-					}
-				}
+				stopTimer(flush)
 				flush.Reset(time.Until(at))
 				flushAt = at
 			}
@@ -174,6 +159,16 @@ func (r *runner) run(ctx context.Context) {
 				return
 			}
 			return
+		}
+	}
+}
+
+// stopTimer stops t; a value it sent before stopping is not received.
+func stopTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
 		}
 	}
 }
