@@ -99,7 +99,7 @@ func (r *runner) run(ctx context.Context) {
 					if !ok {
 						closed = true
 					} else {
-						r.take(c)
+						r.take(c, time.Now())
 						flush.Reset(r.cfg.Batch.FlushInterval)
 						flushAt = r.takenAt.Add(r.cfg.Batch.FlushInterval)
 					}
@@ -112,7 +112,7 @@ func (r *runner) run(ctx context.Context) {
 					if !ok {
 						closed = true
 					} else {
-						r.take(c)
+						r.take(c, time.Now())
 					}
 				case <-flush.C:
 					if !r.send(ctx) {
@@ -173,9 +173,8 @@ func stopTimer(t *time.Timer) {
 	}
 }
 
-// take makes c the chunk being filled from.
-func (r *runner) take(c *logagent.Chunk) {
-	now := time.Now()
+// take makes c, taken from the queue at now, the chunk being filled from.
+func (r *runner) take(c *logagent.Chunk, now time.Time) {
 	quiet := now.Sub(r.takenAt) >= sparseGap
 	r.cur, r.pos, r.takenAt = c, 0, now
 	var src *logagent.Source

@@ -67,3 +67,46 @@ func TestCaughtUpBatchDoesNotWaitFlushInterval(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A batch is one file's burst, sent without the linger once the file is
+// caught up, only if it began after a quiet spell and every chunk in it
+// since came from that file.
+func TestBurstIsOneFileAfterQuiet(t *testing.T) {
+	a, b := &logagent.Source{Path: "a"}, &logagent.Source{Path: "b"}
+	chunk := func(src *logagent.Source) *logagent.Chunk {
+		return &logagent.Chunk{Messages: []logagent.Message{{Body: []byte("x"), Source: src}}}
+	}
+	type take struct {
+		src     *logagent.Source
+		after   time.Duration // since the chunk before
+		batched bool          // the batch holds the chunks before (not sent yet)
+	}
+	for _, tc := range []struct {
+		name  string
+		takes []take
+		burst bool
+	}{
+		{"first chunk", []take{{a, time.Hour, false}}, true},
+		{"after a quiet spell", []take{{a, 0, false}, {a, 2 * sparseGap, false}}, true},
+		{"hard on the one before", []take{{a, 0, false}, {b, sparseGap / 10, false}}, false},
+		{"same file's next read", []take{{a, time.Hour, false}, {a, sparseGap / 10, true}}, true},
+		{"another file joins", []take{{a, time.Hour, false}, {b, sparseGap / 10, true}}, false},
+		{"another file joins after a while", []take{{a, time.Hour, false}, {b, 2 * sparseGap, true}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &runner{}
+			now := time.Unix(1_000_000, 0)
+			for _, tk := range tc.takes {
+				now = now.Add(tk.after)
+				r.batch = r.batch[:0]
+				if tk.batched {
+					r.batch = append(r.batch, logagent.Message{})
+				}
+				r.take(chunk(tk.src), now)
+			}
+			if r.burst != tc.burst {
+				t.Errorf("burst = %v, want %v", r.burst, tc.burst)
+			}
+		})
+	}
+}

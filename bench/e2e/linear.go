@@ -414,12 +414,7 @@ func outageOnce(src string, sum inputSum, inflight string, normalRSS int64, run 
 	if err != nil {
 		return row{}, err
 	}
-	defer func() {
-		if !a.exited() {
-			a.cmd.Process.Kill()
-			<-a.done
-		}
-	}()
+	defer a.kill()
 	pid := a.cmd.Process.Pid
 	// The input is empty: nothing is written to the output before this.
 	if err := setFsize(pid, outageLimit); err != nil {

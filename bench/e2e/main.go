@@ -588,6 +588,14 @@ func (a *agentProc) profileWindow(on bool) {
 	a.cmd.Process.Signal(sig)
 }
 
+// kill kills the agent unless it has exited, and waits for it.
+func (a *agentProc) kill() {
+	if !a.exited() {
+		a.cmd.Process.Kill()
+		<-a.done
+	}
+}
+
 func (a *agentProc) exited() bool {
 	select {
 	case <-a.done:
@@ -603,8 +611,7 @@ func (a *agentProc) stop() (*syscall.Rusage, error) {
 	select {
 	case <-a.done:
 	case <-time.After(2 * time.Minute):
-		a.cmd.Process.Kill()
-		<-a.done
+		a.kill()
 		return nil, errors.New("agent did not stop within 2m of SIGTERM")
 	}
 	if a.err != nil {
@@ -879,12 +886,7 @@ func steadyOnce(nfiles, run int) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	defer func() {
-		if !a.exited() {
-			a.cmd.Process.Kill()
-			<-a.done
-		}
-	}()
+	defer a.kill()
 	o := &outputReader{path: outFile}
 	defer o.start()()
 
@@ -1020,12 +1022,7 @@ func manyOnce(run int) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	defer func() {
-		if !a.exited() {
-			a.cmd.Process.Kill()
-			<-a.done
-		}
-	}()
+	defer a.kill()
 	o := &outputReader{path: outFile, seen: map[string]time.Time{}}
 	defer o.start()()
 	if err := waitLines(o, int64(*manyN), a, 5*time.Minute); err != nil {
@@ -1035,16 +1032,17 @@ func manyOnce(run int) (row, error) {
 	startCPU := a.cpu()
 
 	// Each file gets a line every perFile, at its own phase, from the
-	// end of start-up; the window opens after manySettle. New files
-	// appear evenly over the window.
+	// end of start-up; the window opens after manySettle and closes
+	// manyWindow later. New files appear evenly over the window.
 	type event struct {
-		at   time.Duration
-		file int
-		new  bool
+		at     time.Duration
+		file   int
+		new    bool
+		window bool // opens the window, or (the last event) closes it
 	}
-	var evs []event
-	r := rand.New(rand.NewPCG(3, 4))
 	end := *manySettle + *manyWindow
+	evs := []event{{at: *manySettle, window: true}}
+	r := rand.New(rand.NewPCG(3, 4))
 	for i := 0; i < *manyN; i++ {
 		for t := time.Duration(r.Int64N(int64(*perFile))); t < end; t += *perFile {
 			evs = append(evs, event{at: t, file: i})
@@ -1053,30 +1051,25 @@ func manyOnce(run int) (row, error) {
 	for k := 0; k < *newFiles; k++ {
 		evs = append(evs, event{at: *manySettle + *manyWindow*time.Duration(k)/time.Duration(*newFiles), file: *manyN + k, new: true})
 	}
-	slices.SortFunc(evs, func(a, b event) int { return int(a.at - b.at) })
+	slices.SortStableFunc(evs, func(a, b event) int { return int(a.at - b.at) })
+	evs = append(evs, event{at: end, window: true})
 	start := time.Now()
 	var t0 time.Time
 	var cpu0 time.Duration
-	openWindow := func() {
-		if t0.IsZero() && time.Since(start) >= *manySettle {
-			a.profileWindow(true)
-			t0, cpu0 = time.Now(), a.cpu()
-			o.from.Store(t0.UnixNano())
-		}
-	}
 	created := map[string]time.Time{}
 	written := int64(*manyN)
 	var maxRSS int64
 	lastRSS := time.Time{}
 	for _, ev := range evs {
-		if d := time.Until(start.Add(ev.at)); d > 0 {
-			if w := time.Until(start.Add(*manySettle)); t0.IsZero() && w > 0 && w < d {
-				time.Sleep(w)
-				openWindow()
+		time.Sleep(time.Until(start.Add(ev.at)))
+		if ev.window {
+			if t0.IsZero() {
+				a.profileWindow(true)
+				t0, cpu0 = time.Now(), a.cpu()
+				o.from.Store(t0.UnixNano())
 			}
-			time.Sleep(time.Until(start.Add(ev.at)))
+			continue
 		}
-		openWindow()
 		if ev.new {
 			created[strconv.Itoa(ev.file)] = time.Now()
 		}
@@ -1091,10 +1084,6 @@ func manyOnce(run int) (row, error) {
 			}
 		}
 	}
-	if d := time.Until(start.Add(end)); d > 0 {
-		time.Sleep(d)
-	}
-	openWindow()
 	span := time.Since(t0)
 	cpu := (a.cpu() - cpu0).Seconds()
 	a.profileWindow(false)

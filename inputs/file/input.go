@@ -286,19 +286,14 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 		in.recoverRenamed()
 		in.closeRemoved()
 	}()
-	now := time.Now()
-	if !initial && in.listing.unchanged(now) {
-		in.mu.Lock()
-		stale := in.listingStale || len(in.reported) > 0
-		in.mu.Unlock()
-		if !stale {
-			return
-		}
-	}
 	in.mu.Lock()
+	stale := in.listingStale || len(in.reported) > 0
 	in.listingStale = false
 	in.mu.Unlock()
-	in.listing.record(in.cfg.Paths, now) // before listing: what changes after is seen next time
+	if !stale && in.listing.unchanged() { // never before the first record
+		return
+	}
+	in.listing.record(in.cfg.Paths, time.Now()) // before listing: what changes after is seen next time
 	files, dirs := Expand(in.cfg.Paths, in.cfg.Exclude)
 	if w != nil {
 		for _, d := range dirs {

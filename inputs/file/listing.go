@@ -50,7 +50,7 @@ func (l *dirListing) record(globs []string, now time.Time) {
 
 // unchanged reports whether every directory listed at the last record
 // still has the time it had then.
-func (l *dirListing) unchanged(now time.Time) bool {
+func (l *dirListing) unchanged() bool {
 	if !l.ok {
 		return false
 	}

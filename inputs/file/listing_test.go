@@ -54,7 +54,7 @@ func TestDirListing(t *testing.T) {
 			if tc.change != nil {
 				tc.change()
 			}
-			if got := l.unchanged(time.Now()); got != tc.trusted {
+			if got := l.unchanged(); got != tc.trusted {
 				t.Errorf("unchanged = %v, want %v", got, tc.trusted)
 			}
 		})
