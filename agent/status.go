@@ -292,20 +292,26 @@ func (a *Agent) watch(ctx context.Context) {
 	}
 }
 
-// logProgress logs one line per file at least progressLogBytes behind.
+// logProgress logs one line per file at least progressLogBytes behind. It
+// looks only at the files being read (Behind), not at every open file: with
+// thousands of idle files, building the whole status every
+// progressLogInterval cost more than the lines read in between.
 func (a *Agent) logProgress() {
-	for _, is := range a.Status().Inputs {
-		files := is.Files
+	for _, ir := range a.inputs {
+		var files []FileStatus
+		for _, f := range ir.in.Behind() {
+			if fs := fileStatus(f); fs.Behind >= progressLogBytes {
+				fs.Rate = a.mon.rate(fileKey(ir.cfg.ID, f))
+				files = append(files, fs)
+			}
+		}
 		sort.Slice(files, func(i, j int) bool { return files[i].Behind > files[j].Behind })
 		for i, f := range files {
-			if f.Behind < progressLogBytes {
-				break
-			}
 			if i == 10 {
-				a.log.Info("more files are behind", "input", is.ID, "files", len(files)-i)
+				a.log.Info("more files are behind", "input", ir.cfg.ID, "files", len(files)-i)
 				break
 			}
-			args := []any{"input", is.ID, "path", f.Path, "offset", f.Offset, "size", f.Size,
+			args := []any{"input", ir.cfg.ID, "path", f.Path, "offset", f.Offset, "size", f.Size,
 				"percent", fmt.Sprintf("%.1f", f.Percent), "behind", f.Behind, "bytes_per_sec", int64(f.Rate)}
 			if f.Rate > 0 {
 				args = append(args, "eta", time.Duration(float64(f.Behind)/f.Rate*float64(time.Second)).Round(time.Second))
