@@ -29,10 +29,13 @@ type Config struct {
 	ShutdownTimeout    time.Duration `yaml:"shutdown_timeout"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 	MaxInflightBytes   logagent.Size `yaml:"max_inflight_bytes"`
-	Hostname           string        `yaml:"hostname"`
-	LogLevel           string        `yaml:"log_level"`
-	LogFormat          string        `yaml:"log_format"`
-	HTTP               *HTTPConfig   `yaml:"http"`
+	// MaxProcs is how many threads run Go code at once; 0: one while
+	// that is enough, the CPUs while busy (see Procs).
+	MaxProcs  int         `yaml:"max_procs"`
+	Hostname  string      `yaml:"hostname"`
+	LogLevel  string      `yaml:"log_level"`
+	LogFormat string      `yaml:"log_format"`
+	HTTP      *HTTPConfig `yaml:"http"`
 
 	Inputs  []InputConfig  `yaml:"inputs"`
 	Outputs []OutputConfig `yaml:"outputs"`
@@ -276,6 +279,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxInflightBytes < 1<<20 {
 		bad("max_inflight_bytes", "must be at least 1MiB, got %s", c.MaxInflightBytes)
+	}
+	if c.MaxProcs < 0 {
+		bad("max_procs", "must be 0 (automatic) or a number of threads, got %d", c.MaxProcs)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -19,6 +19,7 @@ func TestParseBad(t *testing.T) {
 		{"duplicate_id.yaml", `duplicate_id.yaml:5: inputs[1].id: "app" is used by another input`},
 		{"unknown_output.yaml", `unknown_output.yaml:5: inputs[0].outputs[1]: no output has id "kafak" (outputs: local)`},
 		{"negative_size.yaml", "negative_size.yaml:7: inputs[1].max_message_bytes: must be > 0, got -5"},
+		{"negative_procs.yaml", "negative_procs.yaml:2: max_procs: must be 0 (automatic) or a number of threads, got -1"},
 		{"bad_size.yaml", `bad_size.yaml:5: inputs[0].max_message_bytes: "64 kilobytes" is not a size`},
 		{"bad_duration.yaml", `bad_duration.yaml:2: shutdown_timeout: "10" is not a duration`},
 		{"unknown_output_type.yaml", `unknown_output_type.yaml:7: outputs[0].type: unknown output type "elasticsearch"`},

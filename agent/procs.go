@@ -1,0 +1,141 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Procs sets how many threads run the agent's Go code at once (GOMAXPROCS).
+//
+// An agent mostly waits: for an fsnotify event, a read, a write. With several
+// Ps, each hand-off between its goroutines (fsnotify, input, harvester,
+// output) wakes another thread that finds little to do, and that costs more
+// than the work: on two cores, tailing 10,000 files each written once a
+// minute took 1.4% of a core with two Ps and 1.1% with one, and a 1 GB
+// backfill 0.55–0.96 CPU s with two Ps against 0.34–0.39 with one, at the
+// same speed. So with max_procs 0 (the default) the agent runs on one P while
+// it uses less than procsUpCores of a core, and on as many as the runtime
+// would use by default (the CPUs, or the container's CPU limit) while work
+// that can use them (compressing for Kafka, many outputs) keeps it busier
+// than that; it goes back to one P after procsDownAfter below procsDownCores.
+// With max_procs N it runs on N. A GOMAXPROCS environment variable wins over
+// both.
+//
+// Procs acts on the whole process: the command runs it, not Agent, so that
+// tests running agents in one process keep their Ps.
+type Procs struct {
+	log   *slog.Logger
+	fixed atomic.Int64 // max_procs: 0 for automatic
+	env   bool         // GOMAXPROCS is set in the environment
+}
+
+const (
+	procsUpCores   = 0.75
+	procsDownCores = 0.35
+	procsDownAfter = 10 // seconds
+)
+
+// NewProcs returns a Procs for the config's max_procs.
+func NewProcs(cfg *Config, log *slog.Logger) *Procs {
+	p := &Procs{log: log, env: os.Getenv("GOMAXPROCS") != ""}
+	p.Set(cfg)
+	return p
+}
+
+// Set applies a reloaded config's max_procs.
+func (p *Procs) Set(cfg *Config) {
+	p.fixed.Store(int64(cfg.MaxProcs))
+	if p.env {
+		return
+	}
+	if cfg.MaxProcs > 0 {
+		runtime.GOMAXPROCS(cfg.MaxProcs)
+	} else {
+		runtime.GOMAXPROCS(1)
+	}
+}
+
+// Run samples the process's CPU time every second and sets GOMAXPROCS, until
+// ctx is done; it then leaves the runtime's default.
+func (p *Procs) Run(ctx context.Context) {
+	if p.env {
+		return
+	}
+	defer runtime.SetDefaultGOMAXPROCS()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var s procsState
+	lastCPU, lastAt := processCPU(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			cpu := processCPU()
+			cores := (cpu - lastCPU).Seconds() / now.Sub(lastAt).Seconds()
+			lastCPU, lastAt = cpu, now
+			if p.fixed.Load() > 0 {
+				s = procsState{}
+				continue
+			}
+			cur := runtime.GOMAXPROCS(0)
+			switch s.next(cur > 1, cores) {
+			case procsRaise:
+				runtime.SetDefaultGOMAXPROCS()
+				p.log.Debug("busy: more threads run Go code", "cores", cores, "gomaxprocs", runtime.GOMAXPROCS(0))
+			case procsLower:
+				runtime.GOMAXPROCS(1)
+				p.log.Debug("quiet again: one thread runs Go code", "cores", cores)
+			}
+		}
+	}
+}
+
+type procsChange int
+
+const (
+	procsKeep procsChange = iota
+	procsRaise
+	procsLower
+)
+
+// procsState decides, from the CPU used each second, when to change the
+// number of Ps: raise after one busy second, lower after procsDownAfter
+// quiet ones in a row.
+type procsState struct {
+	quiet int // seconds in a row below procsDownCores while raised
+}
+
+func (s *procsState) next(raised bool, cores float64) procsChange {
+	if !raised {
+		s.quiet = 0
+		if cores >= procsUpCores {
+			return procsRaise
+		}
+		return procsKeep
+	}
+	if cores >= procsDownCores {
+		s.quiet = 0
+		return procsKeep
+	}
+	s.quiet++
+	if s.quiet < procsDownAfter {
+		return procsKeep
+	}
+	s.quiet = 0
+	return procsLower
+}
+
+// processCPU returns the CPU time (user and system) the process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
