@@ -143,10 +143,9 @@ func (h *harvester) signal() {
 	}
 }
 
-// loop runs the harvester on a goroutine of its own until it parks or is
-// done; done, it closes the file.
+// loop runs the harvester, on a worker of the input (runHarvester), until
+// it parks or is done; done, it closes the file.
 func (h *harvester) loop() {
-	defer h.in.wg.Done()
 	if h.run(h.ctx) {
 		return
 	}

@@ -86,8 +86,12 @@ type Input struct {
 	listing      dirListing
 	listingStale bool
 	stopping     bool
-	wg           sync.WaitGroup
-	ctx          context.Context
+	// wg counts the goroutines running harvesters, or waiting as idle
+	// workers for one to run (see runHarvester).
+	wg          sync.WaitGroup
+	ctx         context.Context
+	idleWorker  chan *harvester // unbuffered: a send succeeds only if a worker waits
+	idleWorkers atomic.Int32
 }
 
 type devIno struct{ dev, ino uint64 }
@@ -118,19 +122,20 @@ func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFun
 	smallSize := max(64<<10, need+minRead)
 	largeSize := max(cfg.BlockBytes, 2*smallSize)
 	return &Input{
-		cfg:       cfg,
-		log:       log.With("input", cfg.ID),
-		store:     store,
-		publish:   publish,
-		chunker:   Chunker{MaxMessageBytes: cfg.MaxMessageBytes, LinesPerMessage: cfg.LinesPerMessage},
-		small:     &blockPool{size: smallSize, budget: budget},
-		large:     &blockPool{size: largeSize, budget: budget},
-		scanReq:   make(chan struct{}, 1),
-		byInode:   make(map[devIno]*harvester),
-		byPath:    make(map[string]*harvester),
-		reported:  make(map[string]bool),
-		removedAt: make(map[*harvester]time.Time),
-		busy:      make(map[*harvester]struct{}),
+		cfg:        cfg,
+		log:        log.With("input", cfg.ID),
+		store:      store,
+		publish:    publish,
+		chunker:    Chunker{MaxMessageBytes: cfg.MaxMessageBytes, LinesPerMessage: cfg.LinesPerMessage},
+		small:      &blockPool{size: smallSize, budget: budget},
+		large:      &blockPool{size: largeSize, budget: budget},
+		scanReq:    make(chan struct{}, 1),
+		byInode:    make(map[devIno]*harvester),
+		byPath:     make(map[string]*harvester),
+		reported:   make(map[string]bool),
+		removedAt:  make(map[*harvester]time.Time),
+		busy:       make(map[*harvester]struct{}),
+		idleWorker: make(chan *harvester),
 	}
 }
 
@@ -871,8 +876,7 @@ func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.Fil
 	in.mu.Unlock()
 	in.log.Debug("harvesting", "path", path, "offset", offset, "size", size, "id", id.String())
 	h.ctx, h.cancel = context.WithCancel(in.ctx)
-	in.wg.Add(1)
-	go h.loop()
+	in.runHarvester(h)
 }
 
 // exited is called by a harvester as it stops.
