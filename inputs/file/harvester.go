@@ -613,10 +613,22 @@ func (h *harvester) extendFingerprint(size int64) {
 	h.setFingerprint(fp, n)
 }
 
+// setFingerprint extends h.id's fingerprint to the first n bytes. h.id
+// grows with every read, for recognising copies and generations; the
+// identity the checkpoint and the messages' Source record is changed only
+// once the fingerprint is complete or at least twice as long as the one they
+// hold. Any prefix identifies the file (on restart its first
+// FingerprintLen bytes are compared), and a small file written a line at a
+// time no longer moves its checkpoint entry to a new key, with two journal
+// records and a new Source, at every line.
 func (h *harvester) setFingerprint(fp uint64, n int) {
-	id := h.id
-	id.Fingerprint, id.FingerprintLen = fp, n
-	h.setIdentity(h.path, id)
+	h.in.mu.Lock()
+	h.id.Fingerprint, h.id.FingerprintLen = fp, n
+	h.in.mu.Unlock()
+	if n < h.in.cfg.FingerprintBytes && n < 2*h.src.ID.FingerprintLen {
+		return
+	}
+	h.setIdentity(h.path, h.id)
 	h.tr.update(h.path, h.id)
 }
 

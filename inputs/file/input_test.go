@@ -195,3 +195,57 @@ func TestRestartFindsFilesRenamedWhileStopped(t *testing.T) {
 		}
 	}
 }
+
+// A file shorter than a fingerprint, written a line at a time, moves its
+// checkpoint entry to a longer fingerprint only when the fingerprint doubled
+// or is complete; after a restart, the shorter fingerprint recorded still
+// resumes the file where it was.
+func TestSmallFileFingerprintRecordedAtDoublings(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	const lineLen = 53 // writeLines' lines
+	data := filepath.Join(dir, "data")
+	s := &sink{}
+	store := openStore(t, data)
+	_, stop := runInput(t, testConfig(dir), store, 8<<20, s)
+	recorded := func() int {
+		es := store.Entries("t")
+		if len(es) != 1 {
+			return -1
+		}
+		return es[0].ID.FingerprintLen
+	}
+	var lens []int
+	for i := 0; i < 17; i++ {
+		writeLines(t, path, i, 1)
+		waitFor(t, fmt.Sprintf("line %d", i), func() bool { return s.count() == i+1 })
+		waitFor(t, "the offset committed", func() bool {
+			es := store.Entries("t")
+			return len(es) == 1 && es[0].Offset == int64((i+1)*lineLen)
+		})
+		if n := recorded(); len(lens) == 0 || lens[len(lens)-1] != n {
+			lens = append(lens, n)
+		}
+	}
+	want := []int{lineLen, 2 * lineLen, 4 * lineLen, 8 * lineLen, 16 * lineLen}
+	if fmt.Sprint(lens) != fmt.Sprint(want) {
+		t.Errorf("fingerprint lengths recorded: %v, want %v", lens, want)
+	}
+	stop()
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Recorded: the first 16 lines' fingerprint, offset after 17 lines.
+	writeLines(t, path, 17, 1)
+	s2 := &sink{}
+	_, stop2 := runInput(t, testConfig(dir), openStore(t, data), 8<<20, s2)
+	waitFor(t, "line 17", func() bool { return s2.count() >= 1 })
+	time.Sleep(200 * time.Millisecond) // nothing more may come
+	stop2()
+	s2.mu.Lock()
+	defer s2.mu.Unlock()
+	if len(s2.lines) != 1 || !strings.HasPrefix(s2.lines[0], "line 000017") {
+		t.Fatalf("after restart got %q, want line 17 alone", s2.lines)
+	}
+}
