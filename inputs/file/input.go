@@ -228,6 +228,17 @@ func (in *Input) handleEvent(w *fsnotify.Watcher, ev fsnotify.Event) {
 			in.open(ev.Name, false) // closed while inactive, or not seen yet
 		}
 	case ev.Has(fsnotify.Rename), ev.Has(fsnotify.Remove):
+		if in.isWatched(ev.Name) {
+			// A watched directory moved or went, and its watch with it
+			// (fsnotify drops it): the scan watches whatever takes its
+			// path. Its files' names hold them no more.
+			in.watched.Delete(ev.Name)
+			w.Remove(ev.Name) // already gone, usually
+			in.mu.Lock()
+			in.listingStale = true
+			in.mu.Unlock()
+			in.nameEventsIn(ev.Name)
+		}
 		in.notifyScan()
 	}
 }

@@ -249,3 +249,34 @@ func TestSmallFileFingerprintRecordedAtDoublings(t *testing.T) {
 		t.Fatalf("after restart got %q, want line 17 alone", s2.lines)
 	}
 }
+
+// A watched directory moved away and made again is watched again: lines
+// written to a file in the new directory come by events, not by polls
+// (which this test makes an hour apart).
+func TestWatchedDirectoryMovedAndMadeAgain(t *testing.T) {
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(logs, "a.log")
+	writeLines(t, path, 0, 1)
+	cfg := testConfig(logs)
+	cfg.PollInterval = time.Hour
+	s := &sink{}
+	runInput(t, cfg, openStore(t, filepath.Join(dir, "data")), 8<<20, s)
+	waitFor(t, "line 0", func() bool { return s.count() == 1 })
+	writeLines(t, path, 1, 1)
+	waitFor(t, "line 1", func() bool { return s.count() == 2 })
+
+	if err := os.Rename(logs, logs+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, path, 2, 1)
+	waitFor(t, "line 2, of a file in the new directory", func() bool { return s.count() == 3 })
+	writeLines(t, path, 3, 1)
+	waitFor(t, "line 3, woken by an event", func() bool { return s.count() == 4 })
+}

@@ -2,6 +2,7 @@ package file
 
 import (
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -182,7 +183,8 @@ func sigOf(fi os.FileInfo) statSig {
 	return statSig{mtime: st.Mtim, ctime: st.Ctim, nlink: uint64(st.Nlink)}
 }
 
-// signalAll wakes every harvester, after fsnotify lost events.
+// signalAll wakes every harvester, to look at its name too, after fsnotify
+// lost events.
 func (in *Input) signalAll() {
 	in.mu.Lock()
 	hs := make([]*harvester, 0, len(in.byInode))
@@ -191,6 +193,24 @@ func (in *Input) signalAll() {
 	}
 	in.mu.Unlock()
 	for _, h := range hs {
+		h.nameEvent.Store(true)
+		h.signal()
+	}
+}
+
+// nameEventsIn wakes the harvesters of the files in dir, to look at their
+// names: dir moved or went.
+func (in *Input) nameEventsIn(dir string) {
+	var hs []*harvester
+	in.mu.Lock()
+	for _, h := range in.byInode {
+		if filepath.Dir(h.path) == dir {
+			hs = append(hs, h)
+		}
+	}
+	in.mu.Unlock()
+	for _, h := range hs {
+		h.nameEvent.Store(true)
 		h.signal()
 	}
 }
