@@ -222,14 +222,15 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 // pollDelay is how long an idle file waits before it is looked at again
 // unless an event wakes it first. Where fsnotify watches the directory,
 // writes, renames and truncations of a file under its name wake its
-// harvester: polling only covers events lost, and waits PollInterval<<7
-// (32s by default). Otherwise the wait grows from PollInterval while
-// nothing happens, up to PollInterval<<3 (2s) where nothing watches, <<7
-// for a rotated file, which events no longer name.
+// harvester: polling covers what events do not tell (a directory whose
+// events stop coming, see Input.deafen; closing an inactive file), and
+// waits PollInterval<<9 (128 s by default). Otherwise the wait grows from
+// PollInterval while nothing happens, up to PollInterval<<3 (2s) where
+// nothing watches, <<7 for a rotated file, which events no longer name.
 func (h *harvester) pollDelay() time.Duration {
 	watched := h.in.isWatched(filepath.Dir(h.path))
 	if watched && h.state == stateActive {
-		return h.in.cfg.PollInterval << 7
+		return h.in.cfg.PollInterval << 9
 	}
 	shift := 3
 	if watched {

@@ -72,7 +72,8 @@ type Input struct {
 	byPath   map[string]*harvester
 	reported map[string]bool // problems logged once per path
 	// watched holds the directories fsnotify watches: files there are
-	// woken by events and polled only as a fallback, rarely.
+	// woken by events and polled only as a fallback, rarely; false once
+	// events were seen not to come (deafen).
 	watched   sync.Map // of string to bool; read on every park
 	removedAt map[*harvester]time.Time
 	// polls queues the next look at each parked harvester; stopping is
@@ -228,7 +229,7 @@ func (in *Input) handleEvent(w *fsnotify.Watcher, ev fsnotify.Event) {
 			in.open(ev.Name, false) // closed while inactive, or not seen yet
 		}
 	case ev.Has(fsnotify.Rename), ev.Has(fsnotify.Remove):
-		if in.isWatched(ev.Name) {
+		if in.hasWatch(ev.Name) {
 			// A watched directory moved or went, and its watch with it
 			// (fsnotify drops it): the scan watches whatever takes its
 			// path. Its files' names hold them no more.
@@ -313,7 +314,7 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 	files, dirs := Expand(in.cfg.Paths, in.cfg.Exclude)
 	if w != nil {
 		for _, d := range dirs {
-			if in.isWatched(d) {
+			if in.hasWatch(d) {
 				continue
 			}
 			if err := w.Add(d); err == nil {
@@ -731,10 +732,28 @@ func (in *Input) activeAtLocked(path string) bool {
 	return h != nil && h.state == stateActive && h.path == path
 }
 
-// isWatched reports whether fsnotify watches dir.
+// isWatched reports whether fsnotify watches dir and its events come.
 func (in *Input) isWatched(dir string) bool {
+	v, ok := in.watched.Load(dir)
+	return ok && v.(bool)
+}
+
+// hasWatch reports whether fsnotify watches dir, whether or not its events
+// come.
+func (in *Input) hasWatch(dir string) bool {
 	_, ok := in.watched.Load(dir)
 	return ok
+}
+
+// deafen has dir's files polled as where nothing watches it: a poll found
+// one of them grown with no event for missedEventAfter. So it goes on
+// network and FUSE file systems, where a watch succeeds but writes of
+// other machines or processes raise no event.
+func (in *Input) deafen(dir string) {
+	if in.isWatched(dir) {
+		in.watched.Store(dir, false)
+		in.log.Warn("fsnotify events do not come for this directory (a network or FUSE file system?); polling its files", "dir", dir, "poll_interval", in.cfg.PollInterval)
+	}
 }
 
 // pendingIn returns the pending harvesters of files in dir.

@@ -121,8 +121,16 @@ func (in *Input) pollDue(now time.Time) {
 		return
 	}
 	quiet := make([]bool, len(due))
+	var deaf []string
 	for i, h := range due {
-		quiet[i] = h.quiet(now)
+		var missed bool
+		quiet[i], missed = h.quiet(now)
+		if missed {
+			deaf = append(deaf, filepath.Dir(h.path))
+		}
+	}
+	for _, dir := range deaf {
+		in.deafen(dir)
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -149,23 +157,36 @@ func (in *Input) pollDue(now time.Time) {
 // file's inode shows no change.
 const fullPollEvery = 8
 
+// missedEventAfter is how long a file in a watched directory may have
+// grown, unread, before a poll takes it for an event that did not come:
+// far more than Run takes to handle events queued behind a scan.
+const missedEventAfter = 5 * time.Second
+
 // quiet reports whether the parked file h has nothing new at now: its
 // inode is as the harvester last saw it at its end, and it is not due to
-// be closed as inactive.
-func (h *harvester) quiet(now time.Time) bool {
+// be closed as inactive. missed reports that the file, under a watched
+// directory, grew at least missedEventAfter ago and no event woke it.
+func (h *harvester) quiet(now time.Time) (quiet, missed bool) {
+	fi, err := h.f.Stat()
+	if err != nil {
+		return false, false
+	}
+	if fi.Size() > h.offset && h.state == stateActive && now.Sub(fi.ModTime()) >= missedEventAfter &&
+		h.in.isWatched(filepath.Dir(h.path)) {
+		missed = true
+	}
 	if h.cheapPolls+1 >= fullPollEvery {
-		return false
+		return false, missed
 	}
 	if cfg := &h.in.cfg; cfg.CloseInactive > 0 && now.Sub(h.lastData) >= cfg.CloseInactive {
-		return false
+		return false, missed
 	}
-	fi, err := h.f.Stat()
-	if err != nil || fi.Size() != h.offset || sigOf(fi) != h.seen {
-		return false
+	if fi.Size() != h.offset || sigOf(fi) != h.seen {
+		return false, missed
 	}
 	// Unchanged since the last look: the content read is still there.
 	h.intactAt.Store(now.UnixNano())
-	return true
+	return true, false
 }
 
 // statSig is what of a file's inode changes when it is written, truncated,

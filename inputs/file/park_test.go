@@ -235,3 +235,36 @@ func TestPollQueueOrder(t *testing.T) {
 		t.Fatalf("queue not empty: %d", len(q))
 	}
 }
+
+// Where a watch succeeds but its events never come (network and FUSE file
+// systems), a poll that finds a file grown long ago with no event deafens
+// the directory: its files are polled as if nothing watched it.
+func TestPollDeafensDirectoryWithoutEvents(t *testing.T) {
+	defer func(old bool) { watchDirectories = old }(watchDirectories)
+	watchDirectories = false // no events, as on NFS
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	writeLines(t, path, 0, 1)
+	cfg := testConfig(dir)
+	cfg.PollInterval = 5 * time.Millisecond // watched: a poll each 2.56 s
+	s := &sink{}
+	in, _ := runInput(t, cfg, openStore(t, filepath.Join(dir, "data")), 8<<20, s)
+	waitFor(t, "line 0", func() bool { return s.count() == 1 })
+	in.watched.Store(dir, true) // as if a watch had succeeded
+	writeLines(t, path, 1, 1)
+	waitFor(t, "line 1", func() bool { return s.count() == 2 })
+	waitFor(t, "parked", func() bool { return parkedCount(in) == 1 })
+	if !in.isWatched(dir) {
+		t.Fatal("deafened by a line read at once")
+	}
+
+	writeLines(t, path, 2, 1)
+	old := time.Now().Add(-2 * missedEventAfter)
+	if err := os.Chtimes(path, old, old); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "line 2, by a poll", func() bool { return s.count() == 3 })
+	if in.isWatched(dir) {
+		t.Fatal("a line found by a poll long after it was written, and no event: the directory is still taken as watched")
+	}
+}
