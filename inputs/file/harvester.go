@@ -94,6 +94,12 @@ type harvester struct {
 	pendingSince time.Time
 	adoptAt      int64
 	seenGens     []logagent.FileID
+	// check is a fast hash (checkHash) of the first checkLen bytes, known
+	// to be those of h.id when checkLen == h.id.FingerprintLen: the
+	// periodic look at the content compares it instead of computing the
+	// fingerprint again. -1: not known.
+	check    uint64
+	checkLen int
 
 	size    atomic.Int64 // last size seen, for status
 	readPos atomic.Int64 // end of the last message handed out, for status
@@ -554,6 +560,9 @@ func (h *harvester) setState(s fileState) {
 // them under in.mu. Messages read from now on carry a new Source.
 func (h *harvester) setIdentity(path string, id logagent.FileID) {
 	h.in.mu.Lock()
+	if id != h.id {
+		h.checkLen = -1
+	}
 	h.path, h.id = path, id
 	h.in.mu.Unlock()
 	src := *h.src
@@ -571,6 +580,11 @@ func (h *harvester) rename(path string) {
 // past the old offset in between two looks). If they are and the file has
 // grown past a short fingerprint, the fingerprint is extended to up to
 // size bytes.
+//
+// The first bytes are compared through a fast hash of them (check) once
+// it is known: the fingerprint, FNV-1a, takes a multiplication per byte,
+// and hashing 1 KiB of every file woken after a pause was the agent's
+// costliest user code with many files written now and then.
 func (h *harvester) lookAtContent(size int64) (replaced bool) {
 	have := h.id.FingerprintLen
 	n := have
@@ -580,22 +594,34 @@ func (h *harvester) lookAtContent(size int64) (replaced bool) {
 	if n == 0 {
 		return false
 	}
-	var prefix, all uint64
+	same := false
+	var fp, check uint64
 	got, err := withPrefix(h.f, n, func(b []byte) {
-		if len(b) >= have {
-			prefix = hashBytes(b[:have])
-			all = hashMore(prefix, b[have:])
+		if len(b) < have {
+			return
+		}
+		if h.checkLen == have {
+			same = checkHash(b[:have]) == h.check
+			fp = h.id.Fingerprint // the FNV-1a of b[:have], if same
+		} else {
+			fp = hashBytes(b[:have])
+			same = fp == h.id.Fingerprint
+		}
+		if same {
+			fp = hashMore(fp, b[have:])
+			check = checkHash(b)
 		}
 	})
 	if err != nil {
 		return false
 	}
-	if have > 0 && (got < have || prefix != h.id.Fingerprint) {
+	if have > 0 && (got < have || !same) {
 		return true
 	}
 	if got > have {
-		h.setFingerprint(all, got)
+		h.setFingerprint(fp, got)
 	}
+	h.check, h.checkLen = check, got
 	return false
 }
 
@@ -625,6 +651,7 @@ func (h *harvester) extendFingerprint(size int64) {
 func (h *harvester) setFingerprint(fp uint64, n int) {
 	h.in.mu.Lock()
 	h.id.Fingerprint, h.id.FingerprintLen = fp, n
+	h.checkLen = -1
 	h.in.mu.Unlock()
 	if n < h.in.cfg.FingerprintBytes && n < 2*h.src.ID.FingerprintLen {
 		return

@@ -2,6 +2,7 @@ package file
 
 import (
 	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
 	"sync"
@@ -70,6 +71,13 @@ func hashMore(h uint64, b []byte) uint64 {
 }
 
 const fnvOffset = 14695981039346656037
+
+// checkSeed seeds checkHash: its values live in memory only.
+var checkSeed = maphash.MakeSeed()
+
+// checkHash is a fast hash of b, to tell whether bytes seen before are
+// still there (see harvester.lookAtContent).
+func checkHash(b []byte) uint64 { return maphash.Bytes(checkSeed, b) }
 
 // identify returns the identity of the open file f, fingerprinting up to
 // fpBytes leading bytes.

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/logagent/logagent"
 )
 
 func mustIdentify(t *testing.T, path string) (f *os.File, dev, ino uint64, fp int) {
@@ -104,5 +106,59 @@ func TestHashBytesIsFNV1a(t *testing.T) {
 				t.Fatalf("hashMore cut at %d of %.20q = %x, want %x", cut, s, got, want.Sum64())
 			}
 		}
+	}
+}
+
+// The look at a file's first bytes compares a fast hash of them once it
+// knows one: it still tells a rewrite from the file as it was, and takes a
+// new identity (a truncation) for what it is, not for a rewrite.
+func TestLookAtContentFastCheck(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	content := []byte(strings.Repeat("first line of the file\n", 100)) // 2,300 bytes
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	id, _, err := identify(f, DefaultFingerprintBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &Input{cfg: Config{FingerprintBytes: DefaultFingerprintBytes}}
+	h := &harvester{in: in, f: f, id: id, checkLen: -1, src: &logagent.Source{ID: id}}
+
+	if h.lookAtContent(int64(len(content))) {
+		t.Fatal("unchanged file taken as replaced (fingerprint compared)")
+	}
+	if h.checkLen != id.FingerprintLen {
+		t.Fatalf("check of %d bytes known, want %d", h.checkLen, id.FingerprintLen)
+	}
+	if h.lookAtContent(int64(len(content))) {
+		t.Fatal("unchanged file taken as replaced (check compared)")
+	}
+
+	// Rewritten in place, same size: a byte in the middle of the prefix.
+	rewritten := append([]byte(nil), content...)
+	rewritten[500] = 'X'
+	if err := os.WriteFile(path, rewritten, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !h.lookAtContent(int64(len(rewritten))) {
+		t.Fatal("rewritten first bytes not seen")
+	}
+
+	// The harvester takes the new content as its own (as after a
+	// truncation): the check known for the old one must not be used.
+	newID, _, err := identify(f, DefaultFingerprintBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.setIdentity(path, newID)
+	if h.lookAtContent(int64(len(rewritten))) {
+		t.Fatal("new content taken as replaced after the identity changed")
 	}
 }

@@ -870,6 +870,7 @@ func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.Fil
 		dev:      dev,
 		ino:      ino,
 		id:       id,
+		checkLen: -1,
 		wake:     make(chan struct{}, 1),
 		offset:   offset,
 		state:    state,
