@@ -253,8 +253,9 @@ func (a *Agent) sample(now time.Time) {
 		m.add("in/lines/"+ir.cfg.ID, now, mt.Lines.Load())
 		m.add("in/bytes/"+ir.cfg.ID, now, mt.Bytes.Load())
 		// A file caught up has a rate of 0: with thousands of idle
-		// files, sampling only those behind keeps this cheap.
-		for _, f := range ir.in.Behind() {
+		// files, sampling only those being read and behind keeps this
+		// cheap.
+		for _, f := range ir.in.ReadingBehind() {
 			m.add(fileKey(ir.cfg.ID, f), now, f.Committed)
 		}
 	}

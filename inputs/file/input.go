@@ -952,24 +952,42 @@ type FileStatus struct {
 }
 
 // Behind returns the status of the open files not delivered to their end,
-// in no order. A file delivered to its end costs two atomic loads: with
-// thousands of files idle, this stays cheap enough for every second.
+// in no order: those being read, and parked ones whose chunks are not all
+// acknowledged (outputs down). It looks at every open file.
 func (in *Input) Behind() []FileStatus {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	var out []FileStatus
 	for _, h := range in.byInode {
-		size := h.size.Load()
-		if h.tr.committedOffset() >= size { // read and delivered to the end
-			continue
-		}
-		e := h.tr.committed()
-		out = append(out, FileStatus{
-			Path: e.Path, ID: e.ID, State: h.state.String(),
-			Size: size, Read: h.readPos.Load(), Committed: e.Offset,
-		})
+		out = h.appendBehind(out)
 	}
 	return out
+}
+
+// ReadingBehind is Behind of the files being read alone, leaving parked
+// ones out: with thousands of files idle, cheap enough for every second.
+func (in *Input) ReadingBehind() []FileStatus {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var out []FileStatus
+	for h := range in.busy {
+		out = h.appendBehind(out)
+	}
+	return out
+}
+
+// appendBehind appends h's status to out if h's file is not delivered to
+// its end; in.mu is held.
+func (h *harvester) appendBehind(out []FileStatus) []FileStatus {
+	size := h.size.Load()
+	if h.tr.committedOffset() >= size { // read and delivered to the end
+		return out
+	}
+	e := h.tr.committed()
+	return append(out, FileStatus{
+		Path: e.Path, ID: e.ID, State: h.state.String(),
+		Size: size, Read: h.readPos.Load(), Committed: e.Offset,
+	})
 }
 
 // Files returns the status of every open file.
