@@ -163,19 +163,23 @@ func (in *Input) Run(ctx context.Context) error {
 		events, errs = w.Events, w.Errors
 		defer w.Close()
 	}
-	tick := time.NewTicker(in.cfg.ScanInterval)
+	// One ticker for polls and scans: each timer channel in the select
+	// costs timer-heap work every time the loop blocks and wakes, that is
+	// at every event.
+	tick := time.NewTicker(min(in.cfg.PollInterval, in.cfg.ScanInterval))
 	defer tick.Stop()
-	pollTick := time.NewTicker(in.cfg.PollInterval)
-	defer pollTick.Stop()
+	nextScan := time.Now().Add(in.cfg.ScanInterval)
 	defer in.closeParked()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case now := <-pollTick.C:
+		case now := <-tick.C:
 			in.pollDue(now)
-		case <-tick.C:
-			in.scan(w, false)
+			if !now.Before(nextScan) {
+				nextScan = now.Add(in.cfg.ScanInterval)
+				in.scan(w, false)
+			}
 		case <-in.scanReq:
 			in.scan(w, false)
 		case ev, ok := <-events:

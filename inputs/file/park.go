@@ -43,12 +43,10 @@ func (in *Input) unparkLocked(h *harvester) {
 	in.runHarvester(h)
 }
 
-// maxIdleWorkers bounds the goroutines kept waiting for a harvester to run,
-// and workerIdle how long each waits before it returns.
-const (
-	maxIdleWorkers = 8
-	workerIdle     = 10 * time.Second
-)
+// maxIdleWorkers bounds the goroutines kept waiting for a harvester to
+// run. They wait until the input stops: a timer to end them sooner would
+// cost timer work at every hand-off.
+const maxIdleWorkers = 8
 
 // runHarvester runs h on a goroutine: a worker that ran a harvester before
 // and waits for another, if one does, or a new one. With thousands of files
@@ -65,32 +63,21 @@ func (in *Input) runHarvester(h *harvester) {
 	}
 }
 
-// work runs h, then the harvesters runHarvester hands it, until it waited
-// workerIdle for one, maxIdleWorkers others wait already, or the input
-// stops.
+// work runs h, then the harvesters runHarvester hands it, until
+// maxIdleWorkers others wait already or the input stops.
 func (in *Input) work(h *harvester) {
 	defer in.wg.Done()
-	var idle *time.Timer
 	for {
 		h.loop()
 		if in.idleWorkers.Add(1) > maxIdleWorkers {
 			in.idleWorkers.Add(-1)
 			return
 		}
-		if idle == nil {
-			idle = time.NewTimer(workerIdle)
-		} else {
-			idle.Reset(workerIdle)
-		}
 		select {
 		case h = <-in.idleWorker:
 			in.idleWorkers.Add(-1)
-		case <-idle.C:
-			in.idleWorkers.Add(-1)
-			return
 		case <-in.ctx.Done():
 			in.idleWorkers.Add(-1)
-			idle.Stop()
 			return
 		}
 	}
