@@ -77,6 +77,9 @@ type Output struct {
 	iov   []syscall.Iovec // vecs as writev takes them
 	st    syscall.Stat_t  // reused: Fstat through f.Stat allocates
 	group map[string][]int
+	// templated is set when the path has placeholders: then each
+	// message's Source names its file.
+	templated bool
 }
 
 // New returns a file output; files are opened on first use.
@@ -85,7 +88,8 @@ func New(id string, cfg Config, log *slog.Logger) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Output{cfg: cfg, perm: perm, log: log, files: map[string]*os.File{}, group: map[string][]int{}}, nil
+	return &Output{cfg: cfg, perm: perm, log: log, files: map[string]*os.File{}, group: map[string][]int{},
+		templated: strings.Contains(cfg.Path, "{")}, nil
 }
 
 // Describe implements logagent.Describer.
@@ -95,11 +99,10 @@ func (o *Output) Describe() string { return "file " + o.cfg.Path }
 func (o *Output) Destination(m *logagent.Message) string { return o.pathFor(m.Source) }
 
 func (o *Output) pathFor(src *logagent.Source) string {
-	p := o.cfg.Path
-	if !strings.Contains(p, "{") {
-		return p
+	if !o.templated {
+		return o.cfg.Path
 	}
-	return strings.NewReplacer("{category}", safeName(src.Category), "{input}", safeName(src.Input)).Replace(p)
+	return strings.NewReplacer("{category}", safeName(src.Category), "{input}", safeName(src.Input)).Replace(o.cfg.Path)
 }
 
 // safeName keeps a placeholder's value from leaving the directory.
@@ -117,6 +120,9 @@ func safeName(s string) string {
 func (o *Output) Send(ctx context.Context, batch []logagent.Message) error {
 	if len(batch) == 0 {
 		return nil
+	}
+	if !o.templated {
+		return o.write(o.cfg.Path, batch, nil)
 	}
 	first := o.pathFor(batch[0].Source)
 	single := true
