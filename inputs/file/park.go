@@ -158,8 +158,7 @@ func (h *harvester) quiet(now time.Time) (quiet, missed bool) {
 	if err != nil {
 		return false, false
 	}
-	if fi.Size() > h.offset && h.state == stateActive && now.Sub(fi.ModTime()) >= missedEventAfter &&
-		h.in.isWatched(filepath.Dir(h.path)) {
+	if fi.Size() > h.offset && h.state == stateActive && now.Sub(fi.ModTime()) >= missedEventAfter && h.dirWatched() {
 		missed = true
 	}
 	if h.cheapPolls+1 >= fullPollEvery {
