@@ -231,14 +231,15 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 }
 
 // parkAfterShortRead parks a file read to its end by a short read, without
-// the read of 0 and the look at the end (fstat) that follow otherwise, and
-// reports whether it did. Only a file under its name in a watched
-// directory, with neither its name nor its content due to be looked at:
-// whatever happens to it after the short read (a write, a truncation, a
-// rename or removal) raises an event that wakes it, or, if the event came
-// before it parks, leaves a signal that keeps it from parking. With 50
-// files each written every 10 ms that is two system calls of three per
-// write.
+// the read of 0 and the looks at its end (content, name, idleness) that
+// follow otherwise, and reports whether it did. Only a file under its name
+// in a watched directory, with neither its name nor its content due to be
+// looked at: whatever happens to it after the read (a write, a truncation,
+// a rename or removal) raises an event that wakes it, or, if the event came
+// before it parks, leaves a signal that keeps it from parking. Its inode is
+// still looked at (one fstat), so that a later truncation and rewrite to
+// the same size is told from the appends read (see atEOF). With 50 files
+// each written every 10 ms that is one system call of three per write.
 func (h *harvester) parkAfterShortRead() bool {
 	if h.state != stateActive || h.nameEvent.Load() || h.ctx.Err() != nil {
 		return false
@@ -250,6 +251,13 @@ func (h *harvester) parkAfterShortRead() bool {
 	if !h.dirWatched() {
 		return false
 	}
+	fi, err := h.f.Stat()
+	if err != nil || fi.Size() != h.offset {
+		return false // grown since, or truncated: read on, or look at the end
+	}
+	h.size.Store(fi.Size())
+	h.seen, h.seenOffset = sigOf(fi), h.offset
+	h.cheapPolls = 0
 	h.dropIdleBlock()
 	return h.in.park(h, h.pollDelay())
 }
