@@ -294,9 +294,9 @@ func (a *Agent) watch(ctx context.Context) {
 }
 
 // logProgress logs one line per file at least progressLogBytes behind. It
-// looks only at the files being read (Behind), not at every open file: with
-// thousands of idle files, building the whole status every
-// progressLogInterval cost more than the lines read in between.
+// builds the status of the files behind alone (Behind), not the whole
+// status: with thousands of idle files, that cost more every
+// progressLogInterval than the lines read in between.
 func (a *Agent) logProgress() {
 	for _, ir := range a.inputs {
 		var files []FileStatus

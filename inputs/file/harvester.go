@@ -245,7 +245,7 @@ func (h *harvester) parkAfterShortRead() bool {
 		return false
 	}
 	now := h.lastRead
-	if now.Sub(h.nameCheckedAt) >= nameCheckEvery || now.Sub(time.Unix(0, h.intactAt.Load())) >= time.Second {
+	if now.Sub(h.nameCheckedAt) >= nameCheckEvery || h.contentDue(now) {
 		return false
 	}
 	if !h.dirWatched() {
@@ -255,9 +255,7 @@ func (h *harvester) parkAfterShortRead() bool {
 	if err != nil || fi.Size() != h.offset {
 		return false // grown since, or truncated: read on, or look at the end
 	}
-	h.size.Store(fi.Size())
-	h.seen, h.seenOffset = sigOf(fi), h.offset
-	h.cheapPolls = 0
+	h.sawEnd(fi) // not rewritten: read up to here just now
 	h.dropIdleBlock()
 	return h.in.park(h, h.pollDelay())
 }
@@ -371,7 +369,7 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 	// file extended it, its copy must still be recognisable. The look at
 	// the content, when due, extends it too.
 	extended := false
-	if now.Sub(h.lastRead) >= recheckAfter || now.Sub(time.Unix(0, h.intactAt.Load())) >= time.Second {
+	if now.Sub(h.lastRead) >= recheckAfter || h.contentDue(now) {
 		if h.lookAtContent(h.offset + int64(n)) {
 			// Truncated and written past our offset while we were not
 			// reading (paused by outputs, or idle): what was just read
@@ -496,21 +494,17 @@ func (h *harvester) atEOF() bool {
 		h.in.log.Error("stat failed", "path", h.path, "err", err)
 		return true
 	}
-	h.size.Store(fi.Size())
 	// Modified but neither grown nor read since the last look: truncated
 	// and written again to the same size. The content is looked at now,
 	// not at the next periodic check.
-	sig := sigOf(fi)
-	rewritten := fi.Size() == h.offset && h.offset == h.seenOffset && sig.mtime != h.seen.mtime
-	h.seen, h.seenOffset = sig, h.offset
-	h.cheapPolls = 0
+	rewritten := h.sawEnd(fi)
 	if fi.Size() < h.offset {
 		h.truncated(fi.Size())
 		return false
 	}
 	// The content is looked at once a second, by the read before this
 	// or here.
-	if now.Sub(time.Unix(0, h.intactAt.Load())) >= time.Second || rewritten {
+	if h.contentDue(now) || rewritten {
 		if h.lookAtContent(fi.Size()) {
 			h.truncated(fi.Size())
 			return false
@@ -538,6 +532,28 @@ func (h *harvester) atEOF() bool {
 		}
 	}
 	return false
+}
+
+// sawEnd records the file's inode as seen with everything up to h.offset
+// read: for the status, for polls (quiet), and to tell a rewrite to the
+// same size at the next look. It reports whether the file was modified
+// without growing and without a read since the look before: rewritten.
+func (h *harvester) sawEnd(fi os.FileInfo) (rewritten bool) {
+	h.size.Store(fi.Size())
+	sig := sigOf(fi)
+	rewritten = fi.Size() == h.offset && h.offset == h.seenOffset && sig.mtime != h.seen.mtime
+	h.seen, h.seenOffset = sig, h.offset
+	h.cheapPolls = 0
+	return rewritten
+}
+
+// contentCheckEvery is how often the first bytes of a file being read are
+// looked at, to notice it was truncated and written again past the offset.
+const contentCheckEvery = time.Second
+
+// contentDue tells whether the file's first bytes are to be looked at again.
+func (h *harvester) contentDue(now time.Time) bool {
+	return now.Sub(time.Unix(0, h.intactAt.Load())) >= contentCheckEvery
 }
 
 // finish hands out a last line without newline, then waits for every

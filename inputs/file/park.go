@@ -113,7 +113,7 @@ func (in *Input) pollDue(now time.Time) {
 		var missed bool
 		quiet[i], missed = h.quiet(now)
 		if missed {
-			deaf = append(deaf, filepath.Dir(h.path))
+			deaf = append(deaf, h.dir) // set by quiet's dirWatched
 		}
 	}
 	for _, dir := range deaf {
@@ -192,26 +192,15 @@ func sigOf(fi os.FileInfo) statSig {
 
 // signalAll wakes every harvester, to look at its name too, after fsnotify
 // lost events.
-func (in *Input) signalAll() {
-	in.mu.Lock()
-	hs := make([]*harvester, 0, len(in.byInode))
-	for _, h := range in.byInode {
-		hs = append(hs, h)
-	}
-	in.mu.Unlock()
-	for _, h := range hs {
-		h.nameEvent.Store(true)
-		h.signal()
-	}
-}
+func (in *Input) signalAll() { in.nameEventsIn("") }
 
-// nameEventsIn wakes the harvesters of the files in dir, to look at their
-// names: dir moved or went.
+// nameEventsIn wakes the harvesters of the files in dir ("": every one),
+// to look at their names too: dir moved or went, or events were lost.
 func (in *Input) nameEventsIn(dir string) {
 	var hs []*harvester
 	in.mu.Lock()
 	for _, h := range in.byInode {
-		if filepath.Dir(h.path) == dir {
+		if dir == "" || filepath.Dir(h.path) == dir {
 			hs = append(hs, h)
 		}
 	}
