@@ -27,6 +27,7 @@ type Agent struct {
 	inputs  []*inputRun
 	started time.Time
 	mon     *monitor // rates and backfill progress, for Status and the log
+	backlog func()   // set by OnBacklog; nil for none
 }
 
 type inputRun struct {
@@ -62,7 +63,9 @@ func New(cfg *Config, log *slog.Logger) (*Agent, error) {
 		for _, id := range cfg.routes(&ic) {
 			ir.route = append(ir.route, byID[id])
 		}
-		ir.in = file.New(cfg.fileConfig(&ic, host), store, a.budget, ir.publish, log)
+		fc := cfg.fileConfig(&ic, host)
+		fc.OnBacklog = a.onBacklog
+		ir.in = file.New(fc, store, a.budget, ir.publish, log)
 		a.inputs = append(a.inputs, ir)
 	}
 	return a, nil
@@ -81,6 +84,16 @@ func (ir *inputRun) publish(ctx context.Context, c *logagent.Chunk) error {
 		}
 	}
 	return nil
+}
+
+// OnBacklog sets f to be called when an input finds a file far behind
+// (Procs.Backlog). Call it before Run.
+func (a *Agent) OnBacklog(f func()) { a.backlog = f }
+
+func (a *Agent) onBacklog() {
+	if a.backlog != nil {
+		a.backlog()
+	}
 }
 
 // Run runs until ctx is done, then stops: inputs stop reading, outputs

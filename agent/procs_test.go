@@ -1,6 +1,13 @@
 package agent
 
-import "testing"
+import (
+	"context"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+)
 
 func TestProcsState(t *testing.T) {
 	type step struct {
@@ -36,4 +43,47 @@ func TestProcsState(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestProcsBacklogRaisesAtOnce(t *testing.T) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Skip("GOMAXPROCS is set: Procs leaves the Ps alone")
+	}
+	if runtime.NumCPU() < 2 {
+		t.Skip("one CPU: there are no more Ps to raise to")
+	}
+	t.Cleanup(runtime.SetDefaultGOMAXPROCS)
+	logged := make(logLines, 4)
+	p := NewProcs(&Config{}, slog.New(slog.NewTextHandler(logged, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if got := runtime.GOMAXPROCS(0); got != 1 {
+		t.Fatalf("automatic Procs start on %d Ps, want 1", got)
+	}
+	p.Backlog()
+	p.Backlog() // never blocks, even before Run takes the first
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	// The backlog is waiting before Run's first tick: it, not a busy
+	// second, raises the Ps.
+	if line := <-logged; !strings.Contains(line, "backlog") {
+		t.Fatalf("raised by something else than the backlog: %s", line)
+	}
+	if got := runtime.GOMAXPROCS(0); got < 2 {
+		t.Fatalf("after a backlog: %d Ps, want the default (%d CPUs)", got, runtime.NumCPU())
+	}
+}
+
+// logLines is a log writer that hands each line to the test.
+type logLines chan string
+
+func (l logLines) Write(p []byte) (int, error) {
+	l <- string(p)
+	return len(p), nil
 }

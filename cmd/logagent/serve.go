@@ -73,6 +73,7 @@ func (s *service) run(cfg *agent.Config) int {
 			}
 			continue
 		}
+		a.OnBacklog(procs.Backlog)
 		s.handler.set(a.Handler(agent.BuildInfo(version, commit, runtime.Version())))
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)

@@ -47,6 +47,11 @@ type Config struct {
 	MaxOpenFiles      int
 	FingerprintBytes  int
 	BlockBytes        int // read buffer size for backfill
+
+	// OnBacklog, if set, is called when a file is found more than
+	// backlogBlocks read blocks behind, at most once per block read. It
+	// must not block.
+	OnBacklog func()
 }
 
 // PublishFunc hands a chunk to the outputs. It blocks while they are

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -279,4 +280,42 @@ func TestWatchedDirectoryMovedAndMadeAgain(t *testing.T) {
 	waitFor(t, "line 2, of a file in the new directory", func() bool { return s.count() == 3 })
 	writeLines(t, path, 3, 1)
 	waitFor(t, "line 3, woken by an event", func() bool { return s.count() == 4 })
+}
+
+// A file found more than backlogBlocks read blocks behind tells
+// OnBacklog (the agent then runs more threads); one a block or so behind,
+// or written as it is read, does not.
+func TestOnBacklogForFilesFarBehind(t *testing.T) {
+	tests := []struct {
+		name   string
+		writes []int // lines per write; the first before start, the rest once read
+		want   bool
+	}{
+		{"a backfill", []int{100_000}, true}, // 5.3 MB (writeLines: 53 B a line), 5 blocks of 1 MiB
+		{"a block behind", []int{20_000}, false},
+		{"tailed as written", []int{100, 10_000, 10_000, 10_000}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "a.log")
+			writeLines(t, path, 0, tt.writes[0])
+			var told atomic.Int64
+			cfg := testConfig(dir)
+			cfg.OnBacklog = func() { told.Add(1) }
+			s := &sink{}
+			_, stop := runInput(t, cfg, openStore(t, filepath.Join(dir, "data")), 64<<20, s)
+			total := tt.writes[0]
+			waitFor(t, "the first write read", func() bool { return s.count() == total })
+			for _, n := range tt.writes[1:] {
+				writeLines(t, path, total, n)
+				total += n
+				waitFor(t, "a write read", func() bool { return s.count() == total })
+			}
+			stop()
+			if got := told.Load() > 0; got != tt.want {
+				t.Errorf("OnBacklog called %d times, want called: %v", told.Load(), tt.want)
+			}
+		})
+	}
 }
