@@ -19,6 +19,12 @@
 # binaries' runs (go run ./bench/e2e -bin A -runs 1 -benchfmt a.txt, then
 # B, and again) rather than running one after the other.
 #
+# On a shared machine CPU time moves with the neighbours more than with a
+# change: BENCH_FLAGS=-perf also counts the agent's instructions and context
+# switches a line over the steady and many-files windows (perf stat, as
+# root; Debian: linux-perf). perf's counting raises the CPU % itself:
+# compare instr/line then.
+#
 #   make bench-backfill BENCH_RUNS=6 BENCH_FLAGS='-benchfmt /tmp/old.txt'
 #   (change, rebuild)
 #   make bench-backfill BENCH_RUNS=6 BENCH_FLAGS='-benchfmt /tmp/new.txt'

@@ -333,7 +333,7 @@ func linearAgent(inDir string, c linearCase, sum inputSum, run int) (row, error)
 		first: tr.first,
 		cpu:   cpuSeconds(ru),
 		bytes: sum.size,
-		rss:   ru.Maxrss * 1024,
+		rss:   a.peak,
 		lines: sum.lines,
 		more: []metric{
 			{float64(tr.first.Nanoseconds()) / 1e6, "first-byte-ms"},
@@ -470,7 +470,7 @@ func outageOnce(src string, sum inputSum, inflight string, normalRSS int64, run 
 		return row{}, fmt.Errorf("outage: output differs from input: %d lines, %d bytes, sum %s; want %d lines, %d bytes, sum %s",
 			got.lines, got.size, got.sum, sum.lines, sum.size, sum.sum)
 	}
-	peak := ru.Maxrss * 1024
+	peak := a.peak
 	verdict := ""
 	if downHWM > sum.size/2 {
 		verdict = " — GROWS WITH THE INPUT"

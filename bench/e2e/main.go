@@ -101,6 +101,7 @@ var (
 	benchfmt   = flag.String("benchfmt", "", "also append every run to `file` in the Go benchmark format, for benchstat")
 	cpuprofile = flag.String("cpuprofile", "", "write agent CPU profiles to `dir` (runs bench/agentprof)")
 	verbose    = flag.Bool("v", false, "show the agent's log")
+	perf       = flag.Bool("perf", false, "steady, manyfiles: also count the agent's instructions and context switches a line in the window, with perf stat (as root; Debian: linux-perf)")
 )
 
 func main() {
@@ -368,7 +369,7 @@ func backfillAgent(in string, sum inputSum, lpm, run int) (row, error) {
 		wall:  wall,
 		cpu:   cpuSeconds(ru),
 		bytes: sum.size,
-		rss:   ru.Maxrss * 1024,
+		rss:   a.peak,
 		lines: sum.lines,
 		extra: "output verified",
 	}, nil
@@ -376,6 +377,8 @@ func backfillAgent(in string, sum inputSum, lpm, run int) (row, error) {
 
 // measure runs cmd to its end and returns its wall time and, through
 // rusage, the CPU and peak RSS of it and every descendant it waited for.
+// That peak is at least the e2e process's own at the start (see stop): a
+// ceiling for the baselines, which are small.
 func measure(cmd *exec.Cmd, stdout io.Writer) (row, error) {
 	cmd.Stdout, cmd.Stderr = stdout, os.Stderr
 	start := time.Now()
@@ -514,7 +517,11 @@ type agentProc struct {
 	started  time.Time
 	done     chan struct{}
 	err      error
-	windowed bool // profiling waits for profileWindow
+	windowed bool // profiling waits for measureWindow
+	work     string
+	perfRun  *perfRun    // -perf: counting the window
+	perf     *perfCounts // -perf: the window's counts
+	peak     int64       // VmHWM when stop was called
 }
 
 // agentConfig is a scenario's configuration: state under work, log level
@@ -540,7 +547,7 @@ func agentConfig(work, glob, outFile string, top, input, output []string) string
 
 // startAgent writes cfg to work/config.yaml and starts the agent on it.
 // With -cpuprofile, the profile covers the whole run, or with windowed
-// only what lies between profileWindow(true) and profileWindow(false).
+// only what lies between measureWindow(true) and measureWindow(false).
 func startAgent(work, cfg, profName string, windowed bool) (*agentProc, error) {
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, err
@@ -563,7 +570,7 @@ func startAgent(work, cfg, profName string, windowed bool) (*agentProc, error) {
 			cmd.Env = append(cmd.Env, "LOGAGENT_CPUPROFILE_WINDOW=signal")
 		}
 	}
-	a := &agentProc{cmd: cmd, done: make(chan struct{}), windowed: windowed && *cpuprofile != ""}
+	a := &agentProc{cmd: cmd, done: make(chan struct{}), windowed: windowed && *cpuprofile != "", work: work}
 	a.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -575,17 +582,32 @@ func startAgent(work, cfg, profName string, windowed bool) (*agentProc, error) {
 	return a, nil
 }
 
-// profileWindow opens (on) or closes the profiled window of an agent
-// started windowed under -cpuprofile; otherwise it does nothing.
-func (a *agentProc) profileWindow(on bool) {
-	if !a.windowed {
-		return
+// measureWindow opens (on) or closes the measured window of an agent:
+// under -cpuprofile, if it was started windowed, its profiled window;
+// under -perf, perf stat's count, kept in a.perf.
+func (a *agentProc) measureWindow(on bool) error {
+	if a.windowed {
+		sig := syscall.SIGUSR2
+		if on {
+			sig = syscall.SIGUSR1
+		}
+		a.cmd.Process.Signal(sig)
 	}
-	sig := syscall.SIGUSR2
+	if !*perf {
+		return nil
+	}
 	if on {
-		sig = syscall.SIGUSR1
+		p, err := startPerf(a.cmd.Process.Pid, filepath.Join(a.work, "perf.txt"))
+		a.perfRun = p
+		return err
 	}
-	a.cmd.Process.Signal(sig)
+	if a.perfRun == nil {
+		return nil
+	}
+	c, err := a.perfRun.stop()
+	a.perfRun = nil
+	a.perf = &c
+	return err
 }
 
 // kill kills the agent unless it has exited, and waits for it.
@@ -605,8 +627,12 @@ func (a *agentProc) exited() bool {
 	}
 }
 
-// stop sends SIGTERM, waits, and returns the agent's rusage.
+// stop sends SIGTERM, waits, and returns the agent's rusage. Its peak RSS
+// up to the signal is kept in a.peak: the rusage's Maxrss is not the
+// agent's own on Linux, which counts in the peak of the image the agent
+// was exec'd from, the e2e process itself (os/exec uses vfork).
 func (a *agentProc) stop() (*syscall.Rusage, error) {
+	_, a.peak = a.rss()
 	a.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-a.done:
@@ -910,13 +936,17 @@ func steadyOnce(nfiles, run int) (row, error) {
 		<-tick.C
 		el := time.Since(start)
 		if t0.IsZero() && el >= warm {
-			a.profileWindow(true)
+			if err := a.measureWindow(true); err != nil {
+				return row{}, err
+			}
 			t0, cpu0 = time.Now(), a.cpu()
 			o.from.Store(t0.UnixNano())
 		}
 		if el >= warm+*window {
 			t1, cpu1 = time.Now(), a.cpu()
-			a.profileWindow(false)
+			if err := a.measureWindow(false); err != nil {
+				return row{}, err
+			}
 			o.to.Store(t1.UnixNano())
 			break
 		}
@@ -958,7 +988,7 @@ func steadyOnce(nfiles, run int) (row, error) {
 	p50, _ := o.percentile(0.50)
 	span := t1.Sub(t0)
 	cpu := (cpu1 - cpu0).Seconds()
-	return row{
+	r := row{
 		name:    fmt.Sprintf("logagent steady tail, %d lines/s over %d file(s)", *rate, nfiles),
 		wall:    span,
 		cpu:     cpu,
@@ -970,7 +1000,11 @@ func steadyOnce(nfiles, run int) (row, error) {
 		p99:     p99,
 		extra: fmt.Sprintf("p50 %.1f ms over %d lines; all %d lines delivered; peak RSS incl. start %.1f MB; writes every %s",
 			float64(p50)/1e6, n, written, float64(peak)/1e6, *writeEvery),
-	}, nil
+	}
+	if a.perf != nil {
+		a.perf.perLine(&r, r.lines)
+	}
+	return r, nil
 }
 
 // ---------------------------------------------------------------- many files
@@ -1058,13 +1092,16 @@ func manyOnce(run int) (row, error) {
 	var cpu0 time.Duration
 	created := map[string]time.Time{}
 	written := int64(*manyN)
+	var inWindow int64 // lines written in the window
 	var maxRSS int64
 	lastRSS := time.Time{}
 	for _, ev := range evs {
 		time.Sleep(time.Until(start.Add(ev.at)))
 		if ev.window {
 			if t0.IsZero() {
-				a.profileWindow(true)
+				if err := a.measureWindow(true); err != nil {
+					return row{}, err
+				}
 				t0, cpu0 = time.Now(), a.cpu()
 				o.from.Store(t0.UnixNano())
 			}
@@ -1077,6 +1114,9 @@ func manyOnce(run int) (row, error) {
 			return row{}, err
 		}
 		written++
+		if !t0.IsZero() {
+			inWindow++
+		}
 		if !t0.IsZero() && time.Since(lastRSS) > 500*time.Millisecond {
 			lastRSS = time.Now()
 			if cur, _ := a.rss(); cur > maxRSS {
@@ -1086,9 +1126,11 @@ func manyOnce(run int) (row, error) {
 	}
 	span := time.Since(t0)
 	cpu := (a.cpu() - cpu0).Seconds()
-	a.profileWindow(false)
+	err = a.measureWindow(false)
 	o.to.Store(time.Now().UnixNano())
-	err = waitLines(o, written, a, time.Minute)
+	if err == nil {
+		err = waitLines(o, written, a, time.Minute)
+	}
 	if _, serr := a.stop(); err == nil {
 		err = serr
 	}
@@ -1113,7 +1155,7 @@ func manyOnce(run int) (row, error) {
 	if len(pick) > 0 {
 		pickMax = pick[len(pick)-1]
 	}
-	return row{
+	res := row{
 		pickup:  pickMax,
 		name:    fmt.Sprintf("logagent many files: %d files, a line each per %s", *manyN, *perFile),
 		wall:    span,
@@ -1124,5 +1166,9 @@ func manyOnce(run int) (row, error) {
 		p99:     p99,
 		extra: fmt.Sprintf("new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s; %s settle, %.2f CPU s",
 			strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0 - startCPU).Seconds()),
-	}, nil
+	}
+	if a.perf != nil {
+		a.perf.perLine(&res, inWindow)
+	}
+	return res, nil
 }
