@@ -77,6 +77,13 @@ func New(cfg *Config, log *slog.Logger) (*Agent, error) {
 func (ir *inputRun) publish(ctx context.Context, c *logagent.Chunk) error {
 	c.Expect(len(ir.route))
 	for _, r := range ir.route {
+		// Room in the queue, usually: a plain send, without the locking
+		// of every channel a select does.
+		select {
+		case r.queue <- c:
+			continue
+		default:
+		}
 		select {
 		case r.queue <- c:
 		case <-ctx.Done():

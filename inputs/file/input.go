@@ -155,7 +155,11 @@ func (in *Input) Run(ctx context.Context) error {
 	var w *fsnotify.Watcher
 	if watchDirectories {
 		var err error
-		if w, err = fsnotify.NewWatcher(); err != nil {
+		// Buffered: the events of one read of inotify (a write to each
+		// of 50 files, say) are queued at once and taken in a row,
+		// rather than handed over one by one, two goroutine switches
+		// each.
+		if w, err = fsnotify.NewBufferedWatcher(eventBurst); err != nil {
 			w = nil
 			in.log.Warn("fsnotify unavailable; polling only", "err", err)
 		}
@@ -193,6 +197,16 @@ func (in *Input) Run(ctx context.Context) error {
 				continue
 			}
 			in.handleEvent(w, ev)
+			// Those queued behind it, without a select over every
+			// channel each; at most a burst's worth, so that the ticker
+			// and ctx are seen between bursts.
+			for range eventBurst - 1 {
+				ev, ok := queuedEvent(events)
+				if !ok {
+					break
+				}
+				in.handleEvent(w, ev)
+			}
 		case err, ok := <-errs:
 			if !ok {
 				errs = nil
@@ -204,6 +218,20 @@ func (in *Input) Run(ctx context.Context) error {
 			in.scan(w, false)
 			in.signalAll()
 		}
+	}
+}
+
+// eventBurst is the fsnotify watcher's event buffer, and how many events
+// Run takes in a row.
+const eventBurst = 256
+
+// queuedEvent returns an event queued in events, if one is (ok).
+func queuedEvent(events <-chan fsnotify.Event) (ev fsnotify.Event, ok bool) {
+	select {
+	case ev, ok = <-events:
+		return ev, ok
+	default:
+		return ev, false
 	}
 }
 
