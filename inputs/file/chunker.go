@@ -36,8 +36,9 @@ func (c *Chunker) Cut(buf []byte, base int64, src *logagent.Source, now time.Tim
 	start := -1  // start of the pending packed message, -1 when none
 	lines := 0   // lines in the pending packed message
 	endBody := 0 // end of the pending body (its last newline excluded)
+	readNano := now.UnixNano()
 	emit := func(body []byte, end int) {
-		msgs = append(msgs, logagent.Message{Body: body, Offset: base + int64(end), Time: now, Source: src})
+		msgs = append(msgs, logagent.Message{Body: body, Offset: base + int64(end), ReadNano: readNano, Source: src})
 	}
 	flush := func() {
 		if start >= 0 {

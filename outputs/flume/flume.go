@@ -359,7 +359,7 @@ func (e *encoder) writeEvents(w *thrift.TFramedTransport, batch []logagent.Messa
 		m := &batch[i]
 		se := e.source(m.Source)
 		b := append(e.scratch[:0], se.a...)
-		b = e.appendNumber(b, m.Time.UnixMilli())
+		b = e.appendNumber(b, m.ReadNano/int64(time.Millisecond))
 		b = append(b, se.b...)
 		b = e.appendNumber(b, m.Offset)
 		b = append(b, se.c...)

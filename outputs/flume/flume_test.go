@@ -159,7 +159,7 @@ func TestDeliver(t *testing.T) {
 			}
 			last := msgs[n-1]
 			want := map[string]string{
-				"timestamp": strconv.FormatInt(last.Time.UnixMilli(), 10),
+				"timestamp": strconv.FormatInt(last.ReadNano/int64(time.Millisecond), 10),
 				"host":      src.Host,
 				"path":      src.Path,
 				"offset":    strconv.FormatInt(last.Offset, 10),
@@ -414,7 +414,7 @@ func refWriteAppendBatchArgs(ctx context.Context, p thrift.TProtocol, batch []lo
 			p.WriteString(ctx, k)
 			p.WriteString(ctx, v)
 		}
-		kv(hTimestamp, strconv.FormatInt(m.Time.UnixMilli(), 10))
+		kv(hTimestamp, strconv.FormatInt(m.ReadNano/int64(time.Millisecond), 10))
 		kv(hHost, src.Host)
 		kv(hPath, src.Path)
 		kv(hOffset, strconv.FormatInt(m.Offset, 10))
@@ -457,7 +457,7 @@ func TestEncode(t *testing.T) {
 			msgs := outputtest.Messages(one, 0, 50, 150)
 			msgs[3].Body = nil
 			msgs[4].Offset = 1 << 62
-			msgs[5].Time = time.Time{}
+			msgs[5].ReadNano = -1_500_000 // before the epoch
 			msgs[6].Body = make([]byte, 70000)
 			if got, want := encodeArgs(t, proto, e, msgs, false), encodeArgs(t, proto, nil, msgs, true); !bytes.Equal(got, want) {
 				t.Fatalf("encoded %d bytes, the protocol API %d, differing", len(got), len(want))
@@ -492,7 +492,7 @@ func TestEncode(t *testing.T) {
 			for i, ev := range args.Events {
 				m := &mixed[i]
 				want := map[string]string{
-					"timestamp": strconv.FormatInt(m.Time.UnixMilli(), 10),
+					"timestamp": strconv.FormatInt(m.ReadNano/int64(time.Millisecond), 10),
 					"host":      m.Source.Host,
 					"path":      m.Source.Path,
 					"offset":    strconv.FormatInt(m.Offset, 10),

@@ -94,8 +94,10 @@ func (b *builder) build(batch []logagent.Message) {
 			b.perm = append(b.perm, refused{i, fmt.Errorf("topic %s: message of %d bytes is larger than max_message_bytes %d", src.topic, len(m.Body), b.maxBytes)})
 			continue
 		}
-		t := m.Time
-		if t.IsZero() {
+		var t time.Time
+		if m.ReadNano != 0 {
+			t = m.ReadTime()
+		} else {
 			t = b.now()
 		}
 		start := len(buf)

@@ -12,8 +12,8 @@ func TestBuild(t *testing.T) {
 	src.Fields["host"] = "spoofed" // a field never replaces a standard header
 	b := builder{key: "path", maxBytes: 100, now: time.Now}
 	batch := []logagent.Message{
-		{Body: []byte("one"), Offset: 4, Time: time.UnixMilli(1234), Source: src},
-		{Body: []byte(""), Offset: 5, Time: time.UnixMilli(1235), Source: src},
+		{Body: []byte("one"), Offset: 4, ReadNano: time.UnixMilli(1234).UnixNano(), Source: src},
+		{Body: []byte(""), Offset: 5, ReadNano: time.UnixMilli(1235).UnixNano(), Source: src},
 		{Body: make([]byte, 101), Offset: 107, Source: src},
 		{Body: []byte("bad"), Source: &logagent.Source{Category: "no spaces"}},
 	}

@@ -95,10 +95,10 @@ func batches(src *logagent.Source, n, size, pad int) [][]logagent.Message {
 		var b []logagent.Message
 		for i := start; i < min(n, start+size); i++ {
 			b = append(b, logagent.Message{
-				Body:   body(i, pad),
-				Offset: int64(i+1) * 100,
-				Time:   base.Add(time.Duration(i) * time.Millisecond),
-				Source: src,
+				Body:     body(i, pad),
+				Offset:   int64(i+1) * 100,
+				ReadNano: base.Add(time.Duration(i) * time.Millisecond).UnixNano(),
+				Source:   src,
 			})
 		}
 		out = append(out, b)

@@ -40,7 +40,7 @@ func Messages(src *logagent.Source, first, n, size int) []logagent.Message {
 			body += " " + strings.Repeat("x", pad-1)
 		}
 		off += int64(len(body)) + 1
-		msgs[i] = logagent.Message{Body: []byte(body), Offset: off, Time: now, Source: src}
+		msgs[i] = logagent.Message{Body: []byte(body), Offset: off, ReadNano: now.UnixNano(), Source: src}
 	}
 	return msgs
 }
