@@ -32,10 +32,10 @@ import (
 // Procs acts on the whole process: the command runs it, not Agent, so that
 // tests running agents in one process keep their Ps.
 type Procs struct {
-	log     *slog.Logger
-	fixed   atomic.Int64  // max_procs: 0 for automatic
-	env     bool          // GOMAXPROCS is set in the environment
-	backlog chan struct{} // Backlog's signal to Run
+	log     atomic.Pointer[slog.Logger] // the running config's
+	fixed   atomic.Int64                // max_procs: 0 for automatic
+	env     bool                        // GOMAXPROCS is set in the environment
+	backlog chan struct{}               // Backlog's signal to Run
 }
 
 const (
@@ -44,15 +44,16 @@ const (
 	procsDownAfter = 10 // seconds
 )
 
-// NewProcs returns a Procs for the config's max_procs.
+// NewProcs returns a Procs for the config's max_procs, logging to log.
 func NewProcs(cfg *Config, log *slog.Logger) *Procs {
-	p := &Procs{log: log, env: os.Getenv("GOMAXPROCS") != "", backlog: make(chan struct{}, 1)}
-	p.Set(cfg)
+	p := &Procs{env: os.Getenv("GOMAXPROCS") != "", backlog: make(chan struct{}, 1)}
+	p.Set(cfg, log)
 	return p
 }
 
-// Set applies a reloaded config's max_procs.
-func (p *Procs) Set(cfg *Config) {
+// Set applies a reloaded config's max_procs and logger.
+func (p *Procs) Set(cfg *Config, log *slog.Logger) {
+	p.log.Store(log)
 	p.fixed.Store(int64(cfg.MaxProcs))
 	if p.env {
 		return
@@ -71,6 +72,20 @@ func (p *Procs) Backlog() {
 	select {
 	case p.backlog <- struct{}{}:
 	default:
+	}
+}
+
+// Start runs Run on a goroutine of its own; stop ends it and waits for it.
+func (p *Procs) Start() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 
@@ -93,7 +108,7 @@ func (p *Procs) Run(ctx context.Context) {
 			if p.fixed.Load() == 0 && runtime.GOMAXPROCS(0) == 1 {
 				s = procsState{}
 				runtime.SetDefaultGOMAXPROCS()
-				p.log.Debug("backlog: more threads run Go code", "gomaxprocs", runtime.GOMAXPROCS(0))
+				p.log.Load().Debug("backlog: more threads run Go code", "gomaxprocs", runtime.GOMAXPROCS(0))
 			}
 		case now := <-tick.C:
 			cpu := processCPU()
@@ -107,10 +122,10 @@ func (p *Procs) Run(ctx context.Context) {
 			switch s.next(cur > 1, cores) {
 			case procsRaise:
 				runtime.SetDefaultGOMAXPROCS()
-				p.log.Debug("busy: more threads run Go code", "cores", cores, "gomaxprocs", runtime.GOMAXPROCS(0))
+				p.log.Load().Debug("busy: more threads run Go code", "cores", cores, "gomaxprocs", runtime.GOMAXPROCS(0))
 			case procsLower:
 				runtime.GOMAXPROCS(1)
-				p.log.Debug("quiet again: one thread runs Go code", "cores", cores)
+				p.log.Load().Debug("quiet again: one thread runs Go code", "cores", cores)
 			}
 		}
 	}

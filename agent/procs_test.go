@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"runtime"
@@ -60,16 +59,7 @@ func TestProcsBacklogRaisesAtOnce(t *testing.T) {
 	}
 	p.Backlog()
 	p.Backlog() // never blocks, even before Run takes the first
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.Run(ctx)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	defer p.Start()()
 	// The backlog is waiting before Run's first tick: it, not a busy
 	// second, raises the Ps.
 	if line := <-logged; !strings.Contains(line, "backlog") {

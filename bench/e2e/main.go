@@ -610,11 +610,16 @@ func (a *agentProc) measureWindow(on bool) error {
 	return err
 }
 
-// kill kills the agent unless it has exited, and waits for it.
+// kill kills the agent unless it has exited, and waits for it; and the
+// perf stat counting it, if a scenario ended inside its window.
 func (a *agentProc) kill() {
 	if !a.exited() {
 		a.cmd.Process.Kill()
 		<-a.done
+	}
+	if a.perfRun != nil {
+		a.perfRun.kill()
+		a.perfRun = nil
 	}
 }
 
@@ -1114,10 +1119,11 @@ func manyOnce(run int) (row, error) {
 			return row{}, err
 		}
 		written++
-		if !t0.IsZero() {
-			inWindow++
+		if t0.IsZero() {
+			continue
 		}
-		if !t0.IsZero() && time.Since(lastRSS) > 500*time.Millisecond {
+		inWindow++
+		if time.Since(lastRSS) > 500*time.Millisecond {
 			lastRSS = time.Now()
 			if cur, _ := a.rss(); cur > maxRSS {
 				maxRSS = cur

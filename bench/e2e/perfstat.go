@@ -70,8 +70,7 @@ func (p *perfRun) stop() (perfCounts, error) {
 	select {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
+		p.kill()
 		return perfCounts{}, errors.New("perf stat did not stop within 10s of SIGINT")
 	}
 	f, err := os.Open(p.out)
@@ -80,6 +79,12 @@ func (p *perfRun) stop() (perfCounts, error) {
 	}
 	defer f.Close()
 	return parsePerf(f)
+}
+
+// kill kills perf stat and waits for it.
+func (p *perfRun) kill() {
+	p.cmd.Process.Kill()
+	<-p.done
 }
 
 // parsePerf reads perf stat -x , output: value,unit,event,... per line.

@@ -45,16 +45,7 @@ func (s *service) run(cfg *agent.Config) int {
 	defer s.closeListener()
 
 	procs := agent.NewProcs(cfg, s.log)
-	procsCtx, stopProcs := context.WithCancel(context.Background())
-	procsDone := make(chan struct{})
-	go func() {
-		defer close(procsDone)
-		procs.Run(procsCtx)
-	}()
-	defer func() {
-		stopProcs()
-		<-procsDone
-	}()
+	defer procs.Start()()
 
 	var previous *agent.Config // the last config that ran, to fall back to
 	for {
@@ -67,7 +58,7 @@ func (s *service) run(cfg *agent.Config) int {
 			s.log.Error("reload: the new configuration cannot start; starting the previous one again", "file", cfg.File, "err", err)
 			cfg, previous = previous, nil
 			s.log = newLogger(cfg, s.stderr, s.lim)
-			procs.Set(cfg)
+			procs.Set(cfg, s.log)
 			if err := s.setListener(cfg); err != nil {
 				s.log.Error("http listener", "err", err)
 			}
@@ -100,7 +91,7 @@ func (s *service) run(cfg *agent.Config) int {
 		}
 		previous, cfg = cfg, next
 		s.log = newLogger(cfg, s.stderr, s.lim)
-		procs.Set(cfg)
+		procs.Set(cfg, s.log)
 		if err := s.setListener(cfg); err != nil {
 			s.log.Error("reload: http listener", "err", err)
 		}

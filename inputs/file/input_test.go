@@ -240,9 +240,14 @@ func TestSmallFileFingerprintRecordedAtDoublings(t *testing.T) {
 	// Recorded: the first 16 lines' fingerprint, offset after 17 lines.
 	writeLines(t, path, 17, 1)
 	s2 := &sink{}
-	_, stop2 := runInput(t, testConfig(dir), openStore(t, data), 8<<20, s2)
-	waitFor(t, "line 17", func() bool { return s2.count() >= 1 })
-	time.Sleep(200 * time.Millisecond) // nothing more may come
+	store2 := openStore(t, data)
+	_, stop2 := runInput(t, testConfig(dir), store2, 8<<20, s2)
+	// Read in order: once the file's end is committed, whatever this run
+	// read of it has come, line 17 alone or the file again.
+	waitFor(t, "the file's end committed", func() bool {
+		es := store2.Entries("t")
+		return len(es) == 1 && es[0].Offset == 18*lineLen
+	})
 	stop2()
 	s2.mu.Lock()
 	defer s2.mu.Unlock()
