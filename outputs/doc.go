@@ -9,6 +9,9 @@
 //	func (c *Config) Validate() error     // *logagent.FieldError values, joined
 //	func New(id string, c Config, log *slog.Logger) (*Output, error)
 //
+// The logger given to New already carries the output's id (key "output"):
+// an output must not add it again, or JSON logs get the key twice.
+//
 // New does no I/O: --dry-run builds every output to describe it. Connections
 // are made on the first Send and reused. *Output implements
 // logagent.Output and logagent.Describer, and logagent.Checker when it can

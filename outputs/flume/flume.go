@@ -116,7 +116,6 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("output", id)
 	addrs, _ := hostpool.ParseHosts(c.Hosts, 0)
 	proto := thriftrpc.Protocol(c.Protocol)
 	open := func(nc net.Conn) *client {

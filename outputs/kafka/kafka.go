@@ -80,7 +80,7 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := &Output{id: id, cfg: c, log: log.With("output", id), topic: c.Topic}
+	o := &Output{id: id, cfg: c, log: log, topic: c.Topic}
 	switch c.Acks {
 	case "all":
 		o.acks = kafkago.RequireAll

@@ -132,7 +132,6 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("output", id)
 	addrs, _ := hostpool.ParseHosts(c.Hosts, c.port())
 	o := &Output{id: id, log: log, protocol: c.Protocol}
 	if c.Protocol == "thrift" {

@@ -77,7 +77,6 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("output", id)
 	addrs, _ := hostpool.ParseHosts(c.Hosts, DefaultPort)
 	open := func(nc net.Conn) *thriftrpc.Client { return thriftrpc.New(nc, thriftrpc.Binary) }
 	return &Output{id: id, log: log, pool: hostpool.New(addrs, c.Timeout, open, log)}, nil
