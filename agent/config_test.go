@@ -25,6 +25,8 @@ func TestParseBad(t *testing.T) {
 		{"unknown_output_type.yaml", `unknown_output_type.yaml:7: outputs[0].type: unknown output type "elasticsearch"`},
 		{"output_own_key.yaml", "output_own_key.yaml:9: outputs[0].hosts: unknown key (known keys here: batch, id, max_backoff, max_open_files, min_backoff, mode, path, sync, type)"},
 		{"malformed.yaml", "malformed.yaml:4: invalid YAML: did not find expected ',' or ']'"},
+		{"kestrel_item_size.yaml", `kestrel_item_size.yaml:5: inputs[0].max_message_bytes: 64KiB is larger than output "queue" accepts (16384 bytes)`},
+		{"kestrel_expiry.yaml", "kestrel_expiry.yaml:10: outputs[0].expiry: must be at most 596h31m23.647s with protocol thrift: Kestrel's put takes expiration_msec as a 32-bit count of milliseconds; 600h0m0s does not fit"},
 		{"unset_env.yaml", "unset_env.yaml:1: environment variable LOGAGENT_SURELY_UNSET_VAR is not set"},
 	}
 	for _, tt := range tests {

@@ -3,17 +3,28 @@
 //
 // With protocol memcache (the default, port 22133) each message is a
 // memcache `set <queue> 0 <expiry> <bytes>`, pipelined in windows, and each
-// answer decides that message alone:
+// answer decides that message alone. Kestrel (MemcacheHandler,
+// PersistentQueue.add) answers:
 //   - STORED: delivered;
-//   - NOT_STORED (the queue is full and refuses items): sent again later;
-//   - CLIENT_ERROR (a bad or oversized item): can never be delivered, counted
-//     and logged by the scheduler;
-//   - SERVER_ERROR (the server disconnects after it) or a broken connection:
-//     the unanswered messages are sent again, on another host if one is up.
+//   - NOT_STORED: the queue is full, the item is larger than the queue's
+//     maxItemSize, or the server is shutting down. The output cannot tell
+//     which: a message larger than max_item_bytes is never sent (it can
+//     never be delivered; counted and logged), the others are sent again
+//     later;
+//   - CLIENT_ERROR: the request could not be parsed; sending it again would
+//     get the same answer, so the message is counted as undeliverable;
+//   - SERVER_ERROR: the server refuses writes (read-only, quiescent, or this
+//     client is not allowed) and disconnects; like a broken connection, the
+//     unanswered messages are sent again, on another host if one is up.
+//
+// Kestrel reads an expiry of 1,000,000 seconds or more as an absolute Unix
+// time: a longer expiry goes out as the Unix time it ends at.
 //
 // With protocol thrift (port 2229) the messages of each queue go in one
 // Kestrel.put call over framed transport and binary protocol; put returns
-// how many items, from the first, were put, and the rest are sent again.
+// how many items, from the first, were put (it stops at the first refused,
+// for the reasons NOT_STORED gives), and the rest are sent again. Its
+// expiration_msec is a 32-bit count of milliseconds from now.
 //
 // Delivery is at least once: the messages in flight on a connection that
 // broke may arrive twice.
@@ -26,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -42,9 +54,14 @@ const (
 	DefaultThriftPort   = 2229
 )
 
-// maxExpiry is the longest expiry: memcache reads a larger one as an
-// absolute time, and Thrift's expiration_msec is an i32.
-const maxExpiry = 30 * 24 * time.Hour
+// Expiry limits. Kestrel reads a memcache expiry below absoluteExpiry as
+// seconds from now and one above as a Unix time, parsing it as a 32-bit
+// integer; Thrift's expiration_msec is a 32-bit count of milliseconds.
+const (
+	absoluteExpiry    = 1000000
+	maxThriftExpiry   = math.MaxInt32 * time.Millisecond // 596h31m23.647s
+	maxMemcacheExpiry = math.MaxInt32                    // a Unix time in seconds: 2038-01-19
+)
 
 // Config is the configuration of a kestrel output.
 type Config struct {
@@ -56,10 +73,20 @@ type Config struct {
 	Protocol string `yaml:"protocol"`
 	// Expiry is how long an item may wait in its queue before Kestrel
 	// drops it; 0 (the default) keeps it until read. Memcache counts in
-	// whole seconds: a fraction is rounded up.
+	// whole seconds (a fraction is rounded up); Kestrel reads 1,000,000 s
+	// (277h46m40s) or more as a Unix time, so such an expiry is sent as
+	// the time it ends at, which must come before 2038-01-19. Thrift
+	// counts milliseconds in 32 bits: at most 596h31m23.647s.
 	Expiry time.Duration `yaml:"expiry"`
 	// Timeout bounds connecting and each exchange (default 10s).
 	Timeout time.Duration `yaml:"timeout"`
+	// MaxItemBytes is the largest item the Kestrel queues accept (their
+	// maxItemSize); 0 (the default) for no limit, as Kestrel's default.
+	// Kestrel answers a larger item NOT_STORED, as it does when a queue is
+	// full, so the output never sends one: it counts it as undeliverable.
+	// The agent refuses at load an input whose max_message_bytes is
+	// larger.
+	MaxItemBytes logagent.Size `yaml:"max_item_bytes"`
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -74,14 +101,26 @@ func (c *Config) port() int {
 	return DefaultMemcachePort
 }
 
+// MaxMessageBytes is max_item_bytes (0: no limit); the agent checks the
+// inputs routed here against it.
+func (c *Config) MaxMessageBytes() int { return int(c.MaxItemBytes) }
+
 // Validate checks c; problems are *logagent.FieldError values, joined.
 func (c *Config) Validate() error {
 	_, errs := hostpool.ParseHosts(c.Hosts, c.port())
 	if c.Protocol != "memcache" && c.Protocol != "thrift" {
 		errs = append(errs, logagent.FieldErrorf("protocol", "must be memcache or thrift, not %q", c.Protocol))
 	}
-	if c.Expiry < 0 || c.Expiry > maxExpiry {
-		errs = append(errs, logagent.FieldErrorf("expiry", "must be from 0 (never) to 720h, not %s", c.Expiry))
+	switch {
+	case c.Expiry < 0:
+		errs = append(errs, logagent.FieldErrorf("expiry", "must be 0 (never) or positive, not %s", c.Expiry))
+	case c.Protocol == "thrift" && c.Expiry > maxThriftExpiry:
+		errs = append(errs, logagent.FieldErrorf("expiry", "must be at most %s with protocol thrift: Kestrel's put takes expiration_msec as a 32-bit count of milliseconds; %s does not fit", maxThriftExpiry, c.Expiry))
+	case c.Protocol == "memcache" && time.Now().Add(c.Expiry).Unix() > maxMemcacheExpiry:
+		errs = append(errs, logagent.FieldErrorf("expiry", "%s ends after 2038-01-19: Kestrel reads a memcache expiry as a 32-bit Unix time", c.Expiry))
+	}
+	if c.MaxItemBytes < 0 || int64(c.MaxItemBytes) > math.MaxInt32 {
+		errs = append(errs, logagent.FieldErrorf("max_item_bytes", "must be from 0 (no limit) to 2GiB, not %d", int64(c.MaxItemBytes)))
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, logagent.FieldErrorf("timeout", "must be positive, such as 10s"))
@@ -91,10 +130,11 @@ func (c *Config) Validate() error {
 
 // Errors for answers that leave messages undelivered.
 var (
-	ErrNotStored   = errors.New("kestrel answered NOT_STORED (queue full)")
+	ErrNotStored   = errors.New("kestrel answered NOT_STORED (queue full, item too large, or shutting down)")
 	ErrServerError = errors.New("kestrel answered SERVER_ERROR")
 	ErrClientError = errors.New("kestrel answered CLIENT_ERROR")
 	ErrBadQueue    = errors.New("category is not a valid Kestrel queue name")
+	ErrTooLarge    = errors.New("message larger than max_item_bytes")
 )
 
 // ValidQueue reports whether q can name a Kestrel queue: a memcache key
@@ -120,8 +160,10 @@ type Output struct {
 	protocol string
 	// expiry in the protocol's unit: seconds for memcache, ms for thrift.
 	expiry int64
-	mc     *hostpool.Pool[*mcConn]
-	th     *hostpool.Pool[*thriftrpc.Client]
+	// maxItem is max_item_bytes (0: no limit).
+	maxItem int
+	mc      *hostpool.Pool[*mcConn]
+	th      *hostpool.Pool[*thriftrpc.Client]
 }
 
 // New returns an output for c, which must be valid. It does no I/O.
@@ -133,7 +175,7 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	addrs, _ := hostpool.ParseHosts(c.Hosts, c.port())
-	o := &Output{id: id, log: log, protocol: c.Protocol}
+	o := &Output{id: id, log: log, protocol: c.Protocol, maxItem: int(c.MaxItemBytes)}
 	if c.Protocol == "thrift" {
 		o.expiry = int64((c.Expiry + time.Millisecond - 1) / time.Millisecond)
 		open := func(nc net.Conn) *thriftrpc.Client { return thriftrpc.New(nc, thriftrpc.Binary) }
@@ -153,17 +195,38 @@ func (o *Output) Send(ctx context.Context, batch []logagent.Message) error {
 			return o.putThrift(ctx, c.State, batch, pending)
 		})
 	}
+	expiry := memcacheExpiry(time.Now(), o.expiry)
 	return o.mc.Send(ctx, len(batch), func(ctx context.Context, c *hostpool.Conn[*mcConn], pending []int) hostpool.Result {
-		return o.setMemcache(c.State, batch, pending)
+		return o.setMemcache(c.State, batch, pending, expiry)
 	})
 }
 
-// badQueues moves the messages of pending whose category is not a valid
-// queue name to permanent, logging them once per call.
-func (o *Output) badQueues(batch []logagent.Message, pending []int) (good, bad []int) {
+// memcacheExpiry is the expiry field of a set sent at now for an expiry of
+// secs seconds: Kestrel reads 1,000,000 or more as a Unix time, so a long
+// expiry goes out as the time it ends at.
+func memcacheExpiry(now time.Time, secs int64) int64 {
+	if secs < absoluteExpiry {
+		return secs
+	}
+	return now.Unix() + secs
+}
+
+// badItems moves the messages of pending that Kestrel can never take to
+// bad: those whose category is not a valid queue name, and those larger
+// than max_item_bytes. It logs them once per call and returns why.
+func (o *Output) badItems(batch []logagent.Message, pending []int) (good, bad []int, why error) {
 	good = pending
+	var badQueue, tooLarge int
 	for k, i := range pending {
-		ok := batch[i].Source != nil && ValidQueue(batch[i].Source.Category)
+		ok := true
+		switch {
+		case batch[i].Source == nil || !ValidQueue(batch[i].Source.Category):
+			ok = false
+			badQueue++
+		case o.maxItem > 0 && len(batch[i].Body) > o.maxItem:
+			ok = false
+			tooLarge++
+		}
 		switch {
 		case !ok && bad == nil:
 			good = append([]int(nil), pending[:k]...)
@@ -174,14 +237,24 @@ func (o *Output) badQueues(batch []logagent.Message, pending []int) (good, bad [
 			good = append(good, i)
 		}
 	}
-	if bad != nil {
+	if badQueue > 0 {
 		q := ""
-		if s := batch[bad[0]].Source; s != nil {
-			q = s.Category
+		for _, i := range bad {
+			if s := batch[i].Source; s == nil || !ValidQueue(s.Category) {
+				if s != nil {
+					q = s.Category
+				}
+				break
+			}
 		}
-		o.log.Error("dropping messages whose category is not a valid Kestrel queue name", "count", len(bad), "category", q)
+		o.log.Error("dropping messages whose category is not a valid Kestrel queue name", "count", badQueue, "category", q)
+		why = ErrBadQueue
 	}
-	return good, bad
+	if tooLarge > 0 {
+		o.log.Error("dropping messages larger than max_item_bytes", "count", tooLarge, "max_item_bytes", o.maxItem)
+		why = ErrTooLarge
+	}
+	return good, bad, why
 }
 
 // Close closes the connections.
@@ -275,17 +348,15 @@ func writeSet(w *bufio.Writer, queue string, expiry int64, body []byte) {
 }
 
 // setMemcache sends the messages of pending as pipelined sets.
-func (o *Output) setMemcache(c *mcConn, batch []logagent.Message, pending []int) hostpool.Result {
-	good, bad := o.badQueues(batch, pending)
+// expiry is the set's expiry field, computed once per Send.
+func (o *Output) setMemcache(c *mcConn, batch []logagent.Message, pending []int, expiry int64) hostpool.Result {
+	good, bad, why := o.badItems(batch, pending)
 	var r hostpool.Result
-	r.Permanent = bad
-	if bad != nil {
-		r.Err = ErrBadQueue
-	}
+	r.Permanent, r.Err = bad, why
 	for start := 0; start < len(good); start += window {
 		win := good[start:min(start+window, len(good))]
 		for _, i := range win {
-			writeSet(c.w, batch[i].Source.Category, o.expiry, batch[i].Body)
+			writeSet(c.w, batch[i].Source.Category, expiry, batch[i].Body)
 		}
 		if err := c.w.Flush(); err != nil {
 			// What was written may be stored or not: send it all again.
@@ -308,13 +379,13 @@ func (o *Output) setMemcache(c *mcConn, batch []logagent.Message, pending []int)
 				r.Err = ErrNotStored
 			case bytes.HasPrefix(ans, clientError):
 				r.Permanent = append(r.Permanent, i)
-				r.Err = fmt.Errorf("%w: %s", ErrClientError, bytes.TrimSpace(ans[len(clientError):]))
+				r.Err = answerErr(ErrClientError, ans[len(clientError):])
 				o.log.Error("kestrel refused a message", "answer", string(ans), "queue", batch[i].Source.Category, "bytes", len(batch[i].Body))
 			case bytes.HasPrefix(ans, serverError):
 				// The server closes the connection after it: the
 				// answers after this one will never come.
 				r.Retry = append(r.Retry, good[start+k:]...)
-				r.Err = fmt.Errorf("%w: %s", ErrServerError, bytes.TrimSpace(ans[len(serverError):]))
+				r.Err = answerErr(ErrServerError, ans[len(serverError):])
 				r.Broken = true
 				return r
 			default:
@@ -326,4 +397,13 @@ func (o *Output) setMemcache(c *mcConn, batch []logagent.Message, pending []int)
 		}
 	}
 	return r
+}
+
+// answerErr is base, with the text that followed the answer's word if any
+// (Kestrel sends the word alone).
+func answerErr(base error, rest []byte) error {
+	if rest = bytes.TrimSpace(rest); len(rest) == 0 {
+		return base
+	}
+	return fmt.Errorf("%w: %s", base, rest)
 }

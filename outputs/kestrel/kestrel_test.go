@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,8 +83,12 @@ func TestValidate(t *testing.T) {
 		{"thrift", Config{Hosts: []string{"k1"}, Protocol: "thrift", Expiry: time.Hour, Timeout: time.Second}, nil},
 		{"no hosts", Config{Protocol: "memcache", Timeout: time.Second}, []string{"hosts"}},
 		{"protocol", Config{Hosts: []string{"k"}, Protocol: "text", Timeout: time.Second}, []string{"protocol"}},
-		{"expiry", Config{Hosts: []string{"k"}, Protocol: "memcache", Expiry: 31 * 24 * time.Hour, Timeout: time.Second}, []string{"expiry"}},
+		{"expiry 300h", Config{Hosts: []string{"k"}, Protocol: "memcache", Expiry: 300 * time.Hour, Timeout: time.Second}, nil},
+		{"expiry past 2038", Config{Hosts: []string{"k"}, Protocol: "memcache", Expiry: 20 * 365 * 24 * time.Hour, Timeout: time.Second}, []string{"expiry"}},
+		{"thrift expiry 596h", Config{Hosts: []string{"k"}, Protocol: "thrift", Expiry: 596 * time.Hour, Timeout: time.Second}, nil},
+		{"thrift expiry 597h", Config{Hosts: []string{"k"}, Protocol: "thrift", Expiry: 597 * time.Hour, Timeout: time.Second}, []string{"expiry"}},
 		{"negative expiry", Config{Hosts: []string{"k"}, Protocol: "memcache", Expiry: -time.Second, Timeout: time.Second}, []string{"expiry"}},
+		{"max_item_bytes", Config{Hosts: []string{"k"}, Protocol: "memcache", MaxItemBytes: -1, Timeout: time.Second}, []string{"max_item_bytes"}},
 		{"timeout", Config{Hosts: []string{"k", ""}, Protocol: "memcache"}, []string{"hosts[1]", "timeout"}},
 	}
 	for _, tt := range tests {
@@ -176,33 +181,109 @@ func TestDeliver(t *testing.T) {
 	}
 }
 
-// TestAnswers checks how one Send maps per-message answers: a full queue
-// and an oversized item, and a category that cannot name a queue.
+// TestAnswers checks how one Send maps per-message answers: a full queue,
+// an item over max_item_bytes, and a category that cannot name a queue.
 func TestAnswers(t *testing.T) {
 	for _, proto := range protocols {
 		t.Run(proto, func(t *testing.T) {
 			p := startPeer(t, proto)
 			p.Q.Set(func(q *kestreltest.Queues) { q.MaxItems = 6; q.MaxItemBytes = 1000 })
 			o := newOutput(t, proto, p.addr())
+			o.maxItem = 1000
 			msgs := outputtest.Messages(outputtest.Source("web"), 0, 10, 20)
 			msgs[2].Source = outputtest.Source("bad queue")
-			if proto == "memcache" {
-				msgs[4].Body = make([]byte, 2000) // CLIENT_ERROR
-			}
+			msgs[4].Body = make([]byte, 1001) // over max_item_bytes: never sent
 			err := o.Send(testContext(t), msgs)
 			var pe *logagent.PartialError
 			if !errors.As(err, &pe) {
 				t.Fatalf("Send = %v, want a PartialError", err)
 			}
-			wantRetry, wantPerm := "[7 8 9]", "[2]"
-			if proto == "memcache" {
-				wantRetry, wantPerm = "[8 9]", "[2 4]"
+			if fmt.Sprint(pe.Retry) != "[8 9]" || fmt.Sprint(pe.Permanent) != "[2 4]" {
+				t.Errorf("retry %v permanent %v, want [8 9] [2 4] (%v)", pe.Retry, pe.Permanent, err)
 			}
-			if fmt.Sprint(pe.Retry) != wantRetry || fmt.Sprint(pe.Permanent) != wantPerm {
-				t.Errorf("retry %v permanent %v, want %s %s (%v)", pe.Retry, pe.Permanent, wantRetry, wantPerm, err)
-			}
-			if !errors.Is(err, ErrNotStored) && !errors.Is(err, ErrClientError) && !errors.Is(err, ErrBadQueue) {
+			if !errors.Is(err, ErrNotStored) && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrBadQueue) {
 				t.Errorf("error %v", err)
+			}
+		})
+	}
+}
+
+// TestOversizedWithoutLimit shows why max_item_bytes exists: Kestrel
+// answers an item over its maxItemSize NOT_STORED, as for a full queue, so
+// without the limit the output can only send it again.
+func TestOversizedWithoutLimit(t *testing.T) {
+	for _, proto := range protocols {
+		t.Run(proto, func(t *testing.T) {
+			p := startPeer(t, proto)
+			p.Q.Set(func(q *kestreltest.Queues) { q.MaxItemBytes = 1000 })
+			o := newOutput(t, proto, p.addr())
+			msgs := outputtest.Messages(outputtest.Source("web"), 0, 3, 20)
+			msgs[1].Body = make([]byte, 1001)
+			err := o.Send(testContext(t), msgs)
+			var pe *logagent.PartialError
+			if !errors.As(err, &pe) || !errors.Is(err, ErrNotStored) || len(pe.Permanent) != 0 || !slices.Contains(pe.Retry, 1) {
+				t.Fatalf("Send = %#v (%v), want item 1 retried after NOT_STORED", pe, err)
+			}
+		})
+	}
+}
+
+// TestExpiry checks that an item keeps for the configured expiry on a
+// server that reads it as Kestrel does: a memcache expiry of 1,000,000 s or
+// more is a Unix time there.
+func TestExpiry(t *testing.T) {
+	tests := []struct {
+		proto  string
+		expiry time.Duration
+	}{
+		{"memcache", 90 * time.Second},
+		{"memcache", 277*time.Hour + 46*time.Minute + 39*time.Second}, // 999,999 s: relative
+		{"memcache", 300 * time.Hour},                                  // absolute
+		{"memcache", 8000 * time.Hour},
+		{"thrift", 90 * time.Second},
+		{"thrift", 300 * time.Hour},
+		{"thrift", maxThriftExpiry},
+		{"memcache", 0},
+		{"thrift", 0},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/%s", tt.proto, tt.expiry), func(t *testing.T) {
+			p := startPeer(t, tt.proto)
+			c := DefaultConfig()
+			c.Hosts, c.Protocol, c.Expiry = []string{p.addr()}, tt.proto, tt.expiry
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			o, err := New("kestrel-test", c, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Close()
+			before := time.Now()
+			if err := o.Send(testContext(t), outputtest.Messages(outputtest.Source("web"), 0, 1, 20)); err != nil {
+				t.Fatal(err)
+			}
+			after := time.Now()
+			items := p.Q.Items("web")
+			if len(items) != 1 {
+				t.Fatalf("%d items kept, want 1 (expiry field sent: %d)", len(items), p.Q.Expiry)
+			}
+			exp := items[0].Expires
+			if tt.expiry == 0 {
+				if !exp.IsZero() {
+					t.Fatalf("item expires at %s, want never", exp)
+				}
+				return
+			}
+			// Memcache sends whole seconds, an absolute time truncated.
+			lo, hi := before.Add(tt.expiry-time.Second), after.Add(tt.expiry+time.Second)
+			if exp.Before(lo) || exp.After(hi) {
+				t.Fatalf("item expires at %s, want between %s and %s (expiry field sent: %d)", exp, lo, hi, p.Q.Expiry)
+			}
+			// The server drops it once that time has passed.
+			p.Q.Set(func(q *kestreltest.Queues) { q.Now = func() time.Time { return hi.Add(time.Second) } })
+			if n := p.Q.Len("web"); n != 0 {
+				t.Fatalf("%d items after their expiry", n)
 			}
 		})
 	}

@@ -18,11 +18,8 @@ const maxPutBytes = 16_000_000
 // putThrift sends the messages of pending with one Kestrel.put call per
 // queue (and per maxPutBytes), in the order the queues first appear.
 func (o *Output) putThrift(ctx context.Context, c *thriftrpc.Client, batch []logagent.Message, pending []int) (r hostpool.Result) {
-	good, bad := o.badQueues(batch, pending)
-	r.Permanent = bad
-	if bad != nil {
-		r.Err = ErrBadQueue
-	}
+	good, bad, why := o.badItems(batch, pending)
+	r.Permanent, r.Err = bad, why
 	// Group by queue, keeping the batch order within each queue.
 	var queues []string
 	groups := map[string][]int{}

@@ -1,8 +1,20 @@
 // Package kestreltest is a Kestrel-compatible queue server for tests: named
 // FIFO queues in memory, served over Kestrel's memcache text protocol (set,
-// get, version, quit) and, through Handler, over its Thrift put. A Fault
-// hook makes it answer NOT_STORED, CLIENT_ERROR or SERVER_ERROR, or drop
-// the connection, as a real Kestrel can.
+// get, version, quit) and, through Handler, over its Thrift put.
+//
+// It follows Kestrel's rules (net.lag.kestrel MemcacheHandler, ThriftHandler
+// and PersistentQueue.add, Kestrel 2.4):
+//   - a memcache set's expiry is whole seconds: 0 never expires, below
+//     1,000,000 counts from now, 1,000,000 or more is an absolute Unix time;
+//     it is read as a 32-bit integer. A Thrift put's expiration_msec counts
+//     milliseconds from now (0: never). An expired item is never returned.
+//   - an item larger than MaxItemBytes, or offered to a full queue, is
+//     refused: NOT_STORED (memcache), or put stops counting there (Thrift).
+//   - a malformed set is answered CLIENT_ERROR, bare.
+//
+// A Fault hook makes it answer NOT_STORED, CLIENT_ERROR or SERVER_ERROR (which
+// Kestrel sends when it refuses writes, and then disconnects), or drop the
+// connection, as a real Kestrel can.
 package kestreltest
 
 import (
@@ -11,10 +23,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/logagent/logagent/internal/tcptest"
 	gen "github.com/logagent/logagent/internal/thriftgen/kestrel"
@@ -25,40 +39,71 @@ import (
 type Answer int
 
 const (
-	Store       Answer = iota // store it (or NOT_STORED if the queue is full)
+	Store       Answer = iota // store it (or NOT_STORED if it is too large or the queue is full)
 	NotStored                 // answer NOT_STORED
 	ClientError               // answer CLIENT_ERROR
 	ServerError               // answer SERVER_ERROR and close the connection
 	Drop                      // close the connection without answering
 )
 
+// Item is one item held in a queue.
+type Item struct {
+	Data []byte
+	// Expires is when Kestrel drops the item unread; zero: never.
+	Expires time.Time
+}
+
 // Queues holds the queues, shared by the memcache and Thrift front ends.
 type Queues struct {
 	mu     sync.Mutex
-	queues map[string][][]byte
+	queues map[string][]Item
 	// MaxItems is how many items a queue holds before it refuses more
 	// (0: no limit). Set before use.
 	MaxItems int
-	// MaxItemBytes is the largest item accepted; larger ones get
-	// CLIENT_ERROR (0: no limit). Set before use.
+	// MaxItemBytes is Kestrel's maxItemSize: a larger item is refused
+	// with NOT_STORED (0: no limit). Set before use.
 	MaxItemBytes int
 	// Fault, if set, is asked about each item before it is stored; n
 	// counts the items offered so far, from 1.
 	Fault func(queue string, n int) Answer
-	n     int
-	// Expiry records the last expiry seen (seconds or ms, as sent).
+	// Now is the server's clock (time.Now when nil): a test moves it on
+	// to see items expire.
+	Now func() time.Time
+	n   int
+	// Expiry records the last expiry seen, as sent (seconds or ms).
 	Expiry int64
 }
 
 // NewQueues returns empty queues.
-func NewQueues() *Queues { return &Queues{queues: map[string][][]byte{}} }
+func NewQueues() *Queues { return &Queues{queues: map[string][]Item{}} }
 
-// offer decides and, for Store, stores item in queue.
-func (q *Queues) offer(queue string, item []byte, expiry int64) Answer {
+func (q *Queues) now() time.Time {
+	if q.Now != nil {
+		return q.Now()
+	}
+	return time.Now()
+}
+
+// memcacheExpiry is when an item set with expiry (the memcache field)
+// expires, the way Kestrel reads it.
+func memcacheExpiry(now time.Time, expiry int64) time.Time {
+	switch {
+	case expiry == 0:
+		return time.Time{}
+	case expiry < 1000000:
+		return now.Add(time.Duration(expiry) * time.Second)
+	default:
+		return time.Unix(expiry, 0)
+	}
+}
+
+// offer decides and, for Store, stores item in queue. expires computes the
+// item's expiry from the server's clock.
+func (q *Queues) offer(queue string, item []byte, sent int64, expires func(now time.Time) time.Time) Answer {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.n++
-	q.Expiry = expiry
+	q.Expiry = sent
 	a := Store
 	if q.Fault != nil {
 		a = q.Fault(queue, q.n)
@@ -67,45 +112,77 @@ func (q *Queues) offer(queue string, item []byte, expiry int64) Answer {
 		return a
 	}
 	if q.MaxItemBytes > 0 && len(item) > q.MaxItemBytes {
-		return ClientError
+		return NotStored
 	}
+	q.expire(queue)
 	if q.MaxItems > 0 && len(q.queues[queue]) >= q.MaxItems {
 		return NotStored
 	}
-	q.queues[queue] = append(q.queues[queue], bytes.Clone(item))
+	q.queues[queue] = append(q.queues[queue], Item{Data: bytes.Clone(item), Expires: expires(q.now())})
 	return Store
+}
+
+// expire drops the expired items of queue. Items expire in any order (each
+// has its own expiry), so every item is looked at.
+func (q *Queues) expire(queue string) {
+	items := q.queues[queue]
+	now := q.now()
+	kept := items[:0]
+	for _, it := range items {
+		if it.Expires.IsZero() || now.Before(it.Expires) {
+			kept = append(kept, it)
+		}
+	}
+	clear(items[len(kept):])
+	q.queues[queue] = kept
 }
 
 // Get removes and returns the head of queue.
 func (q *Queues) Get(queue string) ([]byte, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.expire(queue)
 	items := q.queues[queue]
 	if len(items) == 0 {
 		return nil, false
 	}
 	q.queues[queue] = items[1:]
-	return items[0], true
+	return items[0].Data, true
 }
 
 // Drain removes and returns every item of queue.
 func (q *Queues) Drain(queue string) [][]byte {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.expire(queue)
 	items := q.queues[queue]
 	delete(q.queues, queue)
-	return items
+	out := make([][]byte, len(items))
+	for i, it := range items {
+		out[i] = it.Data
+	}
+	return out
+}
+
+// Items returns the items of queue that have not expired, leaving them
+// there.
+func (q *Queues) Items(queue string) []Item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.expire(queue)
+	return append([]Item(nil), q.queues[queue]...)
 }
 
 // Len returns how many items queue holds.
 func (q *Queues) Len(queue string) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.expire(queue)
 	return len(q.queues[queue])
 }
 
-// Set runs f with the queues locked, to change MaxItems or Fault while
-// serving.
+// Set runs f with the queues locked, to change MaxItems, Fault or Now
+// while serving.
 func (q *Queues) Set(f func(q *Queues)) {
 	q.mu.Lock()
 	f(q)
@@ -113,13 +190,19 @@ func (q *Queues) Set(f func(q *Queues)) {
 }
 
 // Handler serves Kestrel's Thrift put from q: it puts items until the first
-// one refused and returns how many it put. A Drop or ServerError answer
-// drops the connection.
+// one refused and returns how many it put. expiration_msec counts from now
+// (0: never). A Drop or ServerError answer drops the connection.
 type Handler struct{ Q *Queues }
 
 func (h Handler) Put(ctx context.Context, queue string, items [][]byte, expirationMsec int32) (int32, error) {
+	expires := func(now time.Time) time.Time {
+		if expirationMsec == 0 {
+			return time.Time{}
+		}
+		return now.Add(time.Duration(expirationMsec) * time.Millisecond)
+	}
 	for k, it := range items {
-		switch h.Q.offer(queue, it, int64(expirationMsec)) {
+		switch h.Q.offer(queue, it, int64(expirationMsec), expires) {
 		case Store:
 		case Drop, ServerError:
 			thrifttest.Drop(ctx)
@@ -173,14 +256,17 @@ func (s *Server) serve(c net.Conn) {
 		switch string(f[0]) {
 		case "set":
 			if len(f) < 5 {
-				w.WriteString("CLIENT_ERROR bad command line format\r\n")
+				w.WriteString("CLIENT_ERROR\r\n")
 				continue
 			}
 			queue := string(f[1])
-			exp, err1 := strconv.ParseInt(string(f[3]), 10, 64)
+			// Kestrel parses flags and expiry as Java ints.
+			_, err0 := strconv.ParseInt(string(f[2]), 10, 32)
+			exp, err1 := strconv.ParseInt(string(f[3]), 10, 32)
 			n, err2 := strconv.Atoi(string(f[4]))
-			if err1 != nil || err2 != nil || n < 0 {
-				w.WriteString("CLIENT_ERROR bad command line format\r\n")
+			if err0 != nil || err1 != nil || err2 != nil || n < 0 || n > math.MaxInt32 {
+				w.WriteString("CLIENT_ERROR\r\n")
+				w.Flush()
 				return
 			}
 			data := make([]byte, n+2)
@@ -188,19 +274,20 @@ func (s *Server) serve(c net.Conn) {
 				return
 			}
 			if !bytes.HasSuffix(data, []byte("\r\n")) {
-				w.WriteString("CLIENT_ERROR bad data chunk\r\n")
+				w.WriteString("CLIENT_ERROR\r\n")
 				w.Flush()
 				return
 			}
-			switch s.Q.offer(queue, data[:n], exp) {
+			expires := func(now time.Time) time.Time { return memcacheExpiry(now, exp) }
+			switch s.Q.offer(queue, data[:n], exp, expires) {
 			case Store:
 				w.WriteString("STORED\r\n")
 			case NotStored:
 				w.WriteString("NOT_STORED\r\n")
 			case ClientError:
-				w.WriteString("CLIENT_ERROR item too large\r\n")
+				w.WriteString("CLIENT_ERROR\r\n")
 			case ServerError:
-				w.WriteString("SERVER_ERROR journal write failed\r\n")
+				w.WriteString("SERVER_ERROR\r\n")
 				w.Flush()
 				return
 			case Drop:
