@@ -35,6 +35,11 @@ type runner struct {
 	takenAt time.Time
 	burst   bool
 	burstOf *logagent.Source
+	// warnedAt is when a failed send was last logged.
+	warnedAt time.Time
+	// progressed is set when the last send delivered all or part of its
+	// batch.
+	progressed bool
 
 	metrics OutputMetrics
 }
@@ -231,6 +236,14 @@ func (r *runner) fill() bool {
 // dropped as undeliverable, then acknowledges it. It returns false if ctx
 // ended first: the batch is then not acknowledged, and is sent again after
 // a restart.
+//
+// Only a send that delivered nothing backs off, and each one in a row
+// doubles the wait. A send that delivered part of the batch (a server that
+// fails one item in twenty, a connection dropped mid-window) is progress:
+// what was not answered is sent again at once, so that the output keeps
+// pace with what the server accepts. The first send to deliver nothing
+// after progress is also retried at once: a connection dropped before its
+// answers came back tells nothing of the next one.
 func (r *runner) send(ctx context.Context) bool {
 	if len(r.batch) == 0 {
 		return true
@@ -242,11 +255,13 @@ func (r *runner) send(ctx context.Context) bool {
 		err := r.out.Send(ctx, msgs)
 		if err == nil {
 			r.delivered(msgs, time.Since(start))
+			r.progressed = true
 			break
 		}
 		if ctx.Err() != nil {
 			return false
 		}
+		progress := false
 		var partial *logagent.PartialError
 		switch {
 		case errors.As(err, &partial):
@@ -257,6 +272,7 @@ func (r *runner) send(ctx context.Context) bool {
 					retry = append(retry, msgs[i])
 				}
 			}
+			progress = len(retry) < len(msgs)
 			r.delivered(nil, time.Since(start))
 			r.metrics.Messages.Add(int64(len(msgs) - len(retry) - len(partial.Permanent)))
 			msgs = retry
@@ -277,7 +293,13 @@ func (r *runner) send(ctx context.Context) bool {
 		if len(msgs) == 0 {
 			break
 		}
-		if !sleep(ctx, backoff(r.cfg.MinBackoff, r.cfg.MaxBackoff, attempt)) {
+		if progress || r.progressed {
+			// Progress, or the first failure after it: at once.
+			r.progressed = progress
+			attempt = 0
+			continue
+		}
+		if !r.wait(ctx, backoff(r.cfg.MinBackoff, r.cfg.MaxBackoff, attempt)) {
 			return false
 		}
 		attempt++
@@ -291,6 +313,40 @@ func (r *runner) send(ctx context.Context) bool {
 	r.batch = r.batch[:0]
 	r.bytes = 0
 	return true
+}
+
+// prober is implemented by outputs that can tell cheaply, without sending,
+// whether a send could get through now (a down host accepts connections
+// again). Probe is called from the runner's goroutine, between sends.
+type prober interface {
+	Probe(ctx context.Context) error
+}
+
+// probeEvery is how often a backing-off runner probes its output: after an
+// outage the output resumes within about this long of its server coming
+// back, not after the rest of a backoff of up to max_backoff.
+const probeEvery = time.Second
+
+// wait sleeps d after a failed send, or less if the output's probe says a
+// send could get through. It returns false if ctx ended first.
+func (r *runner) wait(ctx context.Context, d time.Duration) bool {
+	p, ok := r.out.(prober)
+	if !ok || d <= probeEvery {
+		return sleep(ctx, d)
+	}
+	end := time.Now().Add(d)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return true
+		}
+		if !sleep(ctx, min(left, probeEvery)) {
+			return false
+		}
+		if time.Until(end) > 0 && p.Probe(ctx) == nil {
+			return ctx.Err() == nil
+		}
+	}
 }
 
 func (r *runner) delivered(msgs []logagent.Message, took time.Duration) {
@@ -316,9 +372,10 @@ func (r *runner) failed(err error, attempt int) {
 	r.metrics.Retries.Add(1)
 	msg := err.Error()
 	r.metrics.lastErr.Store(&msg)
-	now := time.Now().UnixNano()
-	r.metrics.failingSince.CompareAndSwap(0, now)
-	if attempt == 0 || attempt%20 == 0 {
+	now := time.Now()
+	r.metrics.failingSince.CompareAndSwap(0, now.UnixNano())
+	if r.warnedAt.IsZero() || now.Sub(r.warnedAt) >= time.Minute {
+		r.warnedAt = now
 		r.log.Warn("send failed; retrying with backoff", "err", err, "attempt", attempt+1)
 	}
 }

@@ -39,10 +39,9 @@ import (
 // (TFramedTransport's default maximum length in Flume).
 const MaxFrameBytes = 16_384_000
 
-// frameBudget is what one call's events may take: the frame limit less the
-// call's own envelope (message header, method name, argument struct), with
-// room to spare.
-const frameBudget = MaxFrameBytes - 1024
+// frameEnvelope is what a call's frame holds besides its events (message
+// header, method name, argument struct), with room to spare.
+const frameEnvelope = 1024
 
 // maxBody is MaxMessageBytes: the frame limit less room for one event's
 // headers.
@@ -101,6 +100,9 @@ type Output struct {
 	protocol string
 	pool     *hostpool.Pool[*client]
 	enc      *encoder
+	// maxFrame is the largest frame sent: MaxFrameBytes (tests lower it,
+	// so as to split batches without moving tens of megabytes).
+	maxFrame int
 }
 
 // client is the state kept on one connection.
@@ -121,7 +123,7 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 	open := func(nc net.Conn) *client {
 		return &client{Client: thriftrpc.New(nc, proto)}
 	}
-	return &Output{id: id, log: log, protocol: c.Protocol, pool: hostpool.New(addrs, c.Timeout, open, log), enc: newEncoder(c.Protocol)}, nil
+	return &Output{id: id, log: log, protocol: c.Protocol, pool: hostpool.New(addrs, c.Timeout, open, log), enc: newEncoder(c.Protocol), maxFrame: MaxFrameBytes}, nil
 }
 
 // Send delivers batch in as few appendBatch calls as the frame limit
@@ -135,6 +137,8 @@ func (o *Output) Send(ctx context.Context, batch []logagent.Message) error {
 func (o *Output) attempt(ctx context.Context, c *client, batch []logagent.Message, pending []int) hostpool.Result {
 	var tooBig []int
 	var tooBigErr error
+	// budget is what one call's events may take.
+	budget := o.maxFrame - frameEnvelope
 	chunk := make([]int, 0, len(pending))
 	for len(pending) > 0 {
 		// Take events while they fit one frame; an event that cannot fit
@@ -144,13 +148,13 @@ func (o *Output) attempt(ctx context.Context, c *client, batch []logagent.Messag
 		for ; n < len(pending); n++ {
 			i := pending[n]
 			s := o.enc.eventSize(&batch[i])
-			if s > frameBudget {
+			if s > budget {
 				tooBig = append(tooBig, i)
-				tooBigErr = fmt.Errorf("event of %d bytes does not fit Flume's %d-byte frame", s, MaxFrameBytes)
+				tooBigErr = fmt.Errorf("event of %d bytes does not fit Flume's %d-byte frame", s, o.maxFrame)
 				o.log.Error("dropping message too large for Flume", "bytes", s, "path", batch[i].Source.Path, "offset", batch[i].Offset)
 				continue
 			}
-			if size+s > frameBudget {
+			if size+s > budget {
 				break
 			}
 			chunk = append(chunk, i)
@@ -164,7 +168,9 @@ func (o *Output) attempt(ctx context.Context, c *client, batch []logagent.Messag
 		status, err := c.Call(ctx, "appendBatch", func(p thrift.TProtocol) error {
 			return writeAppendBatchArgs(ctx, p, c.Framed, o.enc, batch, chunk)
 		})
+		refused := false
 		if err == nil && status != statusOK {
+			refused = true
 			name := strconv.Itoa(int(status))
 			if status >= 0 && int(status) < len(statusNames) {
 				name = statusNames[status]
@@ -177,7 +183,10 @@ func (o *Output) attempt(ctx context.Context, c *client, batch []logagent.Messag
 		}
 		if err != nil {
 			retry := append(append([]int(nil), chunk...), rest...)
-			return hostpool.Result{Retry: retry, Permanent: tooBig, Err: err, Broken: thriftrpc.IsBroken(err)}
+			// A status other than OK: the host is up but its channel
+			// took nothing; it backs off and another host that is up
+			// gets the events.
+			return hostpool.Result{Retry: retry, Permanent: tooBig, Err: err, Broken: thriftrpc.IsBroken(err), Refused: refused}
 		}
 		pending = rest
 	}
@@ -400,6 +409,9 @@ func (o *Output) Close() error { return o.pool.Close() }
 
 // Hosts returns the health of each host, for metrics.
 func (o *Output) Hosts() []hostpool.HostStatus { return o.pool.Hosts() }
+
+// Probe reports whether a send could get through now (hostpool.Pool.Probe).
+func (o *Output) Probe(ctx context.Context) error { return o.pool.Probe(ctx) }
 
 // Describe returns the hosts and protocol, for --dry-run.
 func (o *Output) Describe() string {

@@ -1,7 +1,14 @@
 // Package hostpool spreads the batches of one output over several hosts,
 // keeps one connection per host, takes a failing host out with exponential
 // backoff and jitter, and fails a batch over to the next host when the
-// connection it was sent on breaks.
+// connection it was sent on breaks or the host refuses it ("try later").
+//
+// A host is failing when it could not be reached, broke a connection before
+// answering anything, or refused a call; a connection that broke after
+// answering part of a call leaves its host healthy (it is reconnected). A
+// failing host that did not refuse is probed (Probe) with a connection
+// attempt, cheaply and often, so that it is used again soon after it is
+// back.
 //
 // A Pool is used by one output, whose Send the scheduler calls from a single
 // goroutine; Hosts may be called from any goroutine (metrics).
@@ -57,6 +64,10 @@ type host[S any] struct {
 	failures int
 	retryAt  time.Time
 	lastErr  string
+	// refused is set when the host's last failure was a refusal (it
+	// answered "try later"): it is then left to its backoff, where a host
+	// that failed otherwise is probed.
+	refused bool
 }
 
 // Pool is a set of hosts of one output.
@@ -151,7 +162,11 @@ func (p *Pool[S]) connect(ctx context.Context, h *host[S]) (*Conn[S], error) {
 	if h.conn != nil {
 		return h.conn, nil
 	}
-	dctx, cancel := context.WithTimeout(ctx, p.timeout)
+	return p.dialHost(ctx, h, p.timeout)
+}
+
+func (p *Pool[S]) dialHost(ctx context.Context, h *host[S], timeout time.Duration) (*Conn[S], error) {
+	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	nc, err := p.dial(dctx, "tcp", h.addr)
 	if err != nil {
@@ -167,6 +182,15 @@ func (p *Pool[S]) fail(h *host[S], err error) {
 		h.conn.Close()
 		h.conn = nil
 	}
+	p.backoff(h, err, "host failed")
+	p.mu.Lock()
+	h.refused = false
+	p.mu.Unlock()
+}
+
+// backoff takes h out for a backoff that doubles with each failure in a
+// row, and records err.
+func (p *Pool[S]) backoff(h *host[S], err error, msg string) {
 	p.mu.Lock()
 	h.failures++
 	d := p.minBackoff << min(h.failures-1, 20)
@@ -180,13 +204,24 @@ func (p *Pool[S]) fail(h *host[S], err error) {
 	h.lastErr = err.Error()
 	failures := h.failures
 	p.mu.Unlock()
-	p.log.Warn("host failed", "host", h.addr, "failures", failures, "retry_in", d.Round(time.Millisecond), "err", err)
+	p.log.Warn(msg, "host", h.addr, "failures", failures, "retry_in", d.Round(time.Millisecond), "err", err)
+}
+
+// drop closes the connection of h, which broke after answering part of a
+// call: the host is up, the next call reconnects.
+func (p *Pool[S]) drop(h *host[S], err error) {
+	if h.conn != nil {
+		h.conn.Close()
+		h.conn = nil
+	}
+	p.ok(h)
+	p.log.Debug("connection broke after answers; reconnecting", "host", h.addr, "err", err)
 }
 
 func (p *Pool[S]) ok(h *host[S]) {
 	p.mu.Lock()
 	was := h.failures
-	h.failures, h.retryAt, h.lastErr = 0, time.Time{}, ""
+	h.failures, h.retryAt, h.lastErr, h.refused = 0, time.Time{}, "", false
 	p.mu.Unlock()
 	if was > 0 {
 		p.log.Info("host is back", "host", h.addr)
@@ -204,8 +239,15 @@ type Result struct {
 	Err error
 	// Broken reports that the connection can no longer be used (an I/O
 	// error, a protocol error, a server that said it disconnects): it is
-	// closed, its host taken out, and Retry is tried on the next host.
+	// closed, and Retry is tried on the next host that is up. Its host is
+	// taken out for a backoff only if the attempt answered none of its
+	// messages (none left pending).
 	Broken bool
+	// Refused reports that the host answered but took nothing, asking to
+	// be called later (Scribe's TRY_LATER): the connection is kept, the
+	// host is taken out for a backoff, and Retry is tried on the next host
+	// that is up.
+	Refused bool
 }
 
 // Attempt sends the messages of the batch listed in pending over c.
@@ -214,9 +256,10 @@ type Attempt[S any] func(ctx context.Context, c *Conn[S], pending []int) Result
 // Send delivers a batch of n messages with attempt and returns what
 // logagent.Output.Send returns: nil, a *logagent.PartialError, or a plain
 // error when nothing is known delivered. It tries each host at most once;
-// it moves to the next host only when a connection fails (a refusal such as
-// "try later" is returned to the scheduler, which backs off). Each attempt's
-// I/O is bounded by the pool timeout and by ctx.
+// it moves to the next host that is up when a connection fails or a host
+// refuses (Result.Refused); what is left then goes back to the scheduler,
+// which backs off. Each attempt's I/O is bounded by the pool timeout and by
+// ctx.
 func (p *Pool[S]) Send(ctx context.Context, n int, attempt Attempt[S]) error {
 	if n == 0 {
 		return nil
@@ -253,22 +296,32 @@ func (p *Pool[S]) Send(ctx context.Context, n int, attempt Attempt[S]) error {
 			continue
 		}
 		r := p.run(ctx, c, pending, attempt)
+		answered := len(r.Retry) < len(pending)
 		permanent = append(permanent, r.Permanent...)
 		pending = r.Retry
 		if r.Err != nil {
 			lastErr = fmt.Errorf("%s: %w", h.addr, r.Err)
 		}
-		if r.Broken {
-			if ctx.Err() == nil {
-				p.fail(h, r.Err)
-			} else {
-				// Cancelled by the caller: the host did nothing wrong.
-				h.conn.Close()
-				h.conn = nil
-			}
+		switch {
+		case r.Broken && ctx.Err() != nil:
+			// Cancelled by the caller: the host did nothing wrong.
+			h.conn.Close()
+			h.conn = nil
+		case r.Broken && answered:
+			p.drop(h, r.Err)
+		case r.Broken:
+			p.fail(h, r.Err)
+		case r.Refused:
+			p.backoff(h, r.Err, "host refused; trying later")
+			p.mu.Lock()
+			h.refused = true
+			p.mu.Unlock()
+		default:
+			p.ok(h)
+		}
+		if r.Broken || r.Refused {
 			continue
 		}
-		p.ok(h)
 		break
 	}
 	if len(pending) == 0 && len(permanent) == 0 {
@@ -283,6 +336,46 @@ func (p *Pool[S]) Send(ctx context.Context, n int, attempt Attempt[S]) error {
 	slices.Sort(pending)
 	slices.Sort(permanent)
 	return &logagent.PartialError{Retry: pending, Permanent: permanent, Err: lastErr}
+}
+
+// probeTimeout bounds the connection attempt of a probe: a host that takes
+// longer to accept is not back yet.
+const probeTimeout = 2 * time.Second
+
+// Probe reports, cheaply, whether a send could get through now: nil if a
+// host is up, or if a failed host accepts a connection now (the connection
+// is kept for the next send, and the host's backoff ends). A host that
+// refused ("try later") is left to its backoff: it asked for it. Probe is
+// called from the goroutine that calls Send, between sends.
+func (p *Pool[S]) Probe(ctx context.Context) error {
+	var down []*host[S]
+	for _, h := range p.hosts {
+		p.mu.Lock()
+		up, refused := h.failures == 0, h.refused
+		p.mu.Unlock()
+		if up {
+			return nil
+		}
+		if !refused && h.conn == nil {
+			down = append(down, h)
+		}
+	}
+	var errs []error
+	for _, h := range down {
+		if _, err := p.dialHost(ctx, h, min(p.timeout, probeTimeout)); err != nil {
+			errs = append(errs, fmt.Errorf("probe %s: %w", h.addr, err))
+			continue
+		}
+		p.mu.Lock()
+		h.retryAt = time.Now()
+		p.mu.Unlock()
+		p.log.Info("host accepts connections again", "host", h.addr)
+		return nil
+	}
+	if len(errs) == 0 {
+		return errors.New("no host to probe")
+	}
+	return errors.Join(errs...)
 }
 
 // run calls attempt with the connection's deadline set to the pool timeout

@@ -139,8 +139,102 @@ func TestPartialFailover(t *testing.T) {
 	if fmt.Sprint(calls) != "[true [0 1 2 3] false [2 3]]" {
 		t.Errorf("calls %v", calls)
 	}
+	// a answered part of the call before its connection broke: it is up.
 	h := p.Hosts()
-	if h[0].Healthy || !h[1].Healthy {
+	if !h[0].Healthy || !h[1].Healthy {
 		t.Errorf("hosts %+v", h)
+	}
+}
+
+// TestHostHealth checks which outcomes of an attempt take a host out: a
+// connection that broke before any answer, and a refusal, do; one that
+// broke after answers does not. After a refusal the connection is kept.
+func TestHostHealth(t *testing.T) {
+	tests := []struct {
+		name    string
+		result  func(pending []int) Result
+		healthy bool
+		redial  bool // the next call to a is on a new connection
+	}{
+		{"broken before answers", func(p []int) Result { return Result{Retry: p, Err: errors.New("reset"), Broken: true} }, false, true},
+		{"broken after answers", func(p []int) Result { return Result{Retry: p[1:], Err: errors.New("reset"), Broken: true} }, true, true},
+		{"refused", func(p []int) Result { return Result{Retry: p, Err: errors.New("try later"), Refused: true} }, false, false},
+		{"not stored", func(p []int) Result { return Result{Retry: p[1:], Err: errors.New("full")} }, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := silent(t), silent(t)
+			p := New([]string{a, b}, time.Second, noState, nil)
+			p.SetBackoff(time.Nanosecond, time.Nanosecond) // a is back at once
+			defer p.Close()
+			var aConn net.Conn
+			var bCalls int
+			p.Send(context.Background(), 4, func(_ context.Context, c *Conn[struct{}], pending []int) Result {
+				if c.Addr == a {
+					aConn = c.Conn
+					return tt.result(pending)
+				}
+				bCalls++
+				return Result{}
+			})
+			h := p.Hosts()
+			if h[0].Healthy != tt.healthy {
+				t.Errorf("a healthy = %v, want %v: %+v", h[0].Healthy, tt.healthy, h[0])
+			}
+			failedOver := !tt.healthy || tt.name == "broken after answers"
+			if (bCalls == 1) != failedOver {
+				t.Errorf("b called %d times, want a failover: %v", bCalls, failedOver)
+			}
+			// Call a again: its backoff has passed.
+			p.next = 0
+			var again net.Conn
+			p.Send(context.Background(), 1, func(_ context.Context, c *Conn[struct{}], pending []int) Result {
+				if c.Addr == a {
+					again = c.Conn
+				}
+				return Result{}
+			})
+			if again == nil {
+				t.Fatal("a not called again")
+			}
+			if (again != aConn) != tt.redial {
+				t.Errorf("new connection = %v, want %v", again != aConn, tt.redial)
+			}
+		})
+	}
+}
+
+// TestProbe checks that a host that could not be reached is probed with a
+// connection attempt, and used again as soon as it accepts one.
+func TestProbe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p := New([]string{addr}, time.Second, noState, nil)
+	p.SetBackoff(time.Hour, time.Hour) // only the probe brings it back
+	defer p.Close()
+	ok := func(context.Context, *Conn[struct{}], []int) Result { return Result{} }
+	if err := p.Send(context.Background(), 1, ok); err == nil {
+		t.Fatal("Send to a closed port succeeded")
+	}
+	if err := p.Probe(context.Background()); err == nil {
+		t.Fatal("Probe of a closed port succeeded")
+	}
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("port %s taken meanwhile: %v", addr, err)
+	}
+	defer ln.Close()
+	if err := p.Probe(context.Background()); err != nil {
+		t.Fatalf("Probe of a listening host: %v", err)
+	}
+	if err := p.Send(context.Background(), 1, ok); err != nil {
+		t.Fatalf("Send after a good probe: %v", err)
+	}
+	if h := p.Hosts(); !h[0].Healthy {
+		t.Errorf("host %+v, want healthy", h[0])
 	}
 }

@@ -273,6 +273,14 @@ func (o *Output) Hosts() []hostpool.HostStatus {
 	return o.mc.Hosts()
 }
 
+// Probe reports whether a send could get through now (hostpool.Pool.Probe).
+func (o *Output) Probe(ctx context.Context) error {
+	if o.th != nil {
+		return o.th.Probe(ctx)
+	}
+	return o.mc.Probe(ctx)
+}
+
 func (o *Output) addrs() []string {
 	if o.th != nil {
 		return o.th.Addrs()

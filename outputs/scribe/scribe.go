@@ -122,9 +122,11 @@ func (o *Output) attempt(ctx context.Context, c *thriftrpc.Client, batch []logag
 	case code == resultOK:
 		return hostpool.Result{Permanent: bad, Err: badErr}
 	case code == resultTryLater:
-		return hostpool.Result{Retry: send, Permanent: bad, Err: ErrTryLater}
+		// The host is up but took nothing: it backs off, and another
+		// host that is up gets the messages.
+		return hostpool.Result{Retry: send, Permanent: bad, Err: ErrTryLater, Refused: true}
 	default:
-		return hostpool.Result{Retry: send, Permanent: bad, Err: fmt.Errorf("scribe answered unknown result code %d", code)}
+		return hostpool.Result{Retry: send, Permanent: bad, Err: fmt.Errorf("scribe answered unknown result code %d", code), Refused: true}
 	}
 }
 
@@ -187,6 +189,9 @@ func (o *Output) Close() error { return o.pool.Close() }
 
 // Hosts returns the health of each host, for metrics.
 func (o *Output) Hosts() []hostpool.HostStatus { return o.pool.Hosts() }
+
+// Probe reports whether a send could get through now (hostpool.Pool.Probe).
+func (o *Output) Probe(ctx context.Context) error { return o.pool.Probe(ctx) }
 
 // Describe returns the hosts and protocol, for --dry-run.
 func (o *Output) Describe() string {

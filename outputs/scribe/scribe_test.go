@@ -30,6 +30,8 @@ type peer struct {
 	mu         sync.Mutex
 	calls      int
 	tryLater   int // next calls answered TRY_LATER
+	refuse     int // next calls answered answer
+	answer     gen.ResultCode
 	drop       int // next calls whose connection is closed before answering
 	categories map[string]int
 	badEntries int
@@ -49,6 +51,10 @@ func (p *peer) Log(ctx context.Context, msgs []*gen.LogEntry) (gen.ResultCode, e
 	if p.tryLater > 0 {
 		p.tryLater--
 		return gen.ResultCode_TRY_LATER, nil
+	}
+	if p.refuse > 0 {
+		p.refuse--
+		return p.answer, nil
 	}
 	for _, m := range msgs {
 		if !strings.HasSuffix(m.Message, "\n") || strings.Count(m.Message, "\n") != 1 {
@@ -75,7 +81,7 @@ func newOutput(t testing.TB, hosts ...string) *Output {
 	t.Helper()
 	c := DefaultConfig()
 	c.Hosts = hosts
-	c.Timeout = 5 * time.Second
+	c.Timeout = outputtest.CallTimeout
 	o, err := New("scribe-test", c, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +95,7 @@ func newOutput(t testing.TB, hosts ...string) *Output {
 
 func testContext(t testing.TB) context.Context {
 	// A bound for a hung test, not a timing assertion.
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), outputtest.Hang)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -249,7 +255,7 @@ func TestFailover(t *testing.T) {
 
 	a.Restart()
 	beforeA := pa.count.Total()
-	outputtest.WaitFor(t, 30*time.Second, "a to be used again", func() bool {
+	outputtest.WaitFor(t, outputtest.Hang, "a to be used again", func() bool {
 		outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 2000, batch, 20), batch)
 		return pa.count.Total() > beforeA
 	})
@@ -279,7 +285,7 @@ func TestInteropPython(t *testing.T) {
 	msgs[7].Body = []byte(outputtest.Line(7) + " two\nlines")
 	outputtest.DeliverBatches(testContext(t), t, o, msgs, 300)
 	var recs []map[string]any
-	outputtest.WaitFor(t, 30*time.Second, "python server to write every entry", func() bool {
+	outputtest.WaitFor(t, outputtest.Hang, "python server to write every entry", func() bool {
 		recs = py.Records(t)
 		return len(recs) >= n
 	})
@@ -419,6 +425,41 @@ func BenchmarkSend(b *testing.B) {
 			o := newOutput(b, p.Addr)
 			msgs := outputtest.Messages(outputtest.Source("web"), 0, 500, 200)
 			sinkpeer.BenchSend(b, p, o, msgs)
+		})
+	}
+}
+
+// TestRefusingHostIsMarked checks that a host answering TRY_LATER, or a
+// result code Scribe does not define, is marked failing (for status,
+// metrics and the choice of host) and that another host takes the batch.
+func TestRefusingHostIsMarked(t *testing.T) {
+	for _, code := range []gen.ResultCode{gen.ResultCode_TRY_LATER, 7} {
+		t.Run(fmt.Sprintf("code=%d", code), func(t *testing.T) {
+			pa, a := startPeer(t)
+			pb, b := startPeer(t)
+			pa.set(func(p *peer) { p.answer = code; p.refuse = 1 << 30 })
+			o := newOutput(t, a.Addr(), b.Addr())
+			o.pool.SetBackoff(time.Hour, time.Hour) // a stays out once marked
+			src := outputtest.Source("web")
+			for k := 0; k < 4; k++ {
+				if err := o.Send(testContext(t), outputtest.Messages(src, k*10, 10, 20)); err != nil {
+					t.Fatalf("Send %d: %v", k, err)
+				}
+			}
+			h := o.Hosts()
+			if h[0].Healthy || h[0].LastError == "" || !h[1].Healthy {
+				t.Errorf("hosts %+v, want a failing, b up", h)
+			}
+			if pa.count.Total() != 0 || pb.count.Total() != 40 {
+				t.Errorf("a took %d, b %d; want 0 and 40", pa.count.Total(), pb.count.Total())
+			}
+			// a was asked once, then left alone during its backoff.
+			pa.mu.Lock()
+			calls := pa.calls
+			pa.mu.Unlock()
+			if calls != 1 {
+				t.Errorf("a called %d times, want 1", calls)
+			}
 		})
 	}
 }

@@ -114,7 +114,7 @@ func (q *Queues) offer(queue string, item []byte, sent int64, expires func(now t
 	if q.MaxItemBytes > 0 && len(item) > q.MaxItemBytes {
 		return NotStored
 	}
-	q.expire(queue)
+	q.expireHead(queue)
 	if q.MaxItems > 0 && len(q.queues[queue]) >= q.MaxItems {
 		return NotStored
 	}
@@ -122,8 +122,24 @@ func (q *Queues) offer(queue string, item []byte, sent int64, expires func(now t
 	return Store
 }
 
-// expire drops the expired items of queue. Items expire in any order (each
-// has its own expiry), so every item is looked at.
+// expireHead drops the expired items at the head of queue, as Kestrel does
+// before it adds or removes an item: an expired item further back goes
+// when it reaches the head, so none is ever returned.
+func (q *Queues) expireHead(queue string) {
+	items := q.queues[queue]
+	now := q.now()
+	k := 0
+	for k < len(items) && !items[k].Expires.IsZero() && !now.Before(items[k].Expires) {
+		k++
+	}
+	if k > 0 {
+		clear(items[:k])
+		q.queues[queue] = items[k:]
+	}
+}
+
+// expire drops every expired item of queue, wherever it is: what a reader
+// would get, for Len, Drain and Items.
 func (q *Queues) expire(queue string) {
 	items := q.queues[queue]
 	now := q.now()
@@ -141,9 +157,12 @@ func (q *Queues) expire(queue string) {
 func (q *Queues) Get(queue string) ([]byte, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.expire(queue)
 	items := q.queues[queue]
+	for len(items) > 0 && !items[0].Expires.IsZero() && !q.now().Before(items[0].Expires) {
+		items = items[1:]
+	}
 	if len(items) == 0 {
+		q.queues[queue] = items
 		return nil, false
 	}
 	q.queues[queue] = items[1:]
