@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -74,8 +75,10 @@ type Output struct {
 	order []string // open files, least recently opened first
 	buf   []byte
 	vecs  [][]byte        // what one write sends, in order
+	sent  [][]byte        // the copy of vecs one writev consumes
 	iov   []syscall.Iovec // vecs as writev takes them
 	st    syscall.Stat_t  // reused: Fstat through f.Stat allocates
+	pst   syscall.Stat_t  // the path's, compared with st
 	group map[string][]int
 	// templated is set when the path has placeholders: then each
 	// message's Source names its file.
@@ -87,6 +90,9 @@ func New(id string, cfg Config, log *slog.Logger) (*Output, error) {
 	perm, err := cfg.perm()
 	if err != nil {
 		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &Output{cfg: cfg, perm: perm, log: log, files: map[string]*os.File{}, group: map[string][]int{},
 		templated: strings.Contains(cfg.Path, "{")}, nil
@@ -156,11 +162,14 @@ func (o *Output) Send(ctx context.Context, batch []logagent.Message) error {
 // in one writev: bodies that lie one after the other in the read buffer
 // they were cut from, separated by the newline that ended them there, go
 // out as one piece straight from that buffer; nothing is copied.
+//
+// The file open at path may have been renamed or deleted since the last
+// batch (logrotate, or by hand): before and after each write, the inode at
+// path is compared with the open file's (one stat). A file gone before the
+// write is reopened; one gone during it is reopened and the batch written
+// again, since it may have gone into a deleted file. Nothing is lost; a
+// batch written into a file renamed during the write is in both files.
 func (o *Output) write(path string, batch []logagent.Message, idx []int) error {
-	f, err := o.open(path)
-	if err != nil {
-		return err
-	}
 	vecs := o.vecs[:0]
 	n := len(batch)
 	if idx != nil {
@@ -199,25 +208,72 @@ func (o *Output) write(path string, batch []logagent.Message, idx []int) error {
 		clear(vecs)
 		vecs = append(vecs[:0], buf)
 	}
-	fd := int(f.Fd())
-	if err := syscall.Fstat(fd, &o.st); err != nil {
-		return o.fail(path, err)
-	}
-	before := o.st.Size
-	if err := o.writev(fd, vecs); err != nil {
-		// Out of space or similar: take the part written back off so that
-		// the file never holds a torn line, then let the batch be retried.
-		if terr := f.Truncate(before); terr != nil {
-			o.log.Error("cannot cut a partial write back; the file may hold a partial line", "path", path, "err", terr)
+	for try := 0; ; try++ {
+		f, err := o.open(path)
+		if err != nil {
+			return err
 		}
-		return o.fail(path, err)
-	}
-	if o.cfg.Sync {
-		if err := f.Sync(); err != nil {
+		fd := int(f.Fd())
+		if err := syscall.Fstat(fd, &o.st); err != nil {
 			return o.fail(path, err)
 		}
+		if !o.atPath(path) {
+			o.log.Warn("output file was renamed or deleted; reopening", "path", path)
+			o.closeFile(path)
+			continue
+		}
+		before := o.st.Size
+		// writev consumes what it is given: keep vecs for a second write.
+		sent := append(o.sent[:0], vecs...)
+		err = o.writev(fd, sent)
+		clear(sent)
+		o.sent = sent[:0]
+		if err != nil {
+			// Out of space or similar: take the part written back off so
+			// that the file never holds a torn line, then let the batch
+			// be retried.
+			if terr := f.Truncate(before); terr != nil {
+				o.log.Error("cannot cut a partial write back; the file may hold a partial line", "path", path, "err", terr)
+			}
+			return o.fail(path, err)
+		}
+		if o.cfg.Sync {
+			if err := f.Sync(); err != nil {
+				return o.fail(path, err)
+			}
+		}
+		if o.atPath(path) {
+			return nil
+		}
+		o.log.Warn("output file was renamed or deleted while written; writing the batch again into a new file", "path", path)
+		o.closeFile(path)
+		if try > 0 {
+			// Moved twice in a row: something keeps moving it; let the
+			// scheduler retry after a backoff.
+			return fmt.Errorf("write %s: the file keeps being renamed or deleted", path)
+		}
 	}
-	return nil
+}
+
+// atPath reports whether the file at path is still the open file whose
+// Fstat is in o.st. A path that cannot be looked up for another reason than
+// being gone counts as the same file: the write will tell.
+func (o *Output) atPath(path string) bool {
+	if err := syscall.Stat(path, &o.pst); err != nil {
+		return !errors.Is(err, syscall.ENOENT)
+	}
+	return o.pst.Dev == o.st.Dev && o.pst.Ino == o.st.Ino
+}
+
+// closeFile closes the file open at path, if any.
+func (o *Output) closeFile(path string) {
+	if f := o.files[path]; f != nil {
+		f.Close()
+		delete(o.files, path)
+		if i := slices.Index(o.order, path); i >= 0 {
+			o.order = slices.Delete(o.order, i, i+1)
+		}
+	}
 }
 
 // maxVecs is the most pieces one batch is written from without copying;
@@ -297,10 +353,7 @@ func (o *Output) writev(fd int, vecs [][]byte) error {
 }
 
 func (o *Output) fail(path string, err error) error {
-	if f := o.files[path]; f != nil {
-		f.Close()
-		delete(o.files, path)
-	}
+	o.closeFile(path)
 	return fmt.Errorf("write %s: %w", path, err)
 }
 
