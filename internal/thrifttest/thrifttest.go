@@ -22,12 +22,20 @@ type Server struct {
 	*tcptest.Server
 	processor thrift.TProcessor
 	compact   bool
+	maxFrame  int32
 }
 
 // Start starts a server for processor on a free port of 127.0.0.1 and stops
-// it when the test ends.
+// it when the test ends. It reads frames of up to Thrift's default maximum,
+// 16,384,000 bytes.
 func Start(t testing.TB, processor thrift.TProcessor, compact bool) *Server {
-	s := &Server{processor: processor, compact: compact}
+	return StartMaxFrame(t, processor, compact, 0)
+}
+
+// StartMaxFrame is Start with a server that refuses (closes the connection
+// on) a frame larger than maxFrame bytes; 0 for Thrift's default.
+func StartMaxFrame(t testing.TB, processor thrift.TProcessor, compact bool, maxFrame int32) *Server {
+	s := &Server{processor: processor, compact: compact, maxFrame: maxFrame}
 	s.Server = tcptest.Start(t, s.serve)
 	return s
 }
@@ -43,7 +51,7 @@ func Drop(ctx context.Context) {
 }
 
 func (s *Server) serve(c net.Conn) {
-	cfg := &thrift.TConfiguration{}
+	cfg := &thrift.TConfiguration{MaxFrameSize: s.maxFrame}
 	trans := thrift.NewTFramedTransportConf(thrift.NewStreamTransportRW(c), cfg)
 	var proto thrift.TProtocol
 	if s.compact {

@@ -91,7 +91,7 @@ func newOutput(t testing.TB, protocol string, hosts ...string) *Output {
 	c := DefaultConfig()
 	c.Hosts = hosts
 	c.Protocol = protocol
-	c.Timeout = 5 * time.Second
+	c.Timeout = outputtest.CallTimeout
 	o, err := New("flume-test", c, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func newOutput(t testing.TB, protocol string, hosts ...string) *Output {
 
 func testContext(t testing.TB) context.Context {
 	// A bound for a hung test, not a timing assertion.
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), outputtest.Hang)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -175,13 +175,28 @@ func TestDeliver(t *testing.T) {
 	}
 }
 
+// testFrame is the frame limit of TestSplit and TestPartial, on both sides:
+// Flume's own would have them move tens of megabytes, which takes minutes
+// under the race detector on a slow machine, for the same check. That the
+// output counts the bytes of a frame right is TestEncode's.
+const testFrame = 1 << 20
+
+// startSmallFrames starts a peer that refuses frames over testFrame, and an
+// output that sends frames of up to testFrame.
+func startSmallFrames(t *testing.T, protocol string) (*peer, *Output) {
+	p := newPeer()
+	srv := thrifttest.StartMaxFrame(t, gen.NewThriftSourceProtocolProcessor(p), protocol == "compact", testFrame)
+	o := newOutput(t, protocol, srv.Addr())
+	o.maxFrame = testFrame
+	return p, o
+}
+
 // TestSplit sends a batch larger than one Flume frame: it goes in several
 // calls, each accepted by a server enforcing the frame limit.
 func TestSplit(t *testing.T) {
-	p, srv := startPeer(t, "compact")
-	o := newOutput(t, "compact", srv.Addr())
+	p, o := startSmallFrames(t, "compact")
 	const n = 40
-	msgs := outputtest.Messages(outputtest.Source("big"), 0, n, 1<<20)
+	msgs := outputtest.Messages(outputtest.Source("big"), 0, n, testFrame/16)
 	if err := o.Send(testContext(t), msgs); err != nil {
 		t.Fatal(err)
 	}
@@ -196,8 +211,7 @@ func TestSplit(t *testing.T) {
 // TestPartial fails the second call of a split batch: only its events and
 // the ones after it are to be retried.
 func TestPartial(t *testing.T) {
-	p, srv := startPeer(t, "binary")
-	o := newOutput(t, "binary", srv.Addr())
+	p, o := startSmallFrames(t, "binary")
 	p.set(func(p *peer) {
 		p.fault = func(call int) string {
 			if call == 2 {
@@ -207,8 +221,8 @@ func TestPartial(t *testing.T) {
 		}
 	})
 	const n = 40
-	msgs := outputtest.Messages(outputtest.Source("big"), 0, n, 1<<20)
-	msgs[5].Body = make([]byte, MaxFrameBytes) // can never fit
+	msgs := outputtest.Messages(outputtest.Source("big"), 0, n, testFrame/16)
+	msgs[5].Body = make([]byte, testFrame) // can never fit
 	copy(msgs[5].Body, outputtest.Line(5))
 	err := o.Send(testContext(t), msgs)
 	var pe *logagent.PartialError
@@ -284,7 +298,7 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("with a down, b got %d of 1000", pb.count.Total())
 	}
 	a.Restart()
-	outputtest.WaitFor(t, 30*time.Second, "a to be used again", func() bool {
+	outputtest.WaitFor(t, outputtest.Hang, "a to be used again", func() bool {
 		outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 1000, batch, 20), batch)
 		return pa.count.Total() > 0
 	})
@@ -305,7 +319,7 @@ func TestInteropPython(t *testing.T) {
 			msgs := outputtest.Messages(src, 0, n, 80)
 			outputtest.DeliverBatches(testContext(t), t, o, msgs, 300)
 			var recs []map[string]any
-			outputtest.WaitFor(t, 30*time.Second, "python server to write every event", func() bool {
+			outputtest.WaitFor(t, outputtest.Hang, "python server to write every event", func() bool {
 				recs = py.Records(t)
 				return len(recs) >= n
 			})

@@ -17,10 +17,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/outputs/outputtest"
 )
 
 // hangTimeout only fails a test that hangs; no assertion depends on time.
-const hangTimeout = 45 * time.Second
+const hangTimeout = outputtest.Hang
 
 func testLogger(t testing.TB) *slog.Logger {
 	// KAFKA_TEST_LOG=1 shows the output's log, with kafka-go's retries.
@@ -56,7 +57,7 @@ func newOutput(t testing.TB, cfg Config) *Output {
 func configFor(addrs []string) Config {
 	c := DefaultConfig()
 	c.Brokers = addrs
-	c.Timeout = 5 * time.Second
+	c.Timeout = outputtest.CallTimeout
 	return c
 }
 

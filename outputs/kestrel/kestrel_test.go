@@ -50,7 +50,7 @@ func newOutput(t testing.TB, protocol string, hosts ...string) *Output {
 	c.Hosts = hosts
 	c.Protocol = protocol
 	c.Expiry = 90 * time.Second
-	c.Timeout = 5 * time.Second
+	c.Timeout = outputtest.CallTimeout
 	o, err := New("kestrel-test", c, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func newOutput(t testing.TB, protocol string, hosts ...string) *Output {
 
 func testContext(t testing.TB) context.Context {
 	// A bound for a hung test, not a timing assertion.
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), outputtest.Hang)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -238,7 +238,7 @@ func TestExpiry(t *testing.T) {
 	}{
 		{"memcache", 90 * time.Second},
 		{"memcache", 277*time.Hour + 46*time.Minute + 39*time.Second}, // 999,999 s: relative
-		{"memcache", 300 * time.Hour},                                  // absolute
+		{"memcache", 300 * time.Hour},                                 // absolute
 		{"memcache", 8000 * time.Hour},
 		{"thrift", 90 * time.Second},
 		{"thrift", 300 * time.Hour},
@@ -387,7 +387,7 @@ func TestFailover(t *testing.T) {
 				t.Fatalf("with a down, b got %d of 500", got)
 			}
 			a.restart()
-			outputtest.WaitFor(t, 30*time.Second, "a to be used again", func() bool {
+			outputtest.WaitFor(t, outputtest.Hang, "a to be used again", func() bool {
 				outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 1000, batch, 20), batch)
 				return a.Q.Len("web") > 0
 			})

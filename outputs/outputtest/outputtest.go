@@ -171,6 +171,17 @@ func (c *Counter) Check(first, n int) (missing []int, duplicates int) {
 	return missing, duplicates
 }
 
+// Bounds for tests of outputs. Neither is a timing assertion: both lie far
+// above what the slowest machine takes (the race detector, a quarter of a
+// CPU, a busy neighbour), so that a test fails only when something hangs.
+const (
+	// Hang bounds a whole test, or a wait for a condition.
+	Hang = 2 * time.Minute
+	// CallTimeout is an output's call timeout in tests: a call may move
+	// tens of megabytes through the race detector.
+	CallTimeout = time.Minute
+)
+
 // WaitFor polls cond every few milliseconds until it is true or timeout
 // passes (a bound for a hung test, not a timing assertion).
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
