@@ -342,21 +342,21 @@ func (p *Pool[S]) Send(ctx context.Context, n int, attempt Attempt[S]) error {
 // longer to accept is not back yet.
 const probeTimeout = 2 * time.Second
 
-// Probe reports, cheaply, whether a send could get through now: nil if a
-// host is up, or if a failed host accepts a connection now (the connection
-// is kept for the next send, and the host's backoff ends). A host that
-// refused ("try later") is left to its backoff: it asked for it. Probe is
-// called from the goroutine that calls Send, between sends.
+// Probe reports, cheaply, whether a send could now get through where the
+// last one could not: nil if a failed host accepts a connection now (the
+// connection is kept for the next send, and the host's backoff ends). A
+// host that refused ("try later") is left to its backoff: it asked for it.
+// With no failed host to probe (a send failed on a host that is up, such
+// as a full queue) it returns an error: nothing has changed that a
+// connection could show. Probe is called from the goroutine that calls
+// Send, between sends.
 func (p *Pool[S]) Probe(ctx context.Context) error {
 	var down []*host[S]
 	for _, h := range p.hosts {
 		p.mu.Lock()
-		up, refused := h.failures == 0, h.refused
+		failed, refused := h.failures > 0, h.refused
 		p.mu.Unlock()
-		if up {
-			return nil
-		}
-		if !refused && h.conn == nil {
+		if failed && !refused && h.conn == nil {
 			down = append(down, h)
 		}
 	}

@@ -237,4 +237,27 @@ func TestProbe(t *testing.T) {
 	if h := p.Hosts(); !h[0].Healthy {
 		t.Errorf("host %+v, want healthy", h[0])
 	}
+	// With every host up there is nothing a probe could show.
+	if err := p.Probe(context.Background()); err == nil {
+		t.Error("Probe of a pool with every host up succeeded")
+	}
+}
+
+// TestProbeLeavesRefusingHost: a host that refused ("try later") keeps its
+// backoff; a connection it accepts says nothing new.
+func TestProbeLeavesRefusingHost(t *testing.T) {
+	p := New([]string{silent(t)}, time.Second, noState, nil)
+	defer p.Close()
+	err := p.Send(context.Background(), 2, func(_ context.Context, _ *Conn[struct{}], pending []int) Result {
+		return Result{Retry: pending, Err: errors.New("try later"), Refused: true}
+	})
+	if err == nil {
+		t.Fatal("refused Send succeeded")
+	}
+	if h := p.Hosts(); h[0].Healthy {
+		t.Fatalf("refusing host healthy: %+v", h[0])
+	}
+	if err := p.Probe(context.Background()); err == nil {
+		t.Error("Probe cut short the backoff of a host that refused")
+	}
 }
