@@ -15,6 +15,7 @@ import (
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/outputs/kestrel"
 	"github.com/logagent/logagent/outputs/kestrel/kestreltest"
+	"github.com/logagent/logagent/outputs/outputtest"
 )
 
 // These tests run one runner (the scheduler of one output) and check how it
@@ -51,14 +52,14 @@ func feed(r *runner, src *logagent.Source, from, n, per int, acked *atomic.Int64
 	}
 }
 
-// waitAcked waits until want messages are acknowledged; hang bounds a hung
-// test, it is not a timing assertion.
+// waitAcked waits until want messages are acknowledged; outputtest.Hang
+// bounds a hung test, it is not a timing assertion.
 func waitAcked(t *testing.T, acked *atomic.Int64, want int64, what string) {
 	t.Helper()
-	deadline := time.Now().Add(hang)
+	deadline := time.Now().Add(outputtest.Hang)
 	for acked.Load() < want {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d of %d messages acknowledged after %s", what, acked.Load(), want, hang)
+			t.Fatalf("%s: %d of %d messages acknowledged after %s", what, acked.Load(), want, outputtest.Hang)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -153,7 +154,7 @@ func TestProbeEndsBackoff(t *testing.T) {
 	r := startRunner(t, cfg, out)
 	var acked atomic.Int64
 	feed(r, &logagent.Source{Input: "t"}, 0, 100, 100, &acked)
-	deadline := time.Now().Add(hang)
+	deadline := time.Now().Add(outputtest.Hang)
 	for out.probes.Load() < 1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -268,7 +269,7 @@ func TestKestrelOutage(t *testing.T) {
 	srv.Stop()
 	feed(r, src, 100, 100, 100, &acked)
 	// Wait until the runner has failed, then for the outage.
-	deadline := time.Now().Add(hang)
+	deadline := time.Now().Add(outputtest.Hang)
 	for r.metrics.Retries.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
