@@ -28,4 +28,13 @@
 //
 // and the agent refuses, at load, an input whose max_message_bytes is larger
 // than an output it routes to accepts.
+//
+// An output that sends to hosts (through outputs/hostpool) implements
+//
+//	Probe(ctx context.Context) error
+//
+// which the scheduler calls, once a second, while it backs off after a send
+// that delivered nothing: nil when a host that had failed accepts a
+// connection again, and the scheduler then sends at once instead of waiting
+// out its backoff.
 package outputs
