@@ -207,9 +207,13 @@ func kestrelRun(t *testing.T, protocol string, q *kestreltest.Queues, n int) tim
 // the connection of one put in about five (thrift, where a dropped call
 // answers nothing of its items): every line arrives, at a rate that keeps
 // pace with what the server accepts. The log gives the rate against the
-// same run without faults.
+// same run without faults. LOGAGENT_TEST_LINES sets how many lines (20,000
+// unless set).
 func TestKestrelFaultMix(t *testing.T) {
-	const n = 20000
+	n := 20000
+	if s := os.Getenv("LOGAGENT_TEST_LINES"); s != "" {
+		fmt.Sscan(s, &n)
+	}
 	faults := map[string]func(k int) kestreltest.Answer{
 		"memcache": func(k int) kestreltest.Answer {
 			switch {
