@@ -10,7 +10,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 TEST_DEBS := thrift-compiler python3-thrift
 
 .DEFAULT_GOAL := build
-.PHONY: build run test test-deps test-go test-fuzz clean bench-rotation chaos-soak
+.PHONY: build run test test-deps test-go test-lint test-fuzz clean bench-rotation chaos-soak
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/logagent ./cmd/logagent
@@ -25,7 +25,7 @@ run: build
 	trap 'kill $$gen 2>/dev/null' EXIT INT TERM; \
 	bin/logagent -c config.example.yaml
 
-test: test-deps test-go test-fuzz test-packages
+test: test-deps test-go test-lint test-fuzz test-packages
 
 # Installs the Debian packages the tests need, once.
 test-deps:
@@ -39,6 +39,15 @@ test-go:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	CI=$${CI:-} $(GO) test -race -timeout 20m ./...
+
+# staticcheck, pinned in tools/go.mod like bin/benchstat, over every package
+# but the code the Thrift compiler generated (internal/thriftgen).
+STATICCHECK = bin/staticcheck
+$(STATICCHECK): tools/go.mod tools/go.sum
+	cd tools && $(GO) build -o ../$(STATICCHECK) honnef.co/go/tools/cmd/staticcheck
+
+test-lint: $(STATICCHECK)
+	$(STATICCHECK) $$($(GO) list ./... | grep -v /internal/thriftgen/)
 
 # Short fuzzing of the chunker and the config loader (seed corpora in testdata/).
 test-fuzz:
