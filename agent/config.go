@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -293,8 +294,10 @@ func (c *Config) validate() error {
 	default:
 		bad("log_format", "must be one of auto, text, json, got %q", c.LogFormat)
 	}
-	if c.HTTP != nil && c.HTTP.Listen == "" {
-		bad("http.listen", "must be host:port")
+	if c.HTTP != nil {
+		if err := checkListen(c.HTTP.Listen); err != nil {
+			bad("http.listen", "%v", err)
+		}
 	}
 
 	outputs := map[string]*OutputConfig{}
@@ -375,6 +378,16 @@ func (c *Config) validate() error {
 		} else if in.MaxMessageBytes > 256<<20 {
 			bad(p+".max_message_bytes", "must be at most 256MiB, got %s", in.MaxMessageBytes)
 		}
+		// The read blocks of an input hold a whole message and are charged
+		// to max_inflight_bytes: a block larger than the budget would
+		// pass alone, uncounted, and the bound would not hold.
+		if in.MaxMessageBytes > 0 && in.MaxMessageBytes > c.MaxInflightBytes/2 {
+			bad(p+".max_message_bytes", "%s is more than half of max_inflight_bytes (%s), which bounds the read buffers holding messages: lower it to at most %s or raise max_inflight_bytes to at least %s",
+				in.MaxMessageBytes, c.MaxInflightBytes, c.MaxInflightBytes/2, 2*in.MaxMessageBytes)
+		}
+		if in.ReadBufferBytes > c.MaxInflightBytes {
+			bad(p+".read_buffer_bytes", "%s is more than max_inflight_bytes (%s), which bounds the read buffers", in.ReadBufferBytes, c.MaxInflightBytes)
+		}
 		if in.LinesPerMessage < 1 {
 			bad(p+".lines_per_message", "must be >= 1, got %d", in.LinesPerMessage)
 		}
@@ -423,6 +436,32 @@ func (c *Config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// checkListen checks that addr is host:port, host being empty (every
+// interface), an IP address or a host name, and port a number or a
+// service name, as net.Listen takes it.
+func checkListen(addr string) error {
+	if addr == "" {
+		return errors.New("must be host:port, e.g. 127.0.0.1:9108")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			err = errors.New(ae.Err)
+		}
+		return fmt.Errorf("%q is not host:port (%v): write 127.0.0.1:9108, or :9108 for every interface", addr, err)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil || port == "" {
+		return fmt.Errorf("%q: port %q is not a port number", addr, port)
+	}
+	if host != "" && net.ParseIP(host) == nil && !hostnamePattern.MatchString(host) {
+		return fmt.Errorf("%q: %q is neither an IP address nor a host name", addr, host)
+	}
+	return nil
+}
+
+var hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 
 func (c *Config) outputIDs() []string {
 	var ids []string

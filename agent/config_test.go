@@ -28,6 +28,9 @@ func TestParseBad(t *testing.T) {
 		{"kestrel_item_size.yaml", `kestrel_item_size.yaml:5: inputs[0].max_message_bytes: 64KiB is larger than output "queue" accepts (16384 bytes)`},
 		{"kestrel_expiry.yaml", "kestrel_expiry.yaml:10: outputs[0].expiry: must be at most 596h31m23.647s with protocol thrift: Kestrel's put takes expiration_msec as a 32-bit count of milliseconds; 600h0m0s does not fit"},
 		{"unset_env.yaml", "unset_env.yaml:1: environment variable LOGAGENT_SURELY_UNSET_VAR is not set"},
+		{"listen_no_port.yaml", `listen_no_port.yaml:2: http.listen: "9108" is not host:port (missing port in address): write 127.0.0.1:9108, or :9108 for every interface`},
+		{"message_over_inflight.yaml", "message_over_inflight.yaml:6: inputs[0].max_message_bytes: 256MiB is more than half of max_inflight_bytes (32MiB)"},
+		{"read_buffer_over_inflight.yaml", "read_buffer_over_inflight.yaml:6: inputs[0].read_buffer_bytes: 8MiB is more than max_inflight_bytes (4MiB)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -122,4 +125,27 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error does not name the file: %v", err)
 		}
 	})
+}
+
+func TestCheckListen(t *testing.T) {
+	for _, tt := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"127.0.0.1:9108", true},
+		{":9108", true},
+		{"[::1]:9108", true},
+		{"localhost:0", true},
+		{"localhost:http", true},
+		{"", false},
+		{"9108", false},
+		{"127.0.0.1", false},
+		{"127.0.0.1:", false},
+		{"127.0.0.1:99999", false},
+		{"bad host:9108", false},
+	} {
+		if err := checkListen(tt.addr); (err == nil) != tt.ok {
+			t.Errorf("checkListen(%q) = %v, want ok %v", tt.addr, err, tt.ok)
+		}
+	}
 }
