@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/logagent/logagent/agent"
 )
@@ -173,6 +175,7 @@ func liveView(out *os.File, in *os.File, fetch func() (*agent.Status, error)) in
 // render writes st as text tables. width, if > 0, is the terminal's: long
 // paths are shortened, keeping their end, and lines are cut to fit.
 func render(out io.Writer, st *agent.Status, width int) {
+	escapeStatus(st)
 	var buf bytes.Buffer
 	renderTables(&buf, st, width)
 	for _, line := range strings.SplitAfter(buf.String(), "\n") {
@@ -212,8 +215,12 @@ func renderTables(w io.Writer, st *agent.Status, width int) {
 		maxPath = max(20, width-64)
 	}
 	for _, in := range st.Inputs {
+		open := max(in.FilesOpen, len(in.Files)) // FilesOpen is 0 from an older agent
 		fmt.Fprintf(w, "\ninput %s: %d files, %s behind · %d lines (%s/s) · %s/s read\n",
-			in.ID, len(in.Files), human(in.BytesBehind), in.Lines, rateNum(in.LinesPerSec), human(int64(in.BytesPerSec)))
+			in.ID, open, human(in.BytesBehind), in.Lines, rateNum(in.LinesPerSec), human(int64(in.BytesPerSec)))
+		if open > len(in.Files) {
+			fmt.Fprintf(w, "  (the %d furthest behind shown)\n", len(in.Files))
+		}
 		if len(in.Files) == 0 {
 			fmt.Fprintln(w, "  no file open")
 			continue
@@ -269,6 +276,59 @@ func renderTables(w io.Writer, st *agent.Status, width int) {
 			tw.Flush()
 		}
 	}
+}
+
+// escapeStatus escapes, in every string of st that the agent took from
+// outside (file names, errors, host names), what a terminal would
+// interpret: control characters, escape sequences, invalid UTF-8 and the
+// bidirectional overrides that reorder what is shown.
+func escapeStatus(st *agent.Status) {
+	st.Host, st.Config = escapeText(st.Host), escapeText(st.Config)
+	st.Checkpoint.Path = escapeText(st.Checkpoint.Path)
+	st.Checkpoint.LastError = escapeText(st.Checkpoint.LastError)
+	for i := range st.Inputs {
+		in := &st.Inputs[i]
+		in.ID = escapeText(in.ID)
+		for j := range in.Files {
+			f := &in.Files[j]
+			f.Path, f.State = escapeText(f.Path), escapeText(f.State)
+		}
+	}
+	for i := range st.Outputs {
+		o := &st.Outputs[i]
+		o.ID, o.Type, o.LastError = escapeText(o.ID), escapeText(o.Type), escapeText(o.LastError)
+		for j := range o.Hosts {
+			h := &o.Hosts[j]
+			h.Addr, h.LastError = escapeText(h.Addr), escapeText(h.LastError)
+		}
+	}
+}
+
+// escapeText writes the runes of s a terminal would act on as Go escapes
+// (\x1b, \u202e); s is returned as is when it has none.
+func escapeText(s string) string {
+	safe := func(r rune) bool {
+		return r != utf8.RuneError && !unicode.IsControl(r) && !unicode.Is(unicode.Bidi_Control, r)
+	}
+	if strings.IndexFunc(s, func(r rune) bool { return !safe(r) }) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case safe(r) || r == utf8.RuneError:
+			b.WriteString(s[i : i+n])
+		case r < 0x100:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // eta is shown after the state of a file far enough behind to be

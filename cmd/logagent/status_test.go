@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/logagent/logagent/agent"
 )
@@ -139,5 +140,37 @@ outputs: [{id: o, type: stdout}]
 	}
 	if got := dialAddr("[::]:9108"); got != "127.0.0.1:9108" {
 		t.Errorf("[::]:9108 -> %s", got)
+	}
+}
+
+// TestRenderEscapes: a file name (or an error, a host) with escape
+// sequences reaches the operator's terminal escaped.
+func TestRenderEscapes(t *testing.T) {
+	evil := "/var/log/a\x1b]0;pwned\x07\x1b[2J\u202egol.\xff\tx.log"
+	st := &agent.Status{
+		Host: "h\x1b[31m",
+		Inputs: []agent.InputStatus{{ID: "app", FilesOpen: 2, Files: []agent.FileStatus{
+			{Path: evil, State: "active"},
+		}}},
+		Outputs: []agent.OutputStatus{{ID: "o", Type: "scribe", LastError: "dial " + evil,
+			Hosts: []agent.HostStatus{{Addr: "x\x1b[1m:1463", LastError: "\x1b[2J"}}}},
+	}
+	var buf bytes.Buffer
+	render(&buf, st, 0)
+	got := buf.String()
+	if i := strings.IndexFunc(got, func(r rune) bool {
+		return r != '\n' && (r < 0x20 || r == 0x7f || r == 0x202e || r == utf8.RuneError)
+	}); i >= 0 {
+		t.Errorf("raw control character %q in:\n%s", got[i:min(len(got), i+4)], got)
+	}
+	for _, want := range []string{
+		`/var/log/a\x1b]0;pwned\x07\x1b[2J\u202egol.\xff\x09x.log`,
+		"logagent on h\\x1b[31m",
+		"input app: 2 files",
+		"(the 1 furthest behind shown)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("want %q in:\n%s", want, got)
+		}
 	}
 }
