@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"sort"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 )
 
 // MaxFileSeries bounds the per-file series of logagent_file_bytes_behind
@@ -19,6 +21,43 @@ const MaxFileSeries = 20
 
 // DefaultUnhealthyAfter is used when the agent has no http: section.
 const DefaultUnhealthyAfter = 5 * time.Minute
+
+// Limits of the HTTP listener. It faces the network: clients that connect
+// and never read, or thousands of them, must neither grow the agent's
+// memory nor take the descriptors that log files need.
+const (
+	// MaxHTTPConns is how many connections are open at once; more wait in
+	// the kernel's accept queue, holding no descriptor of the agent. Far
+	// below any sane descriptor limit (the package's unit sets 65536; Go
+	// raises the soft limit to the hard one at start).
+	MaxHTTPConns = 32
+	// A request's headers and body must arrive within httpReadTimeout, a
+	// response be taken within httpWriteTimeout (a client that does not
+	// read frees its buffers then), and an idle keep-alive connection is
+	// closed after httpIdleTimeout.
+	httpReadTimeout    = 10 * time.Second
+	httpWriteTimeout   = 30 * time.Second
+	httpIdleTimeout    = 60 * time.Second
+	httpMaxHeaderBytes = 16 << 10
+	// MaxStatusFiles bounds the files /status lists per input (the ones
+	// furthest behind), so that a response does not grow with the number
+	// of files; the input's counts and bytes behind cover every file.
+	MaxStatusFiles = 500
+)
+
+// NewServer returns the server for the agent's listener, with the timeouts
+// above, and ln limited to MaxHTTPConns connections at once; serve the
+// one on the other.
+func NewServer(ln net.Listener, h http.Handler) (*http.Server, net.Listener) {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: httpReadTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    httpMaxHeaderBytes,
+	}, netutil.LimitListener(ln, MaxHTTPConns)
+}
 
 // Handler serves, for this agent:
 //

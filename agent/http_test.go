@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -303,4 +304,89 @@ outputs:
 	pollUntil(t, "a backfill progress line", func() bool {
 		return strings.Contains(logs.String(), `msg="backfill progress" input=app path=`+filepath.Join(dir, "logs", "big.log")+" offset=0")
 	})
+}
+
+// TestStatusFilesBounded: /status lists at most MaxStatusFiles files per
+// input, so that its size does not grow with the files open; the counts
+// cover every file.
+func TestStatusFilesBounded(t *testing.T) {
+	dir := t.TempDir()
+	n := MaxStatusFiles + 3
+	for i := range n {
+		writeNumbered(t, filepath.Join(dir, "logs", fmt.Sprintf("f%04d.log", i)), 1)
+	}
+	a, url, _ := serveAgent(t, strings.ReplaceAll(healthyConfig, "{dir}/logs", dir+"/logs"))
+	pollUntil(t, "every file open", func() bool { return a.Status().Inputs[0].FilesOpen == n })
+	_, body := httpGet(t, url+"/status")
+	var st Status
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	if in := st.Inputs[0]; len(in.Files) != MaxStatusFiles || in.FilesOpen != n {
+		t.Errorf("/status lists %d files of %d open, want %d of %d", len(in.Files), in.FilesOpen, MaxStatusFiles, n)
+	}
+}
+
+// TestServerLimits: the listener serves at most MaxHTTPConns connections
+// at once, whatever the clients do; and it has every timeout.
+func TestServerLimits(t *testing.T) {
+	var (
+		mu             sync.Mutex
+		active, maxAct int
+	)
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		active++
+		maxAct = max(maxAct, active)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		active--
+		mu.Unlock()
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, limited := NewServer(ln, h)
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.WriteTimeout <= 0 || srv.IdleTimeout <= 0 || srv.MaxHeaderBytes <= 0 {
+		t.Errorf("a timeout or limit is not set: %+v", srv)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(limited)
+	}()
+	defer func() {
+		srv.Close()
+		<-served
+	}()
+
+	clients := 3 * MaxHTTPConns
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			io.Copy(io.Discard, c)
+		}()
+	}
+	pollUntil(t, "the handlers busy", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return active >= MaxHTTPConns
+	})
+	close(release)
+	wg.Wait()
+	if maxAct > MaxHTTPConns {
+		t.Errorf("%d connections served at once, want at most %d", maxAct, MaxHTTPConns)
+	}
 }

@@ -46,7 +46,10 @@ type InputStatus struct {
 	LinesPerSec float64      `json:"lines_per_sec"`
 	BytesPerSec float64      `json:"bytes_per_sec"`
 	BytesBehind int64        `json:"bytes_behind"`
-	Files       []FileStatus `json:"files"`
+	// FilesOpen counts every open file; Files lists at most
+	// MaxStatusFiles of them, those furthest behind.
+	FilesOpen int          `json:"files_open"`
+	Files     []FileStatus `json:"files"`
 }
 
 // FileStatus is one open file. Offset is the committed offset: every byte
@@ -126,6 +129,11 @@ func (a *Agent) Status() *Status {
 			fs.Rate = a.mon.rate(fileKey(ir.cfg.ID, f))
 			is.BytesBehind += fs.Behind
 			is.Files = append(is.Files, fs)
+		}
+		is.FilesOpen = len(is.Files)
+		if len(is.Files) > MaxStatusFiles {
+			sort.SliceStable(is.Files, func(i, j int) bool { return is.Files[i].Behind > is.Files[j].Behind })
+			is.Files = is.Files[:MaxStatusFiles:MaxStatusFiles]
 		}
 		st.Inputs = append(st.Inputs, is)
 	}

@@ -204,11 +204,11 @@ func listenHTTP(addr string, h http.Handler) (*httpListener, error) {
 	if err != nil {
 		return nil, err // names the address already
 	}
-	l := &httpListener{addr: addr, ln: ln, done: make(chan struct{}),
-		srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
+	srv, limited := agent.NewServer(ln, h)
+	l := &httpListener{addr: addr, ln: ln, done: make(chan struct{}), srv: srv}
 	go func() {
 		defer close(l.done)
-		l.srv.Serve(ln)
+		l.srv.Serve(limited)
 	}()
 	return l, nil
 }
