@@ -32,8 +32,13 @@ Usage:
 
 Signals: SIGHUP reloads the config (an invalid one is refused and the
 running one stays); SIGTERM or SIGINT stops reading, delivers what was read
-within shutdown_timeout, writes the checkpoint and exits 0; a second one
-exits at once (lines not delivered are read again at the next start).
+within shutdown_timeout, writes the checkpoint and exits 0; a second one,
+2s or more after the first, exits at once with 1 (lines not delivered are
+read again at the next start).
+
+Exit codes: 0 stopped cleanly, or --dry-run found no error; 1 invalid
+config, cannot start, stopped with errors, exited on a second signal, or
+--dry-run found an error; 2 bad command line.
 
 Options:
 `

@@ -359,8 +359,10 @@ func TestReloadEndToEnd(t *testing.T) {
 	t.Logf("%d lines of a and 5000 of b, through one refused reload, one reload and two stops", total)
 }
 
-// TestSecondSignal: a second SIGTERM exits at once even while an output
-// cannot deliver, and a second start delivers what was not.
+// TestSecondSignal: a copy of SIGTERM right after the first (timeout(1)
+// signals the agent, then its process group) does not cut the drain short;
+// a second SIGTERM later exits at once even while an output cannot
+// deliver, and a second start delivers what was not.
 func TestSecondSignal(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "logagent.yaml")
@@ -385,8 +387,30 @@ outputs:
 	p.waitRecord("logagent started", 0)
 	p.waitRecord("send failed; retrying with backoff", 0)
 	p.signal(syscall.SIGTERM)
-	p.waitRecord("stopping on signal", 0)
 	p.signal(syscall.SIGTERM)
+	const repeated = "signal repeated right after the first (as timeout(1) sends it to the process group too): still delivering; send it again to exit at once"
+	exited := func() bool {
+		select {
+		case <-p.done:
+			return true
+		default:
+			return false
+		}
+	}
+	waitFor(t, "the repeated signal taken, or an exit", func() bool { return p.record(repeated, 0) != nil || exited() })
+	if exited() {
+		t.Fatalf("the copy of SIGTERM sent with the first one made the agent exit without draining:\n%s", p.logText())
+	}
+	// Later signals, once the grace is over, exit at once.
+	waitFor(t, "an exit on a later SIGTERM", func() bool {
+		if !exited() {
+			p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		return exited()
+	})
+	if p.record("second signal: exiting now; undelivered lines are sent again at the next start", 0) == nil {
+		t.Errorf("no record of the exit on the second signal")
+	}
 	if code := p.exitCode(); code != 1 {
 		t.Errorf("exit code %d after a second SIGTERM, want 1", code)
 	}

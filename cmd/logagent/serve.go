@@ -29,6 +29,20 @@ type service struct {
 	handler  switchHandler  // serves the running agent's /metrics, /status, /healthz
 	sigs     chan os.Signal // SIGTERM, SIGINT, SIGHUP
 	stopping bool           // a SIGTERM or SIGINT was received
+	stopAt   time.Time      // when the first one was
+}
+
+// signalGrace is how long after the first SIGTERM or SIGINT a second one
+// is taken as a copy of the first, not as "exit now": timeout(1) signals
+// the agent, then its process group, and a shell's Ctrl-C reaches a
+// script and the agent alike.
+const signalGrace = 2 * time.Second
+
+// stop records the first SIGTERM or SIGINT.
+func (s *service) stop() {
+	if !s.stopping {
+		s.stopping, s.stopAt = true, time.Now()
+	}
 }
 
 // run runs cfg, and the configs SIGHUP loads, until SIGTERM or SIGINT. It
@@ -109,7 +123,7 @@ func (s *service) waitSignal(done <-chan error) (next *agent.Config, early bool,
 		case sig := <-s.sigs:
 			if sig != syscall.SIGHUP {
 				s.log.Info("stopping on signal", "signal", sig.String())
-				s.stopping = true
+				s.stop()
 				return nil, false, nil
 			}
 			cfg, lerr := agent.Load(s.path)
@@ -126,8 +140,9 @@ func (s *service) waitSignal(done <-chan error) (next *agent.Config, early bool,
 }
 
 // drain waits for the stopping agent to return. A SIGTERM or SIGINT during
-// a reload cancels the reload; a second one exits at once: the offsets of
-// what was not delivered were never committed, so nothing is lost.
+// a reload cancels the reload; a second one, signalGrace or more after the
+// first, exits at once (exit code 1): the offsets of what was not
+// delivered were never committed, so nothing is lost.
 func (s *service) drain(done <-chan error) error {
 	for {
 		select {
@@ -137,13 +152,15 @@ func (s *service) drain(done <-chan error) error {
 			switch {
 			case sig == syscall.SIGHUP:
 				s.log.Warn("SIGHUP ignored: the running configuration is still stopping")
+			case s.stopping && time.Since(s.stopAt) < signalGrace:
+				s.log.Info("signal repeated right after the first (as timeout(1) sends it to the process group too): still delivering; send it again to exit at once", "signal", sig.String())
 			case s.stopping:
 				s.log.Warn("second signal: exiting now; undelivered lines are sent again at the next start", "signal", sig.String())
 				s.lim.flush()
 				os.Exit(1)
 			default:
 				s.log.Info("stopping on signal; the reload is cancelled", "signal", sig.String())
-				s.stopping = true
+				s.stop()
 			}
 		}
 	}
