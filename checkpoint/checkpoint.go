@@ -154,7 +154,7 @@ type loaded struct {
 
 func load(path string) (loaded, error) {
 	var c loaded
-	data, err := os.ReadFile(path)
+	data, err := readState(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
@@ -175,7 +175,7 @@ func load(path string) (loaded, error) {
 		c.entries, c.gen, c.snapSize = f.Files, f.Journal, int64(len(data))
 	}
 	jpath := filepath.Join(filepath.Dir(path), journalName(c.gen))
-	data, err = os.ReadFile(jpath)
+	data, err = readState(jpath)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return c, nil
@@ -198,13 +198,22 @@ func validEntry(e Entry) error {
 // file in the same directory, fsync, rename over path, fsync the
 // directory. A crash at any point leaves either the old or the new file,
 // never a torn one.
-func writeFile(path string, data []byte) error {
+func writeFile(path string, data []byte) error { return writeFileOwned(path, data, noOwner) }
+
+// writeFileOwned is writeFile, the file given to own. The temporary file
+// is created with O_EXCL (os.CreateTemp), which never follows a link; the
+// rename replaces a link at path, never what it points to.
+func writeFileOwned(path string, data []byte, own owner) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, tempPattern)
 	if err != nil {
 		return fmt.Errorf("write checkpoint: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
+	if err := own.chown(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write checkpoint: %w", err)
+	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write checkpoint %s: %w", tmp.Name(), err)

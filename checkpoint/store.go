@@ -28,9 +28,10 @@ import (
 // fails, which leaves either snapshot on disk, flushes write snapshots of
 // new generations until one succeeds.
 type Store struct {
-	path string // the snapshot's
-	lock *os.File
-	log  *slog.Logger
+	path  string // the snapshot's
+	lock  *os.File
+	log   *slog.Logger
+	owner owner // who the files it creates are given to
 
 	// flushMu serializes Flush and Close and guards the files and what
 	// only they use.
@@ -67,14 +68,24 @@ type Store struct {
 }
 
 // Open locks dir, creating it if needed, and loads its checkpoint. It
-// removes the journals of other generations than the snapshot's and the
-// temporary files of snapshot writes a crash interrupted.
+// refuses a dir that anyone but the agent's user could write into
+// (CheckDir). It removes the journals of other generations than the
+// snapshot's and the temporary files of snapshot writes a crash
+// interrupted.
 func Open(dir string, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("data_dir %s: %w", dir, err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o640)
+	own, err := checkDir(dir)
 	if err != nil {
+		return nil, err
+	}
+	lock, err := openState(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("data_dir %s: %w", dir, err)
+	}
+	if err := own.chown(lock); err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("data_dir %s: %w", dir, err)
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
@@ -95,7 +106,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("data_dir %s: %w", dir, err)
 	}
-	s := &Store{path: path, lock: lock, log: log, gen: c.gen, nextGen: c.gen + 1, snapSize: c.snapSize, minCompact: 1 << 20,
+	s := &Store{path: path, lock: lock, log: log, owner: own, gen: c.gen, nextGen: c.gen + 1, snapSize: c.snapSize, minCompact: 1 << 20,
 		// A journal of a crashed run may end in a torn flush: never
 		// appended to, it is compacted away at the first flush.
 		compact: c.journal,
@@ -319,8 +330,13 @@ func (s *Store) appendJournal() error {
 		path := filepath.Join(filepath.Dir(s.path), journalName(s.gen))
 		// Nothing of this generation was written yet: whatever a
 		// file of its name holds is not part of the checkpoint.
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o640)
+		f, err := openState(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o640)
 		if err != nil {
+			return fmt.Errorf("create checkpoint journal: %w", err)
+		}
+		if err := s.owner.chown(f); err != nil {
+			f.Close()
+			s.compact = true // not to leave the file behind
 			return fmt.Errorf("create checkpoint journal: %w", err)
 		}
 		if err := syncDir(filepath.Dir(path)); err != nil {
@@ -368,7 +384,7 @@ func (s *Store) writeSnapshot() error {
 		s.journal.Close()
 		s.journal = nil
 	}
-	if err := writeFile(s.path, data); err != nil {
+	if err := writeFileOwned(s.path, data, s.owner); err != nil {
 		s.compact = true
 		return err
 	}
