@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,25 +21,51 @@ import (
 type DryRunOptions struct {
 	// Messages is how many messages to show per input.
 	Messages int
-	// Quiet prints nothing unless something is wrong.
+	// Quiet prints only errors and warnings.
 	Quiet bool
 }
 
 // DryRun prints what the agent would do with cfg: the files each input
 // would read and from where, each output's destination, and the first
-// messages with their routing. It sends nothing and writes nothing. It
-// returns an error only if the checkpoint cannot be read; warnings (no file
-// matches yet, a host that does not resolve) are printed.
+// messages with their routing. It sends nothing and writes nothing.
+//
+// Problems are printed as "error:" or "warning:" lines, even when quiet.
+// Errors are what would stop real work: a data_dir the agent would refuse
+// or could not write, a checkpoint it cannot read, an input whose matching
+// files can none be read, an output whose host names do not resolve (or
+// whose TLS or SASL files cannot be read). Warnings are what may be fine,
+// or fine later: a glob that matches no file yet, a file that cannot be
+// read among others that can. DryRun returns an error if it printed an
+// error, or if the checkpoint cannot be read.
 func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) error {
 	entries, err := checkpoint.Load(filepath.Join(cfg.DataDir, checkpoint.FileName))
 	if err != nil {
 		return err
 	}
+	info := w
 	if opt.Quiet {
-		w = io.Discard
+		info = io.Discard
 	}
-	fmt.Fprintf(w, "config %s: valid\n", cfg.File)
-	fmt.Fprintf(w, "data_dir %s: %d checkpointed files\n", cfg.DataDir, len(entries))
+	errs := 0
+	// problem prints an error or warning: under its context when all is
+	// printed, with the context when quiet.
+	problem := func(isErr bool, context, format string, args ...any) {
+		level := "warning"
+		if isErr {
+			level = "error"
+			errs++
+		}
+		if opt.Quiet {
+			fmt.Fprintf(w, "%s: %s: %s\n", level, context, fmt.Sprintf(format, args...))
+		} else {
+			fmt.Fprintf(w, "  %s: %s\n", level, fmt.Sprintf(format, args...))
+		}
+	}
+	fmt.Fprintf(info, "config %s: valid\n", cfg.File)
+	fmt.Fprintf(info, "data_dir %s: %d checkpointed files\n", cfg.DataDir, len(entries))
+	if err := checkpoint.CheckDir(cfg.DataDir); err != nil {
+		problem(true, "data_dir", "%v", err)
+	}
 
 	outputs := map[string]logagent.Output{}
 	for _, oc := range cfg.Outputs {
@@ -54,27 +82,36 @@ func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) er
 	for i := range cfg.Inputs {
 		ic := &cfg.Inputs[i]
 		fc := cfg.fileConfig(ic, host)
-		fmt.Fprintf(w, "\ninput %s: category %q, outputs %s\n", ic.ID, ic.Category, strings.Join(cfg.routes(ic), ", "))
+		fmt.Fprintf(info, "\ninput %s: category %q, outputs %s\n", ic.ID, ic.Category, strings.Join(cfg.routes(ic), ", "))
 		planned := file.Plan(fc, entries)
 		if len(planned) == 0 {
-			fmt.Fprintf(w, "  no file matches yet (%s); files that appear later are read from the beginning\n", strings.Join(ic.Paths, ", "))
+			problem(false, "input "+ic.ID, "no file matches yet (%s); files that appear later are read from the beginning", strings.Join(ic.Paths, ", "))
+		}
+		// A file that cannot be read is an error when the input could
+		// read none: a wide glob (the packaged /var/log/*.log) often
+		// matches a file or two the service user may not read.
+		unreadable := 0
+		for _, pf := range planned {
+			if pf.Err != nil {
+				unreadable++
+			}
 		}
 		shown := 0
 		for _, pf := range planned {
 			if pf.Err != nil {
-				fmt.Fprintf(w, "  %s: cannot read: %v\n", pf.Path, pf.Err)
+				problem(unreadable == len(planned), "input "+ic.ID, "%s cannot be read by %s: %v (grant read access, or exclude it)", pf.Path, userName(), pf.Err)
 				continue
 			}
 			cp := "none"
 			if pf.Committed >= 0 {
 				cp = strconv.FormatInt(pf.Committed, 10)
 			}
-			fmt.Fprintf(w, "  %s  size %d  id %s  checkpoint %s  start %d (%s)\n",
+			fmt.Fprintf(info, "  %s  size %d  id %s  checkpoint %s  start %d (%s)\n",
 				pf.Path, pf.Size, pf.ID, cp, pf.Start, startReason(pf, ic))
 			if shown < opt.Messages {
 				msgs, err := file.Preview(fc, pf, opt.Messages-shown)
 				if err != nil {
-					fmt.Fprintf(w, "  %s: %v\n", pf.Path, err)
+					problem(true, "input "+ic.ID, "%s: %v", pf.Path, err)
 				}
 				shown += len(msgs)
 				previews = append(previews, msgs...)
@@ -82,29 +119,28 @@ func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) er
 		}
 	}
 
-	fmt.Fprintln(w)
+	fmt.Fprintln(info)
 	for _, oc := range cfg.Outputs {
 		out := outputs[oc.ID]
 		desc := oc.Type
 		if d, ok := out.(logagent.Describer); ok {
 			desc = d.Describe()
 		}
-		fmt.Fprintf(w, "output %s (%s): %s; batch %d events / %s / %s\n", oc.ID, oc.Type, desc,
+		fmt.Fprintf(info, "output %s (%s): %s; batch %d events / %s / %s\n", oc.ID, oc.Type, desc,
 			oc.Batch.MaxEvents, oc.Batch.MaxBytes, oc.Batch.FlushInterval)
 		if c, ok := out.(logagent.Checker); ok {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			if err := c.Check(cctx); err != nil {
-				// Printed even when quiet: it is worth knowing.
-				fmt.Fprintf(w, "  warning: %v\n", err)
+				problem(true, "output "+oc.ID, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 			} else {
-				fmt.Fprintf(w, "  destination resolves\n")
+				fmt.Fprintf(info, "  destination resolves\n")
 			}
 			cancel()
 		}
 	}
 
 	if len(previews) > 0 {
-		fmt.Fprintf(w, "\nfirst messages (nothing is sent):\n")
+		fmt.Fprintf(info, "\nfirst messages (nothing is sent):\n")
 	}
 	for i := range previews {
 		m := &previews[i]
@@ -117,10 +153,21 @@ func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) er
 			}
 			dests = append(dests, dest)
 		}
-		fmt.Fprintf(w, "  [%s] %s @%d category=%s → %s\n    %s\n", m.Source.Input, m.Source.Path, m.Offset,
+		fmt.Fprintf(info, "  [%s] %s @%d category=%s → %s\n    %s\n", m.Source.Input, m.Source.Path, m.Offset,
 			m.Source.Category, strings.Join(dests, "; "), quoteBody(m.Body, 160))
 	}
+	if errs > 0 {
+		return fmt.Errorf("dry run: %d error(s), printed above: the agent would not do all it is configured to", errs)
+	}
 	return nil
+}
+
+func userName() string {
+	uid := strconv.Itoa(os.Geteuid())
+	if u, err := user.LookupId(uid); err == nil {
+		return u.Username
+	}
+	return "uid " + uid
 }
 
 func (c *Config) input(id string) *InputConfig {

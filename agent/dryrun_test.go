@@ -68,3 +68,106 @@ func TestDryRunCorruptCheckpoint(t *testing.T) {
 		t.Fatalf("err = %v, want one naming the checkpoint", err)
 	}
 }
+
+// TestDryRunProblems: what would stop real work is an error, printed even
+// with Quiet, and DryRun fails; what may be fine later is a warning.
+func TestDryRunProblems(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		config string // {dir} is a temporary directory with logs/a.log
+		setup  func(t *testing.T, dir string)
+		want   string // printed with Quiet, or in the error returned
+		fails  bool
+	}{
+		{
+			name:   "glob matches nothing",
+			config: "data_dir: {dir}/state\ninputs: [{id: app, paths: ['{dir}/none/*.log']}]\noutputs: [{id: o, type: stdout}]\n",
+			want:   "warning: input app: no file matches yet (" + "{dir}/none/*.log)",
+		},
+		{
+			name:   "data_dir writable by others",
+			config: "data_dir: {dir}/state\ninputs: [{id: app, paths: ['{dir}/logs/*.log']}]\noutputs: [{id: o, type: stdout}]\n",
+			setup: func(t *testing.T, dir string) {
+				os.Mkdir(filepath.Join(dir, "state"), 0o755)
+				os.Chmod(filepath.Join(dir, "state"), 0o777)
+			},
+			want:  "error: data_dir: data_dir {dir}/state can be written by other users",
+			fails: true,
+		},
+		{
+			name:   "data_dir not writable",
+			config: "data_dir: {dir}/state\ninputs: [{id: app, paths: ['{dir}/logs/*.log']}]\noutputs: [{id: o, type: stdout}]\n",
+			setup: func(t *testing.T, dir string) {
+				if os.Geteuid() == 0 {
+					t.Skip("root writes everywhere")
+				}
+				os.Mkdir(filepath.Join(dir, "state"), 0o555)
+			},
+			want:  "error: data_dir: data_dir {dir}/state: {dir}/state is not writable by",
+			fails: true,
+		},
+		{
+			name:   "data_dir cannot be created",
+			config: "data_dir: {dir}/file/state\ninputs: [{id: app, paths: ['{dir}/logs/*.log']}]\noutputs: [{id: o, type: stdout}]\n",
+			setup: func(t *testing.T, dir string) {
+				os.WriteFile(filepath.Join(dir, "file"), nil, 0o644)
+			},
+			want:  "{dir}/file/state/checkpoint.json: not a directory",
+			fails: true,
+		},
+		{
+			name:   "host does not resolve",
+			config: "data_dir: {dir}/state\ninputs: [{id: app, paths: ['{dir}/logs/*.log']}]\noutputs: [{id: o, type: scribe, hosts: ['logagent-test.invalid:1463']}]\n",
+			want:   "error: output o: resolve logagent-test.invalid",
+			fails:  true,
+		},
+		{
+			name:   "file unreadable",
+			config: "data_dir: {dir}/state\ninputs: [{id: app, paths: ['{dir}/logs/*.log']}]\noutputs: [{id: o, type: stdout}]\n",
+			setup: func(t *testing.T, dir string) {
+				if os.Geteuid() == 0 {
+					t.Skip("root reads every file")
+				}
+				os.Chmod(filepath.Join(dir, "logs", "a.log"), 0)
+			},
+			want:  "error: input app: {dir}/logs/a.log cannot be read by",
+			fails: true,
+		},
+		{
+			name:   "file unreadable among others",
+			config: "data_dir: {dir}/state\ninputs: [{id: app, paths: ['{dir}/logs/*.log']}]\noutputs: [{id: o, type: stdout}]\n",
+			setup: func(t *testing.T, dir string) {
+				if os.Geteuid() == 0 {
+					t.Skip("root reads every file")
+				}
+				os.WriteFile(filepath.Join(dir, "logs", "b.log"), []byte("a line\n"), 0)
+			},
+			want: "warning: input app: {dir}/logs/b.log cannot be read by",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+			os.WriteFile(filepath.Join(dir, "logs", "a.log"), []byte("a line\n"), 0o644)
+			if tc.setup != nil {
+				tc.setup(t, dir)
+			}
+			cfg, err := Parse(filepath.Join(dir, "c.yaml"), []byte(strings.ReplaceAll(tc.config, "{dir}", dir)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			err = DryRun(context.Background(), cfg, &out, DryRunOptions{Quiet: true})
+			got := out.String()
+			if err != nil {
+				got += err.Error()
+			}
+			if want := strings.ReplaceAll(tc.want, "{dir}", dir); !strings.Contains(got, want) {
+				t.Errorf("quiet dry-run printed %q, want it to contain %q", got, want)
+			}
+			if (err != nil) != tc.fails {
+				t.Errorf("err = %v, want failure %v", err, tc.fails)
+			}
+		})
+	}
+}
