@@ -39,6 +39,9 @@ type inputRun struct {
 // New builds the outputs and inputs of cfg and opens the checkpoint. It
 // starts nothing: Run does.
 func New(cfg *Config, log *slog.Logger) (*Agent, error) {
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
 	store, err := checkpoint.Open(cfg.DataDir, log)
 	if err != nil {
 		return nil, err

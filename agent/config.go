@@ -43,6 +43,9 @@ type Config struct {
 
 	// File is the path the configuration was loaded from.
 	File string `yaml:"-"`
+	// Warnings are problems that do not stop the agent (a secret every
+	// user can read), each naming file:line: key; New logs them.
+	Warnings []string `yaml:"-"`
 }
 
 // HTTPConfig is the metrics and status listener; off when absent.
@@ -208,10 +211,14 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, &ConfigError{File: path, Msg: "the file is empty"}
 	}
 	root := doc.Content[0]
+	secretLines := literalSecrets(root)
 	d.expandEnv(root)
 	cfg := &Config{File: path}
 	cfg.setDefaults()
 	d.decode(root, reflect.ValueOf(cfg).Elem(), "")
+	if len(d.errs) == 0 {
+		cfg.Warnings = secretWarnings(path, secretLines, secretFiles(root))
+	}
 	if len(d.errs) == 0 {
 		dir, err := filepath.Abs(filepath.Dir(path))
 		if err != nil {

@@ -149,3 +149,46 @@ func TestCheckListen(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretWarnings: a secret that every user can read, in the config or
+// in a file it names, is warned about with file:line: key.
+func TestSecretWarnings(t *testing.T) {
+	t.Setenv("LOGAGENT_TEST_SECRET", "s3cret")
+	const base = "data_dir: /x\ninputs: [{id: a, paths: [/l/*.log]}]\noutputs:\n  - id: k\n    type: kafka\n    brokers: ['127.0.0.1:9092']\n    sasl:\n      mechanism: plain\n      username: u\n"
+	for _, tc := range []struct {
+		name       string
+		sasl       string // the password line
+		mode, pass os.FileMode
+		want       string // "" for no warning
+	}{
+		{"inline, config readable by all", "      password: s3cret\n", 0o644, 0, "c.yaml:10: password: the config holds a secret and every user can read it (mode -rw-r--r--): run chmod o-r"},
+		{"inline, config not readable by others", "      password: s3cret\n", 0o640, 0, ""},
+		{"from the environment", "      password: ${LOGAGENT_TEST_SECRET}\n", 0o644, 0, ""},
+		{"password_file readable by all", "      password_file: {dir}/pass\n", 0o644, 0o644, "c.yaml:10: password_file: {dir}/pass holds a secret and every user can read it (mode -rw-r--r--)"},
+		{"password_file not readable by others", "      password_file: {dir}/pass\n", 0o644, 0o600, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "c.yaml")
+			if err := os.WriteFile(path, []byte(base+strings.ReplaceAll(tc.sasl, "{dir}", dir)), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(path, tc.mode)
+			if tc.pass != 0 {
+				os.WriteFile(filepath.Join(dir, "pass"), []byte("s3cret\n"), tc.pass)
+				os.Chmod(filepath.Join(dir, "pass"), tc.pass)
+			}
+			cfg, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(cfg.Warnings, "\n")
+			if want := strings.ReplaceAll(tc.want, "{dir}", dir); want == "" && got != "" || !strings.Contains(got, want) {
+				t.Errorf("warnings %q, want %q", got, want)
+			}
+			if strings.Contains(got, "s3cret") {
+				t.Errorf("a warning shows the secret: %q", got)
+			}
+		})
+	}
+}

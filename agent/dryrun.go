@@ -66,6 +66,9 @@ func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) er
 	if err := checkpoint.CheckDir(cfg.DataDir); err != nil {
 		problem(true, "data_dir", "%v", err)
 	}
+	for _, w := range cfg.Warnings {
+		problem(false, "config", "%s", w)
+	}
 
 	outputs := map[string]logagent.Output{}
 	for _, oc := range cfg.Outputs {
