@@ -49,10 +49,13 @@ $(STATICCHECK): tools/go.mod tools/go.sum
 test-lint: $(STATICCHECK)
 	$(STATICCHECK) $$($(GO) list ./... | grep -v /internal/thriftgen/)
 
-# Short fuzzing of the chunker and the config loader (seed corpora in testdata/).
+# Short fuzzing of the chunker, the config loader and the checkpoint's
+# encoder and decoders (seed corpora in testdata/).
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzChunker$$' -fuzztime 10s ./inputs/file
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./agent
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 5s ./checkpoint
+	$(GO) test -run '^$$' -fuzz '^FuzzAppendEntry$$' -fuzztime 5s ./checkpoint
 
 # Rename, copytruncate, delete and date-named rotation at full speed,
 # through logagent and through nxadm/tail: lines written, lost, duplicated.

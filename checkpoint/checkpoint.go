@@ -160,17 +160,9 @@ func load(path string) (loaded, error) {
 	case err != nil:
 		return c, fmt.Errorf("read checkpoint: %w", err)
 	default:
-		var f fileFormat
-		if err := json.Unmarshal(data, &f); err != nil {
-			return c, &CorruptError{Path: path, Err: err}
-		}
-		if f.Version != formatVersion {
-			return c, &CorruptError{Path: path, Err: fmt.Errorf("version %d, this agent reads version %d", f.Version, formatVersion)}
-		}
-		for i, e := range f.Files {
-			if err := validEntry(e); err != nil {
-				return c, &CorruptError{Path: path, Err: fmt.Errorf("files[%d]: %w", i, err)}
-			}
+		f, err := parseSnapshot(path, data)
+		if err != nil {
+			return c, err
 		}
 		c.entries, c.gen, c.snapSize = f.Files, f.Journal, int64(len(data))
 	}
@@ -185,6 +177,24 @@ func load(path string) (loaded, error) {
 	c.journal = true
 	c.entries, err = replay(jpath, data, c.entries)
 	return c, err
+}
+
+// parseSnapshot decodes the snapshot data read from path; what cannot be
+// parsed is a *CorruptError.
+func parseSnapshot(path string, data []byte) (fileFormat, error) {
+	var f fileFormat
+	if err := json.Unmarshal(data, &f); err != nil {
+		return f, &CorruptError{Path: path, Err: err}
+	}
+	if f.Version != formatVersion {
+		return f, &CorruptError{Path: path, Err: fmt.Errorf("version %d, this agent reads version %d", f.Version, formatVersion)}
+	}
+	for i, e := range f.Files {
+		if err := validEntry(e); err != nil {
+			return f, &CorruptError{Path: path, Err: fmt.Errorf("files[%d]: %w", i, err)}
+		}
+	}
+	return f, nil
 }
 
 func validEntry(e Entry) error {
