@@ -40,12 +40,12 @@ type CheckpointStatus struct {
 
 // InputStatus is one input and its open files.
 type InputStatus struct {
-	ID          string       `json:"id"`
-	Lines       int64        `json:"lines"`
-	Bytes       int64        `json:"bytes"`
-	LinesPerSec float64      `json:"lines_per_sec"`
-	BytesPerSec float64      `json:"bytes_per_sec"`
-	BytesBehind int64        `json:"bytes_behind"`
+	ID          string  `json:"id"`
+	Lines       int64   `json:"lines"`
+	Bytes       int64   `json:"bytes"`
+	LinesPerSec float64 `json:"lines_per_sec"`
+	BytesPerSec float64 `json:"bytes_per_sec"`
+	BytesBehind int64   `json:"bytes_behind"`
 	// FilesOpen counts every open file; Files lists at most
 	// MaxStatusFiles of them, those furthest behind.
 	FilesOpen int          `json:"files_open"`
