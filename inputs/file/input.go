@@ -126,10 +126,7 @@ func (m *Metrics) Truncations() int64 { return m.truncations.Load() }
 func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFunc, log *slog.Logger) *Input {
 	need := cfg.MaxMessageBytes + 1
 	smallSize := max(64<<10, need+minRead)
-	// A large block never exceeds the budget, which bounds the memory of
-	// blocks only if each is charged its whole size (the agent refuses a
-	// max_message_bytes above half the budget, so a small block fits).
-	largeSize := max(smallSize, min(max(cfg.BlockBytes, 2*smallSize), int(budget.limit)))
+	largeSize := max(cfg.BlockBytes, 2*smallSize)
 	return &Input{
 		cfg:        cfg,
 		log:        log.With("input", cfg.ID),
