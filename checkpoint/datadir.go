@@ -141,15 +141,46 @@ func userName(uid int) string {
 	return "uid " + strconv.Itoa(uid)
 }
 
-// openState opens a state file without following a symbolic link: a link
-// found there was planted, and following it would make the agent read or
-// write whatever it points to.
+// openState opens a state file without following a symbolic link, and
+// refuses a file with more than one link: a link found there was planted,
+// and following it would make the agent read, write or give away whatever
+// it points to.
 func openState(path string, flag int, perm os.FileMode) (*os.File, error) {
 	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, perm)
 	if errors.Is(err, syscall.ELOOP) {
 		return nil, fmt.Errorf("%s is a symbolic link, which a state file never is (planted?): refused; remove it: %w", path, err)
 	}
-	return f, err
+	if err != nil {
+		return nil, err
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Nlink > 1 {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file with one link, which a state file always is (planted?): refused; remove it", path)
+	}
+	return f, nil
+}
+
+// createState creates the state file at path, replacing a file of that
+// name (never writing into it, whatever it is or links to), and gives it
+// to own.
+func createState(path string, flag int, perm os.FileMode, own owner) (*os.File, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	f, err := openState(path, flag|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return nil, err
+	}
+	if err := own.chown(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // readState reads the state file at path, not following a link.

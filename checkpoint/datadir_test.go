@@ -85,9 +85,31 @@ func TestPlantedLinksNotFollowed(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Set(entry("/a.log", 1, 10))
-		err = s.Flush()
-		if err == nil || !strings.Contains(err.Error(), "symbolic link") {
-			t.Errorf("flush: %v, want a refusal of the link", err)
+		if err := s.Flush(); err != nil { // the link replaced by a journal
+			t.Fatal(err)
+		}
+		check(t, victim)
+		if got, err := Load(s.Path()); err != nil || len(got) != 1 {
+			t.Errorf("checkpoint holds %v (%v), want the entry", got, err)
+		}
+	})
+	t.Run("journal hard-linked while running", func(t *testing.T) {
+		dir := t.TempDir()
+		victim := filepath.Join(dir, "victim") // a hard link must be on the same file system
+		if err := os.WriteFile(victim, []byte(secret), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(filepath.Join(dir, "state"), discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := os.Link(victim, filepath.Join(dir, "state", journalName(0))); err != nil {
+			t.Fatal(err)
+		}
+		s.Set(entry("/a.log", 1, 10))
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
 		}
 		check(t, victim)
 	})
@@ -108,6 +130,41 @@ func TestPlantedLinksNotFollowed(t *testing.T) {
 			check(t, victim)
 			if _, err := Load(filepath.Join(dir, FileName)); err == nil && name != ".lock" {
 				t.Errorf("Load followed the link")
+			}
+		})
+	}
+}
+
+// TestHardLinkedStateRefused: a state file found with another link (a
+// hard link to a file of someone else) is neither read nor given away.
+func TestHardLinkedStateRefused(t *testing.T) {
+	for _, name := range []string{FileName, ".lock"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			victim := filepath.Join(dir, "victim")
+			if err := os.WriteFile(victim, []byte("{}"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			state := filepath.Join(dir, "state")
+			os.Mkdir(state, 0o750)
+			if os.Geteuid() == 0 {
+				os.Chown(state, 65534, 65534) // as root, state files would be given to 65534
+			}
+			if err := os.Link(victim, filepath.Join(state, name)); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Open(state, discard)
+			if err == nil {
+				s.Close()
+				t.Fatal("opened")
+			}
+			if !strings.Contains(err.Error(), "one link") {
+				t.Errorf("error %q, want a refusal of the link", err)
+			}
+			var st syscall.Stat_t
+			syscall.Stat(victim, &st)
+			if int(st.Uid) != os.Geteuid() {
+				t.Errorf("the linked file was given to uid %d", st.Uid)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -80,12 +81,18 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	lock, err := openState(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("data_dir %s: %w", dir, err)
+	// Given away only when created here: never chown a file found.
+	lockPath := filepath.Join(dir, ".lock")
+	lock, err := openState(lockPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o640)
+	if err == nil {
+		err = own.chown(lock)
+	} else if errors.Is(err, fs.ErrExist) {
+		lock, err = openState(lockPath, os.O_RDWR, 0)
 	}
-	if err := own.chown(lock); err != nil {
-		lock.Close()
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
 		return nil, fmt.Errorf("data_dir %s: %w", dir, err)
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
@@ -330,13 +337,9 @@ func (s *Store) appendJournal() error {
 		path := filepath.Join(filepath.Dir(s.path), journalName(s.gen))
 		// Nothing of this generation was written yet: whatever a
 		// file of its name holds is not part of the checkpoint.
-		f, err := openState(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o640)
+		f, err := createState(path, os.O_WRONLY|os.O_APPEND, 0o640, s.owner)
 		if err != nil {
-			return fmt.Errorf("create checkpoint journal: %w", err)
-		}
-		if err := s.owner.chown(f); err != nil {
-			f.Close()
-			s.compact = true // not to leave the file behind
+			s.compact = true // not to leave a file behind
 			return fmt.Errorf("create checkpoint journal: %w", err)
 		}
 		if err := syncDir(filepath.Dir(path)); err != nil {
