@@ -24,6 +24,10 @@ import (
 
 const defaultStatusAddr = "127.0.0.1:9108"
 
+// maxStatusBytes bounds the /status read: far above what an agent sends
+// (agent.MaxStatusFiles files per input).
+const maxStatusBytes = 64 << 20
+
 const statusUsage = `Usage: logagent status [--addr HOST:PORT] [-c FILE] [--once]
 
 Shows, from a running agent's /status, each input's open files with the
@@ -115,7 +119,8 @@ func fetchStatus(client *http.Client, url string) (*agent.Status, error) {
 		return nil, fmt.Errorf("%s: %s: %s", url, resp.Status, strings.TrimSpace(string(b)))
 	}
 	var st agent.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+	// Bounded: whatever answers on the port may not be the agent.
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxStatusBytes)).Decode(&st); err != nil {
 		return nil, fmt.Errorf("%s: %w", url, err)
 	}
 	return &st, nil
