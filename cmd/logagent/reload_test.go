@@ -115,6 +115,17 @@ func (p *proc) waitRecord(msg string, skip int) map[string]any {
 	return r
 }
 
+// recordTime returns the time of a log record.
+func recordTime(t *testing.T, r map[string]any) time.Time {
+	t.Helper()
+	s, _ := r["time"].(string)
+	tm, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t.Fatalf("record time %q: %v", s, err)
+	}
+	return tm
+}
+
 func (p *proc) signal(sig os.Signal) {
 	p.t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
@@ -386,9 +397,15 @@ outputs:
 	p := startProc(t, "-c", cfg)
 	p.waitRecord("logagent started", 0)
 	p.waitRecord("send failed; retrying with backoff", 0)
+	// The kernel merges a signal sent while the same one is pending: the
+	// copy is sent once the first was taken.
 	p.signal(syscall.SIGTERM)
+	first := p.waitRecord("stopping on signal", 0)
 	p.signal(syscall.SIGTERM)
-	const repeated = "signal repeated right after the first (as timeout(1) sends it to the process group too): still delivering; send it again to exit at once"
+	const (
+		repeated = "signal repeated right after the first (as timeout(1) sends it to the process group too): still delivering; send it again to exit at once"
+		exitNow  = "second signal: exiting now; undelivered lines are sent again at the next start"
+	)
 	exited := func() bool {
 		select {
 		case <-p.done:
@@ -399,7 +416,12 @@ outputs:
 	}
 	waitFor(t, "the repeated signal taken, or an exit", func() bool { return p.record(repeated, 0) != nil || exited() })
 	if exited() {
-		t.Fatalf("the copy of SIGTERM sent with the first one made the agent exit without draining:\n%s", p.logText())
+		// Fine only if the machine was so slow that the copy came after
+		// the grace.
+		if r := p.record(exitNow, 0); r == nil || recordTime(t, r).Sub(recordTime(t, first)) < signalGrace {
+			t.Fatalf("the copy of SIGTERM sent right after the first made the agent exit without draining:\n%s", p.logText())
+		}
+		t.Skip("the copy came after the grace (a slow machine): not checked")
 	}
 	// Later signals, once the grace is over, exit at once.
 	waitFor(t, "an exit on a later SIGTERM", func() bool {
@@ -408,7 +430,7 @@ outputs:
 		}
 		return exited()
 	})
-	if p.record("second signal: exiting now; undelivered lines are sent again at the next start", 0) == nil {
+	if p.record(exitNow, 0) == nil {
 		t.Errorf("no record of the exit on the second signal")
 	}
 	if code := p.exitCode(); code != 1 {
