@@ -8,12 +8,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/checkpoint"
+	"github.com/logagent/logagent/inputs"
 	"github.com/logagent/logagent/inputs/file"
 )
 
@@ -25,9 +27,17 @@ type Agent struct {
 	budget  *file.Budget
 	runners []*runner
 	inputs  []*inputRun
+	relays  []*relayRun // inputs of other types than file
 	started time.Time
 	mon     *monitor // rates and backfill progress, for Status and the log
 	backlog func()   // set by OnBacklog; nil for none
+}
+
+// relayRun is an input of a type other than file (a relay).
+type relayRun struct {
+	cfg   InputConfig
+	in    inputs.Input
+	route []*runner
 }
 
 type inputRun struct {
@@ -62,10 +72,31 @@ func New(cfg *Config, log *slog.Logger) (*Agent, error) {
 	host := cfg.hostname()
 	for i := range cfg.Inputs {
 		ic := cfg.Inputs[i]
-		ir := &inputRun{cfg: ic}
+		var route []*runner
 		for _, id := range cfg.routes(&ic) {
-			ir.route = append(ir.route, byID[id])
+			route = append(route, byID[id])
 		}
+		if ic.kind != nil {
+			rr := &relayRun{cfg: ic, route: route}
+			in, err := ic.kind.build(inputs.Env{
+				ID:           ic.ID,
+				Host:         host,
+				Publish:      (&inputRun{route: route}).publish,
+				Failing:      rr.failing,
+				DrainTimeout: cfg.ShutdownTimeout,
+				Log:          log.With("input", ic.ID),
+			})
+			if err != nil {
+				a.closeRelays()
+				a.closeOutputs()
+				store.Close()
+				return nil, fmt.Errorf("input %s: %w", ic.ID, err)
+			}
+			rr.in = in
+			a.relays = append(a.relays, rr)
+			continue
+		}
+		ir := &inputRun{cfg: ic, route: route}
 		fc := cfg.fileConfig(&ic, host)
 		fc.OnBacklog = a.onBacklog
 		ir.in = file.New(fc, store, a.budget, ir.publish, log)
@@ -94,6 +125,25 @@ func (ir *inputRun) publish(ctx context.Context, c *logagent.Chunk) error {
 		}
 	}
 	return nil
+}
+
+// failing returns why an output rr is routed to fails now, or "".
+func (rr *relayRun) failing() string {
+	for _, r := range rr.route {
+		if since := r.metrics.FailingSince(); !since.IsZero() {
+			return fmt.Sprintf("output %s failing since %s: %s", r.cfg.ID, since.Format(time.RFC3339), r.metrics.LastError())
+		}
+	}
+	return ""
+}
+
+// closeRelays releases the listeners of relays built but never run.
+func (a *Agent) closeRelays() {
+	for _, rr := range a.relays {
+		if c, ok := rr.in.(io.Closer); ok {
+			c.Close()
+		}
+	}
 }
 
 // OnBacklog sets f to be called when an input finds a file far behind
@@ -138,13 +188,22 @@ func (a *Agent) Run(ctx context.Context) error {
 			ir.in.Run(ctx)
 		}()
 	}
+	for _, rr := range a.relays {
+		inWG.Add(1)
+		go func() {
+			defer inWG.Done()
+			if err := rr.in.Run(ctx); err != nil {
+				a.log.Error("input stopped", "input", rr.cfg.ID, "err", err)
+			}
+		}()
+	}
 	var watchWG sync.WaitGroup
 	watchWG.Add(1)
 	go func() {
 		defer watchWG.Done()
 		a.watch(ctx)
 	}()
-	a.log.Info("logagent started", "inputs", len(a.inputs), "outputs", len(a.runners), "data_dir", a.cfg.DataDir)
+	a.log.Info("logagent started", "inputs", len(a.inputs)+len(a.relays), "outputs", len(a.runners), "data_dir", a.cfg.DataDir)
 	<-ctx.Done()
 
 	a.log.Info("stopping: reading stopped, delivering what was read", "timeout", a.cfg.ShutdownTimeout)

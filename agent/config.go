@@ -61,9 +61,12 @@ func (h *HTTPConfig) setDefaults() {
 	h.UnhealthyAfter = 5 * time.Minute
 }
 
-// InputConfig is one entry of inputs:.
+// InputConfig is one entry of inputs:. The keys of a file input are fields
+// here; an input of another type has id, type and outputs here and its own
+// keys decoded into Settings (see agent/inputs.go).
 type InputConfig struct {
 	ID                string            `yaml:"id"`
+	Type              string            `yaml:"type"`
 	Paths             []string          `yaml:"paths"`
 	Exclude           []string          `yaml:"exclude"`
 	Category          string            `yaml:"category"`
@@ -79,6 +82,8 @@ type InputConfig struct {
 	MaxOpenFiles      int               `yaml:"max_open_files"`
 	FingerprintBytes  logagent.Size     `yaml:"fingerprint_bytes"`
 	ReadBufferBytes   logagent.Size     `yaml:"read_buffer_bytes"`
+
+	kind *inputKind // nil for a file input
 }
 
 func (c *InputConfig) setDefaults() {
@@ -360,6 +365,10 @@ func (c *Config) validate() error {
 			bad(p+".id", "%q is used by another input", in.ID)
 		default:
 			inputs[in.ID] = true
+		}
+		if in.kind != nil {
+			errs = append(errs, validateTyped(in, p, outputs, c.outputIDs())...)
+			continue
 		}
 		if in.Category == "" {
 			in.Category = in.ID

@@ -84,6 +84,10 @@ func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) er
 	var previews []logagent.Message
 	for i := range cfg.Inputs {
 		ic := &cfg.Inputs[i]
+		if ic.kind != nil {
+			dryRunRelay(w, cfg, ic)
+			continue
+		}
 		fc := cfg.fileConfig(ic, host)
 		fmt.Fprintf(info, "\ninput %s: category %q, outputs %s\n", ic.ID, ic.Category, strings.Join(cfg.routes(ic), ", "))
 		planned := file.Plan(fc, entries)

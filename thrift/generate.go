@@ -12,4 +12,5 @@ package thrift
 //go:generate thrift --gen go:package_prefix=github.com/logagent/logagent/internal/thriftgen/,skip_remote -out ../internal/thriftgen scribe.thrift
 //go:generate thrift --gen go:package_prefix=github.com/logagent/logagent/internal/thriftgen/,skip_remote -out ../internal/thriftgen flume.thrift
 //go:generate thrift --gen go:package_prefix=github.com/logagent/logagent/internal/thriftgen/,skip_remote -out ../internal/thriftgen kestrel.thrift
+//go:generate thrift --gen go:package_prefix=github.com/logagent/logagent/internal/thriftgen/,skip_remote -out ../internal/thriftgen fb303.thrift
 //go:generate gofmt -w ../internal/thriftgen

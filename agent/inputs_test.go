@@ -1,0 +1,57 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	scribein "github.com/logagent/logagent/inputs/scribe"
+)
+
+func TestParseInputTypes(t *testing.T) {
+	const outputs = "outputs:\n  - id: o\n    type: stdout\n"
+	tests := []struct {
+		name string
+		yaml string
+		want string // "" for valid
+	}{
+		{"scribe", "inputs:\n  - id: r\n    type: scribe\n    listen: 127.0.0.1:1463\n    idle_timeout: 1m\n" + outputs, ""},
+		{"file by default", "inputs:\n  - id: a\n    paths: [/x/*.log]\n" + outputs, ""},
+		{"file by name", "inputs:\n  - id: a\n    type: file\n    paths: [/x/*.log]\n" + outputs, ""},
+		{"unknown type", "inputs:\n  - id: r\n    type: syslog\n" + outputs,
+			`c.yaml:4: inputs[0].type: unknown input type "syslog" (one of file, scribe)`},
+		{"file key on a relay", "inputs:\n  - id: r\n    type: scribe\n    paths: [/x]\n" + outputs,
+			"c.yaml:5: inputs[0].paths: unknown key (known keys here: id, idle_timeout, listen, max_connections"},
+		{"relay key on a file input", "inputs:\n  - id: a\n    paths: [/x/*.log]\n    listen: :1463\n" + outputs,
+			"c.yaml:5: inputs[0].listen: unknown key"},
+		{"bad listen", "inputs:\n  - id: r\n    type: scribe\n    listen: 1463\n" + outputs,
+			`c.yaml:5: inputs[0].listen: must be host:port (0.0.0.0:1463, 127.0.0.1:0), got "1463"`},
+		{"bad limit", "inputs:\n  - id: r\n    type: scribe\n    max_connections: 0\n" + outputs,
+			"c.yaml:5: inputs[0].max_connections: must be >= 1, got 0"},
+		{"unknown output", "inputs:\n  - id: r\n    type: scribe\n    outputs: [k]\n" + outputs,
+			`c.yaml:5: inputs[0].outputs[0]: no output has id "k" (outputs: o)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("c.yaml", []byte("data_dir: /x\n"+tt.yaml))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error:\n  %v\nwant it to contain:\n  %s", err, tt.want)
+			}
+			_ = cfg
+		})
+	}
+	cfg, err := Parse("c.yaml", []byte("data_dir: /x\n"+tests[0].yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, ok := cfg.Inputs[0].Settings().(*scribein.Config)
+	if !ok || sc.Listen != "127.0.0.1:1463" || sc.IdleTimeout != time.Minute || sc.MaxConnections != 1000 {
+		t.Fatalf("scribe settings: %+v", cfg.Inputs[0].Settings())
+	}
+}

@@ -1,0 +1,81 @@
+package relay
+
+import (
+	"errors"
+	"net"
+	"time"
+
+	"github.com/logagent/logagent"
+)
+
+// Limits are the keys every relay input type has, with their yaml names.
+// An input type's Config holds the same fields (the config decoder has no
+// inline structs) and converts them with Options.
+type Limits struct {
+	Listen           string
+	MaxConnections   int
+	MaxFrameBytes    logagent.Size
+	IdleTimeout      time.Duration
+	ReadTimeout      time.Duration
+	WriteTimeout     time.Duration
+	MaxInflightBytes logagent.Size
+}
+
+// DefaultMaxFrameBytes is Flume's limit on a Thrift frame, 16,384,000 bytes.
+const DefaultMaxFrameBytes = 16_384_000
+
+// DefaultLimits returns the defaults of every relay input but the port.
+func DefaultLimits(listen string) Limits {
+	return Limits{
+		Listen:           listen,
+		MaxConnections:   1000,
+		MaxFrameBytes:    DefaultMaxFrameBytes,
+		IdleTimeout:      5 * time.Minute,
+		ReadTimeout:      30 * time.Second,
+		WriteTimeout:     30 * time.Second,
+		MaxInflightBytes: 64 << 20,
+	}
+}
+
+// Validate checks l; problems are *logagent.FieldError values, joined.
+func (l *Limits) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, logagent.FieldErrorf(field, format, args...))
+	}
+	if _, _, err := net.SplitHostPort(l.Listen); err != nil || l.Listen == "" {
+		bad("listen", "must be host:port (0.0.0.0:1463, 127.0.0.1:0), got %q", l.Listen)
+	}
+	if l.MaxConnections < 1 {
+		bad("max_connections", "must be >= 1, got %d", l.MaxConnections)
+	}
+	if l.MaxFrameBytes < 1<<10 || l.MaxFrameBytes > 1<<30 {
+		bad("max_frame_bytes", "must be between 1KiB and 1GiB, got %s", l.MaxFrameBytes)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"idle_timeout", l.IdleTimeout}, {"read_timeout", l.ReadTimeout}, {"write_timeout", l.WriteTimeout}} {
+		if d.v <= 0 {
+			bad(d.key, "must be > 0, got %s", d.v)
+		}
+	}
+	if l.MaxInflightBytes < 1<<20 {
+		bad("max_inflight_bytes", "must be at least 1MiB, got %s", l.MaxInflightBytes)
+	}
+	return errors.Join(errs...)
+}
+
+// Options returns the server options of l.
+func (l *Limits) Options(compact bool) Options {
+	return Options{
+		Listen:           l.Listen,
+		Compact:          compact,
+		MaxConnections:   l.MaxConnections,
+		MaxFrameBytes:    int(l.MaxFrameBytes),
+		IdleTimeout:      l.IdleTimeout,
+		ReadTimeout:      l.ReadTimeout,
+		WriteTimeout:     l.WriteTimeout,
+		MaxInflightBytes: int64(l.MaxInflightBytes),
+	}
+}
