@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -144,4 +145,79 @@ func repoRoot(t testing.TB) string {
 	_, file, _, _ := runtime.Caller(0)
 	// this file is internal/pypeer/pypeer.go
 	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+//go:embed testdata/client.py
+var clientScript []byte
+
+// Client is a running Python Scribe client (testdata/client.py).
+type Client struct {
+	acked string
+	done  chan error
+}
+
+// StartClient starts a Python Scribe client sending count entries of
+// category to addr, each message testenv.Line(tag, seq) and a newline, in
+// calls of batch entries; each call is sent again until answered OK. The
+// process is killed (by its PID) when the test ends.
+func StartClient(t testing.TB, addr, category, tag string, count, batch int) *Client {
+	t.Helper()
+	thriftBin, err := exec.LookPath("thrift")
+	if err != nil {
+		missing(t, "the thrift compiler (Debian package thrift-compiler)")
+	}
+	python := findPython()
+	if python == "" {
+		missing(t, "python3 with the thrift module (Debian package python3-thrift)")
+	}
+	dir := t.TempDir()
+	gen := filepath.Join(dir, "gen")
+	if err := os.Mkdir(gen, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	idl := filepath.Join(repoRoot(t), "thrift", "scribe.thrift")
+	if out, err := exec.Command(thriftBin, "--gen", "py", "-out", gen, idl).CombinedOutput(); err != nil {
+		t.Fatalf("thrift --gen py %s: %v\n%s", idl, err, out)
+	}
+	scriptPath := filepath.Join(dir, "client.py")
+	if err := os.WriteFile(scriptPath, clientScript, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	c := &Client{acked: filepath.Join(dir, "acked"), done: make(chan error, 1)}
+	cmd := exec.Command(python, scriptPath, "--gen", gen, "--host", host, "--port", port,
+		"--category", category, "--tag", tag, "--count", strconv.Itoa(count),
+		"--batch", strconv.Itoa(batch), "--acked", c.acked)
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start python client: %v", err)
+	}
+	go func() { c.done <- cmd.Wait() }()
+	pid := cmd.Process.Pid
+	t.Cleanup(func() {
+		if proc, err := os.FindProcess(pid); err == nil {
+			proc.Kill()
+		}
+	})
+	return c
+}
+
+// Done is sent the client's exit once it has sent everything.
+func (c *Client) Done() <-chan error { return c.done }
+
+// Acked returns the sequence numbers answered OK so far.
+func (c *Client) Acked(t testing.TB) []int64 {
+	t.Helper()
+	b, err := os.ReadFile(c.acked)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []int64
+	for _, l := range strings.Split(string(b), "\n") {
+		if n, err := strconv.ParseInt(l, 10, 64); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
