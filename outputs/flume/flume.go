@@ -33,6 +33,7 @@ import (
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/internal/thriftrpc"
 	"github.com/logagent/logagent/outputs/hostpool"
+	"github.com/logagent/logagent/zookeeper"
 )
 
 // MaxFrameBytes is the largest frame a Flume Thrift source reads
@@ -61,6 +62,8 @@ type Config struct {
 	// required: a Thrift source has no usual one). Batches go round robin
 	// to the hosts that are up.
 	Hosts []string `yaml:"hosts"`
+	// ZooKeeper, when set, finds (more) hosts in ZooKeeper.
+	ZooKeeper *zookeeper.Config `yaml:"zookeeper"`
 	// Protocol is the source's Thrift protocol: compact (Flume's default)
 	// or binary.
 	Protocol string `yaml:"protocol"`
@@ -75,7 +78,7 @@ func DefaultConfig() Config {
 
 // Validate checks c; problems are *logagent.FieldError values, joined.
 func (c *Config) Validate() error {
-	_, errs := hostpool.ParseHosts(c.Hosts, 0)
+	errs := zookeeper.ValidateHosts(c.Hosts, 0, c.ZooKeeper)
 	if c.Protocol != "compact" && c.Protocol != "binary" {
 		errs = append(errs, logagent.FieldErrorf("protocol", "must be compact or binary, not %q", c.Protocol))
 	}
@@ -103,6 +106,7 @@ type Output struct {
 	// maxFrame is the largest frame sent: MaxFrameBytes (tests lower it,
 	// so as to split batches without moving tens of megabytes).
 	maxFrame int
+	zk       *zookeeper.Discovery // nil without zookeeper:
 }
 
 // client is the state kept on one connection.
@@ -123,12 +127,18 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 	open := func(nc net.Conn) *client {
 		return &client{Client: thriftrpc.New(nc, proto)}
 	}
-	return &Output{id: id, log: log, protocol: c.Protocol, pool: hostpool.New(addrs, c.Timeout, open, log), enc: newEncoder(c.Protocol), maxFrame: MaxFrameBytes}, nil
+	var path string
+	if c.ZooKeeper != nil {
+		path = c.ZooKeeper.Path
+	}
+	return &Output{id: id, log: log, protocol: c.Protocol, pool: hostpool.New(addrs, c.Timeout, open, log), enc: newEncoder(c.Protocol), maxFrame: MaxFrameBytes,
+		zk: zookeeper.NewDiscovery(c.ZooKeeper, path, log)}, nil
 }
 
 // Send delivers batch in as few appendBatch calls as the frame limit
 // allows, failing over to the next host if the connection breaks.
 func (o *Output) Send(ctx context.Context, batch []logagent.Message) error {
+	o.zk.Start(o.pool)
 	return o.pool.Send(ctx, len(batch), func(ctx context.Context, c *hostpool.Conn[*client], pending []int) hostpool.Result {
 		return o.attempt(ctx, c.State, batch, pending)
 	})
@@ -405,7 +415,10 @@ func writeAppendBatchArgs(ctx context.Context, p thrift.TProtocol, w *thrift.TFr
 }
 
 // Close closes the connections.
-func (o *Output) Close() error { return o.pool.Close() }
+func (o *Output) Close() error {
+	o.zk.Stop()
+	return o.pool.Close()
+}
 
 // Hosts returns the health of each host, for metrics.
 func (o *Output) Hosts() []hostpool.HostStatus { return o.pool.Hosts() }
@@ -415,7 +428,7 @@ func (o *Output) Probe(ctx context.Context) error { return o.pool.Probe(ctx) }
 
 // Describe returns the hosts and protocol, for --dry-run.
 func (o *Output) Describe() string {
-	return "hosts " + strings.Join(o.pool.Addrs(), ", ") + " (flume thrift source: framed, " + o.protocol + ")"
+	return "hosts " + strings.Join(o.pool.Addrs(), ", ") + " (flume thrift source: framed, " + o.protocol + ")" + o.zk.Describe()
 }
 
 // Destination returns the category header m carries: where it goes past
@@ -428,7 +441,9 @@ func (o *Output) Destination(m *logagent.Message) string {
 }
 
 // Check resolves the host names, without connecting.
-func (o *Output) Check(ctx context.Context) error { return hostpool.Check(ctx, o.pool.Addrs()) }
+func (o *Output) Check(ctx context.Context) error {
+	return errors.Join(hostpool.Check(ctx, o.pool.Addrs()), o.zk.Check())
+}
 
 var (
 	_ logagent.Output    = (*Output)(nil)

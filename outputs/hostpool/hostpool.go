@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logagent/logagent"
@@ -79,9 +80,22 @@ type Pool[S any] struct {
 	minBackoff time.Duration
 	maxBackoff time.Duration
 
-	mu    sync.Mutex // guards the health fields of hosts, for Hosts
+	// mu guards the health fields of hosts, and hosts itself against
+	// Hosts and Addrs; Send's goroutine (the owner) alone replaces hosts,
+	// under mu, and reads it without.
+	mu    sync.Mutex
 	hosts []*host[S]
 	next  int
+
+	// static are the configured hosts; discovered the last set SetAddrs
+	// was given (nil until then). Send takes a change in at its start:
+	// a batch in flight finishes on the host it was sent to.
+	static     []string
+	discovered atomic.Pointer[[]string]
+	applied    *[]string // the discovered set hosts reflect; owner only
+	// noHosts, when set, says why the pool has no host yet (shown as
+	// Send's error).
+	noHosts atomic.Pointer[string]
 }
 
 // New returns a pool over addrs (host:port, as returned by ParseHosts).
@@ -100,10 +114,64 @@ func New[S any](addrs []string, timeout time.Duration, open func(net.Conn) S, lo
 	}
 	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	p.dial = d.DialContext
+	p.static = addrs
 	for _, a := range addrs {
 		p.hosts = append(p.hosts, &host[S]{addr: a})
 	}
 	return p
+}
+
+// SetAddrs sets the discovered hosts (host:port), added to the static ones
+// given to New. It may be called from any goroutine; Send applies the
+// change before its next batch. A host that leaves gets no new batch and
+// its connection is closed; a host that stays keeps its connection and
+// health.
+func (p *Pool[S]) SetAddrs(addrs []string) {
+	a := slices.Clone(addrs)
+	p.discovered.Store(&a)
+}
+
+// SetNoHostsReason sets what Send answers while the pool has no host, such
+// as "zookeeper unreachable"; "" for the default.
+func (p *Pool[S]) SetNoHostsReason(why string) { p.noHosts.Store(&why) }
+
+// apply takes in the last discovered set. Owner goroutine only.
+func (p *Pool[S]) apply() {
+	d := p.discovered.Load()
+	if d == nil || d == p.applied {
+		return
+	}
+	p.applied = d
+	want := slices.Clone(p.static)
+	for _, a := range *d {
+		if !slices.Contains(want, a) {
+			want = append(want, a)
+		}
+	}
+	hosts := make([]*host[S], 0, len(want))
+	for _, a := range want {
+		i := slices.IndexFunc(p.hosts, func(h *host[S]) bool { return h.addr == a })
+		if i >= 0 {
+			hosts = append(hosts, p.hosts[i])
+		} else {
+			hosts = append(hosts, &host[S]{addr: a})
+		}
+	}
+	for _, h := range p.hosts {
+		if !slices.Contains(want, h.addr) && h.conn != nil {
+			h.conn.Close()
+			h.conn = nil
+		}
+	}
+	p.mu.Lock()
+	p.hosts = hosts
+	if len(hosts) > 0 {
+		p.next %= len(hosts)
+	} else {
+		p.next = 0
+	}
+	p.mu.Unlock()
+	p.log.Info("hosts changed", "hosts", want)
 }
 
 // SetBackoff sets the backoff bounds of a failed host.
@@ -113,6 +181,8 @@ func (p *Pool[S]) SetBackoff(minBackoff, maxBackoff time.Duration) {
 
 // Addrs returns the hosts of the pool.
 func (p *Pool[S]) Addrs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	out := make([]string, len(p.hosts))
 	for i, h := range p.hosts {
 		out[i] = h.addr
@@ -264,7 +334,11 @@ func (p *Pool[S]) Send(ctx context.Context, n int, attempt Attempt[S]) error {
 	if n == 0 {
 		return nil
 	}
+	p.apply()
 	if len(p.hosts) == 0 {
+		if why := p.noHosts.Load(); why != nil && *why != "" {
+			return errors.New("no hosts: " + *why)
+		}
 		return errors.New("no hosts")
 	}
 	pending := make([]int, n)
@@ -402,6 +476,8 @@ func (p *Pool[S]) run(ctx context.Context, c *Conn[S], pending []int, attempt At
 
 // Close closes every connection.
 func (p *Pool[S]) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, h := range p.hosts {
 		if h.conn != nil {
 			h.conn.Close()

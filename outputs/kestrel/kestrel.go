@@ -46,6 +46,7 @@ import (
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/internal/thriftrpc"
 	"github.com/logagent/logagent/outputs/hostpool"
+	"github.com/logagent/logagent/zookeeper"
 )
 
 // Default ports, used for hosts given without one.
@@ -69,6 +70,8 @@ type Config struct {
 	// and 2229 for thrift if left out). Batches go round robin to the
 	// hosts that are up.
 	Hosts []string `yaml:"hosts"`
+	// ZooKeeper, when set, finds (more) hosts in ZooKeeper.
+	ZooKeeper *zookeeper.Config `yaml:"zookeeper"`
 	// Protocol is memcache (the default) or thrift.
 	Protocol string `yaml:"protocol"`
 	// Expiry is how long an item may wait in its queue before Kestrel
@@ -107,7 +110,7 @@ func (c *Config) MaxMessageBytes() int { return int(c.MaxItemBytes) }
 
 // Validate checks c; problems are *logagent.FieldError values, joined.
 func (c *Config) Validate() error {
-	_, errs := hostpool.ParseHosts(c.Hosts, c.port())
+	errs := zookeeper.ValidateHosts(c.Hosts, c.port(), c.ZooKeeper)
 	if c.Protocol != "memcache" && c.Protocol != "thrift" {
 		errs = append(errs, logagent.FieldErrorf("protocol", "must be memcache or thrift, not %q", c.Protocol))
 	}
@@ -164,6 +167,7 @@ type Output struct {
 	maxItem int
 	mc      *hostpool.Pool[*mcConn]
 	th      *hostpool.Pool[*thriftrpc.Client]
+	zk      *zookeeper.Discovery // nil without zookeeper:
 }
 
 // New returns an output for c, which must be valid. It does no I/O.
@@ -184,12 +188,22 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 		o.expiry = int64((c.Expiry + time.Second - 1) / time.Second)
 		o.mc = hostpool.New(addrs, c.Timeout, newMCConn, log)
 	}
+	if c.ZooKeeper != nil {
+		// Kestrel registers its servers under <prefix>/read and
+		// <prefix>/write; a writer uses write.
+		o.zk = zookeeper.NewDiscovery(c.ZooKeeper, strings.TrimSuffix(c.ZooKeeper.Path, "/")+"/write", log)
+	}
 	return o, nil
 }
 
 // Send delivers batch, failing over to the next host if a connection
 // breaks.
 func (o *Output) Send(ctx context.Context, batch []logagent.Message) error {
+	if o.th != nil {
+		o.zk.Start(o.th)
+	} else {
+		o.zk.Start(o.mc)
+	}
 	if o.th != nil {
 		return o.th.Send(ctx, len(batch), func(ctx context.Context, c *hostpool.Conn[*thriftrpc.Client], pending []int) hostpool.Result {
 			return o.putThrift(ctx, c.State, batch, pending)
@@ -259,6 +273,7 @@ func (o *Output) badItems(batch []logagent.Message, pending []int) (good, bad []
 
 // Close closes the connections.
 func (o *Output) Close() error {
+	o.zk.Stop()
 	if o.th != nil {
 		return o.th.Close()
 	}
@@ -294,7 +309,7 @@ func (o *Output) Describe() string {
 	if o.th != nil {
 		proto = "thrift framed, binary"
 	}
-	return "hosts " + strings.Join(o.addrs(), ", ") + " (kestrel: " + proto + ")"
+	return "hosts " + strings.Join(o.addrs(), ", ") + " (kestrel: " + proto + ")" + o.zk.Describe()
 }
 
 // Destination returns the queue m goes to.
@@ -310,7 +325,9 @@ func (o *Output) Destination(m *logagent.Message) string {
 }
 
 // Check resolves the host names, without connecting.
-func (o *Output) Check(ctx context.Context) error { return hostpool.Check(ctx, o.addrs()) }
+func (o *Output) Check(ctx context.Context) error {
+	return errors.Join(hostpool.Check(ctx, o.addrs()), o.zk.Check())
+}
 
 var (
 	_ logagent.Output    = (*Output)(nil)

@@ -25,6 +25,7 @@ import (
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/internal/thriftrpc"
 	"github.com/logagent/logagent/outputs/hostpool"
+	"github.com/logagent/logagent/zookeeper"
 )
 
 // DefaultPort is Scribe's usual port, used for hosts given without one.
@@ -41,6 +42,8 @@ type Config struct {
 	// Hosts are the Scribe servers, host or host:port (port 1463 if left
 	// out). Batches go round robin to the hosts that are up.
 	Hosts []string `yaml:"hosts"`
+	// ZooKeeper, when set, finds (more) hosts in ZooKeeper.
+	ZooKeeper *zookeeper.Config `yaml:"zookeeper"`
 	// Timeout bounds connecting and each call (default 10s).
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -52,7 +55,7 @@ func DefaultConfig() Config {
 
 // Validate checks c; problems are *logagent.FieldError values, joined.
 func (c *Config) Validate() error {
-	_, errs := hostpool.ParseHosts(c.Hosts, DefaultPort)
+	errs := zookeeper.ValidateHosts(c.Hosts, DefaultPort, c.ZooKeeper)
 	if c.Timeout <= 0 {
 		errs = append(errs, logagent.FieldErrorf("timeout", "must be positive, such as 10s"))
 	}
@@ -67,6 +70,7 @@ type Output struct {
 	id   string
 	log  *slog.Logger
 	pool *hostpool.Pool[*thriftrpc.Client]
+	zk   *zookeeper.Discovery // nil without zookeeper:
 }
 
 // New returns an output for c, which must be valid. It does no I/O.
@@ -79,12 +83,13 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 	}
 	addrs, _ := hostpool.ParseHosts(c.Hosts, DefaultPort)
 	open := func(nc net.Conn) *thriftrpc.Client { return thriftrpc.New(nc, thriftrpc.Binary) }
-	return &Output{id: id, log: log, pool: hostpool.New(addrs, c.Timeout, open, log)}, nil
+	return &Output{id: id, log: log, pool: hostpool.New(addrs, c.Timeout, open, log), zk: zookeeper.NewDiscovery(c.ZooKeeper, pathOf(c.ZooKeeper), log)}, nil
 }
 
 // Send delivers batch with one Log call, failing over to the next host if
 // the connection breaks.
 func (o *Output) Send(ctx context.Context, batch []logagent.Message) error {
+	o.zk.Start(o.pool)
 	return o.pool.Send(ctx, len(batch), func(ctx context.Context, c *hostpool.Conn[*thriftrpc.Client], pending []int) hostpool.Result {
 		return o.attempt(ctx, c.State, batch, pending)
 	})
@@ -185,7 +190,10 @@ func writeLogArgs(ctx context.Context, p thrift.TProtocol, framed *thrift.TFrame
 var entryEnd = []byte{'\n', 0}
 
 // Close closes the connections.
-func (o *Output) Close() error { return o.pool.Close() }
+func (o *Output) Close() error {
+	o.zk.Stop()
+	return o.pool.Close()
+}
 
 // Hosts returns the health of each host, for metrics.
 func (o *Output) Hosts() []hostpool.HostStatus { return o.pool.Hosts() }
@@ -195,7 +203,7 @@ func (o *Output) Probe(ctx context.Context) error { return o.pool.Probe(ctx) }
 
 // Describe returns the hosts and protocol, for --dry-run.
 func (o *Output) Describe() string {
-	return "hosts " + strings.Join(o.pool.Addrs(), ", ") + " (scribe: thrift framed, binary)"
+	return "hosts " + strings.Join(o.pool.Addrs(), ", ") + " (scribe: thrift framed, binary)" + o.zk.Describe()
 }
 
 // Destination returns the Scribe category m goes to.
@@ -207,7 +215,16 @@ func (o *Output) Destination(m *logagent.Message) string {
 }
 
 // Check resolves the host names, without connecting.
-func (o *Output) Check(ctx context.Context) error { return hostpool.Check(ctx, o.pool.Addrs()) }
+func (o *Output) Check(ctx context.Context) error {
+	return errors.Join(hostpool.Check(ctx, o.pool.Addrs()), o.zk.Check())
+}
+
+func pathOf(c *zookeeper.Config) string {
+	if c == nil {
+		return ""
+	}
+	return c.Path
+}
 
 var (
 	_ logagent.Output    = (*Output)(nil)

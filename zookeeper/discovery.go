@@ -1,0 +1,135 @@
+package zookeeper
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/outputs/hostpool"
+)
+
+// Pool is what discovery feeds: an output's host pool.
+type Pool interface {
+	SetAddrs(addrs []string)
+	SetNoHostsReason(why string)
+}
+
+// Discovery runs a Watcher for an output's host pool: started by the
+// output's first Send (building an output, as --dry-run does, starts
+// nothing), stopped by its Close.
+type Discovery struct {
+	cfg  Config
+	path string
+	w    *Watcher
+
+	once   sync.Once
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	listOnce sync.Once // --dry-run's listing, shared by Describe and Check
+	members  []string
+	listErr  error
+}
+
+// NewDiscovery returns the discovery of the members under path, or nil
+// when cfg is nil (no zookeeper: section). Every method of a nil
+// *Discovery does nothing.
+func NewDiscovery(cfg *Config, path string, log *slog.Logger) *Discovery {
+	if cfg == nil {
+		return nil
+	}
+	return &Discovery{cfg: *cfg, path: path, w: NewWatcher(*cfg, path, log)}
+}
+
+// ValidateHosts checks an output's hosts and zookeeper keys together:
+// either may be left out, not both. Problems are *logagent.FieldError
+// values.
+func ValidateHosts(hosts []string, defaultPort int, zk *Config) []error {
+	if zk == nil && len(hosts) == 0 {
+		return []error{logagent.FieldErrorf("hosts", "must list at least one host:port, or set zookeeper: to find the hosts there")}
+	}
+	var errs []error
+	if len(hosts) > 0 {
+		_, errs = hostpool.ParseHosts(hosts, defaultPort)
+	}
+	if zk != nil {
+		errs = append(errs, logagent.JoinField("zookeeper", zk.Validate()))
+	}
+	return errs
+}
+
+// Start starts watching, once; the pool's discovered hosts follow the
+// members from then on.
+func (d *Discovery) Start(p Pool) {
+	if d == nil {
+		return
+	}
+	d.once.Do(func() {
+		p.SetNoHostsReason(fmt.Sprintf("%s%s: members not listed yet (ZooKeeper unreachable?)", strings.Join(d.cfg.Servers, ","), d.path))
+		ctx, cancel := context.WithCancel(context.Background())
+		d.cancel, d.done = cancel, make(chan struct{})
+		go func() {
+			defer close(d.done)
+			d.w.Run(ctx, func(addrs []string) {
+				if len(addrs) == 0 {
+					p.SetNoHostsReason(fmt.Sprintf("no member under %s in ZooKeeper", d.path))
+				}
+				p.SetAddrs(addrs)
+			})
+		}()
+	})
+}
+
+// Stop stops watching and waits for the watcher to end.
+func (d *Discovery) Stop() {
+	if d == nil {
+		return
+	}
+	d.once.Do(func() {}) // no Start after Stop
+	if d.cancel != nil {
+		d.cancel()
+		<-d.done
+	}
+}
+
+
+func (d *Discovery) list() {
+	d.listOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		d.members, d.listErr = List(ctx, d.cfg, d.path)
+	})
+}
+
+// Describe lists the members once, for --dry-run: "; zookeeper
+// SERVERS/PATH: members A, B", to follow an output's own description.
+func (d *Discovery) Describe() string {
+	if d == nil {
+		return ""
+	}
+	d.list()
+	where := strings.Join(d.cfg.Servers, ",") + d.path
+	if d.listErr != nil {
+		return "; zookeeper " + where + " (unreachable)"
+	}
+	if len(d.members) == 0 {
+		return "; zookeeper " + where + ": no members"
+	}
+	return "; zookeeper " + where + ": members " + strings.Join(d.members, ", ")
+}
+
+// Check returns why ZooKeeper could not be listed, for --dry-run.
+func (d *Discovery) Check() error {
+	if d == nil {
+		return nil
+	}
+	d.list()
+	if d.listErr != nil {
+		return fmt.Errorf("could not reach ZooKeeper %s: %w", strings.Join(d.cfg.Servers, ","), d.listErr)
+	}
+	return nil
+}
