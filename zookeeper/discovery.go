@@ -96,7 +96,6 @@ func (d *Discovery) Stop() {
 	}
 }
 
-
 func (d *Discovery) list() {
 	d.listOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
