@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 # Debian packages the tests need: Thrift's compiler and Python library for
 # the interop tests (a Scribe and a Flume server that are not ours).
-TEST_DEBS := thrift-compiler python3-thrift
+TEST_DEBS := thrift-compiler python3-thrift zookeeper
 
 .DEFAULT_GOAL := build
 .PHONY: build run test test-deps test-go test-lint test-fuzz clean bench-rotation chaos-soak

@@ -23,6 +23,9 @@ type Watcher struct {
 	// atomic: the last listing's error, nil once listed
 	lastErr atomic.Pointer[error]
 	listed  atomic.Bool // a listing succeeded at least once
+	// connected is true while the client has a session; watches stay
+	// armed across a disconnection, so nothing is listed meanwhile.
+	connected atomic.Bool
 
 	staleMu sync.Mutex
 	stale   map[string]bool // members whose data watch fired: read again
@@ -49,8 +52,12 @@ var errNotYet = errors.New("not listed yet")
 // Path is the path watched.
 func (w *Watcher) Path() string { return w.path }
 
-// Err returns why the last listing failed, or nil when it succeeded.
+// Err returns why the members may be out of date (ZooKeeper not
+// connected, or the last listing failed), or nil.
 func (w *Watcher) Err() error {
+	if !w.connected.Load() {
+		return errors.New("not connected to ZooKeeper")
+	}
 	if p := w.lastErr.Load(); p != nil {
 		return *p
 	}
@@ -66,7 +73,8 @@ func (w *Watcher) Listed() bool { return w.listed.Load() }
 // While ZooKeeper cannot be reached, update is not called: the consumer
 // keeps the last set.
 func (w *Watcher) Run(ctx context.Context, update func(addrs []string)) {
-	conn, _, err := zk.Connect(w.cfg.servers(), w.cfg.SessionTimeout, zk.WithLogger(zkLogger{w.log}), zk.WithLogInfo(false))
+	conn, _, err := zk.Connect(w.cfg.servers(), w.cfg.SessionTimeout, zk.WithLogger(zkLogger{w.log}), zk.WithLogInfo(false),
+		zk.WithEventCallback(w.session))
 	if err != nil {
 		w.setErr(err)
 		w.log.Error("zookeeper: cannot connect", "err", err)
@@ -141,6 +149,23 @@ func (w *Watcher) Run(ctx context.Context, update func(addrs []string)) {
 }
 
 func (w *Watcher) setErr(err error) { w.lastErr.Store(&err) }
+
+// session follows the client's connection, from the library's goroutine.
+func (w *Watcher) session(ev zk.Event) {
+	if ev.Type != zk.EventSession {
+		return
+	}
+	switch ev.State {
+	case zk.StateHasSession:
+		if !w.connected.Swap(true) && w.listed.Load() {
+			w.log.Info("zookeeper connected again")
+		}
+	case zk.StateDisconnected, zk.StateExpired:
+		if w.connected.Swap(false) {
+			w.log.Warn("zookeeper disconnected; keeping the last members, reconnecting", "state", ev.State.String())
+		}
+	}
+}
 
 // list lists the children of the path with a watch, and the data of those
 // not yet watched with a watch each; watch forwards each watch's event to

@@ -136,6 +136,13 @@ func (s *Server) Conn(t testing.TB) *zk.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
+	deadline := time.Now().Add(2 * time.Minute)
+	for c.State() != zk.StateHasSession {
+		if time.Now().After(deadline) {
+			t.Fatalf("no ZooKeeper session with %s", s.Addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	return c
 }
 
