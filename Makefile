@@ -6,7 +6,8 @@ COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 # Debian packages the tests need: Thrift's compiler and Python library for
-# the interop tests (a Scribe and a Flume server that are not ours).
+# the interop tests (a Scribe and a Flume server and a Scribe client that
+# are not ours), and ZooKeeper for the discovery and registration tests.
 TEST_DEBS := thrift-compiler python3-thrift zookeeper
 
 .DEFAULT_GOAL := build
