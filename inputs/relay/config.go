@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/zookeeper"
 )
 
 // Limits are the keys every relay input type has, with their yaml names.
@@ -67,8 +68,9 @@ func (l *Limits) Validate() error {
 }
 
 // Options returns the server options of l.
-func (l *Limits) Options(compact bool) Options {
+func (l *Limits) Options(compact bool, reg *Register) Options {
 	return Options{
+		Register:         reg,
 		Listen:           l.Listen,
 		Compact:          compact,
 		MaxConnections:   l.MaxConnections,
@@ -78,4 +80,41 @@ func (l *Limits) Options(compact bool) Options {
 		WriteTimeout:     l.WriteTimeout,
 		MaxInflightBytes: int64(l.MaxInflightBytes),
 	}
+}
+
+// Register is a relay's `register:` section: an ephemeral node in
+// ZooKeeper while the relay serves, so that agents find it.
+type Register struct {
+	ZooKeeper zookeeper.Config `yaml:"zookeeper"`
+	// Advertise is the host:port clients are to connect to; by default
+	// listen, which must then not be a wildcard address.
+	Advertise string `yaml:"advertise"`
+}
+
+// Validate checks r for a relay listening on listen; problems are
+// *logagent.FieldError values relative to the section.
+func (r *Register) Validate(listen string) error {
+	errs := []error{logagent.JoinField("zookeeper", r.ZooKeeper.Validate())}
+	if r.Advertise != "" {
+		host, port, err := net.SplitHostPort(r.Advertise)
+		if err != nil || host == "" || port == "0" || wildcard(host) {
+			errs = append(errs, logagent.FieldErrorf("advertise", "must be the host:port clients connect to, got %q", r.Advertise))
+		}
+	} else if host, _, err := net.SplitHostPort(listen); err == nil && wildcard(host) {
+		errs = append(errs, logagent.FieldErrorf("advertise", "must be set (host:port clients connect to) when listen is a wildcard address (%s)", listen))
+	}
+	return errors.Join(errs...)
+}
+
+func wildcard(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
+}
+
+// advertised is the address to register for a server listening on addr.
+func (r *Register) advertised(addr net.Addr) string {
+	if r.Advertise != "" {
+		return r.Advertise
+	}
+	return addr.String()
 }

@@ -32,6 +32,7 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/inputs"
+	"github.com/logagent/logagent/zookeeper"
 )
 
 // Options are a relay server's limits, resolved and validated by the input
@@ -47,6 +48,9 @@ type Options struct {
 	ReadTimeout      time.Duration // wait for the rest of a call once begun
 	WriteTimeout     time.Duration // write of an answer
 	MaxInflightBytes int64         // message bytes waiting for acknowledgement
+	// Register, when set, keeps a node for the server in ZooKeeper
+	// while it serves.
+	Register *Register
 }
 
 // Result is what Deliver tells a handler to answer.
@@ -167,24 +171,32 @@ func (s *Server) Status() (Status, string) {
 // Close closes the listener of a server whose Run was never called.
 func (s *Server) Close() error { return s.ln.Close() }
 
-// Run serves until ctx is done. Then it closes the listener, waits up to
-// env.DrainTimeout for calls being delivered (new calls on open connections
-// are answered try later meanwhile), answers try later to those still
-// waiting, and closes every connection. beforeClose, when not nil, is
-// called once ctx is done and before the listener closes (a registration
-// in ZooKeeper is removed there, so that no client is sent to a relay that
-// no longer listens).
-func (s *Server) Run(ctx context.Context, beforeClose func()) error {
+// Run serves until ctx is done. Then it removes its node from ZooKeeper
+// (so that no client is sent to a relay that no longer listens), closes the
+// listener, waits up to env.DrainTimeout for calls being delivered (new
+// calls on open connections are answered try later meanwhile), answers try
+// later to those still waiting, and closes every connection.
+func (s *Server) Run(ctx context.Context) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		s.accept()
 	}()
+	regCtx, unregister := context.WithCancel(context.Background())
+	registered := make(chan struct{})
+	if r := s.opt.Register; r != nil {
+		reg := zookeeper.NewRegistration(r.ZooKeeper, r.advertised(s.ln.Addr()), s.env.Log)
+		go func() {
+			defer close(registered)
+			reg.Run(regCtx)
+		}()
+	} else {
+		close(registered)
+	}
 	<-ctx.Done()
 	s.stopping.Store(true)
-	if beforeClose != nil {
-		beforeClose()
-	}
+	unregister()
+	<-registered
 	s.ln.Close()
 	drained := make(chan struct{})
 	go func() {

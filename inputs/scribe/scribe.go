@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -29,6 +30,8 @@ type Config struct {
 	ReadTimeout      time.Duration `yaml:"read_timeout"`
 	WriteTimeout     time.Duration `yaml:"write_timeout"`
 	MaxInflightBytes logagent.Size `yaml:"max_inflight_bytes"`
+	// Register, when set, keeps a node for this relay in ZooKeeper.
+	Register *relay.Register `yaml:"register"`
 }
 
 // DefaultConfig returns a Config with every default filled in.
@@ -60,7 +63,11 @@ func (c *Config) limits() relay.Limits {
 // Validate checks c; problems are *logagent.FieldError values, joined.
 func (c *Config) Validate() error {
 	l := c.limits()
-	return errors.Join(l.Validate())
+	errs := []error{l.Validate()}
+	if c.Register != nil {
+		errs = append(errs, logagent.JoinField("register", c.Register.Validate(c.Listen)))
+	}
+	return errors.Join(errs...)
 }
 
 // Input is a running Scribe relay.
@@ -72,7 +79,7 @@ type Input struct {
 // New listens on c.Listen; nothing is served until Run.
 func New(c Config, env inputs.Env) (*Input, error) {
 	l := c.limits()
-	srv, err := relay.Listen(l.Options(false), env)
+	srv, err := relay.Listen(l.Options(false, c.Register), env)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +97,7 @@ func (in *Input) Addr() string { return in.srv.Addr().String() }
 func (in *Input) Counters() *relay.Counters { return in.srv.Counters() }
 
 // Run serves until ctx is done; see relay.Server.Run.
-func (in *Input) Run(ctx context.Context) error { return in.srv.Run(ctx, nil) }
+func (in *Input) Run(ctx context.Context) error { return in.srv.Run(ctx) }
 
 // Close releases the listener of an input never run.
 func (in *Input) Close() error { return in.srv.Close() }
@@ -139,6 +146,14 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 
 // Describe tells, for --dry-run, what the input would serve.
 func (c *Config) Describe() string {
-	return fmt.Sprintf("Scribe server (framed, binary) on %s, at most %d connections, frames of %s, %s in flight",
+	d := fmt.Sprintf("Scribe server (framed, binary) on %s, at most %d connections, frames of %s, %s in flight",
 		c.Listen, c.MaxConnections, c.MaxFrameBytes, c.MaxInflightBytes)
+	if r := c.Register; r != nil {
+		addr := r.Advertise
+		if addr == "" {
+			addr = c.Listen
+		}
+		d += fmt.Sprintf("; registers %s under %s in zookeeper %s", addr, r.ZooKeeper.Path, strings.Join(r.ZooKeeper.Servers, ","))
+	}
+	return d
 }
