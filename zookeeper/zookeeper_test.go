@@ -239,3 +239,47 @@ func TestListUnreachable(t *testing.T) {
 		t.Fatal("listed an unreachable ZooKeeper")
 	}
 }
+
+// TestSessionExpired: the relay and the watcher are cut off from
+// ZooKeeper for longer than their session timeout, so that their sessions
+// expire: the relay's node is created again, and the watcher lists again
+// and re-arms.
+func TestSessionExpired(t *testing.T) {
+	srv := zktest.Start(t)
+	proxy := srv.Proxy(t)
+	cfg := Config{Servers: []string{proxy.Addr}, Path: "/logservers/scribe", SessionTimeout: 2 * time.Second}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	var got sets
+	w := NewWatcher(cfg, cfg.Path, nil)
+	reg := NewRegistration(cfg, "127.0.0.1:1463", nil)
+	wg.Add(2)
+	go func() { defer wg.Done(); reg.Run(ctx) }()
+	go func() { defer wg.Done(); w.Run(ctx, got.update) }()
+	got.waitFor(t, "127.0.0.1:1463")
+	first := reg.Node()
+
+	c := srv.Conn(t)
+	proxy.Block(true)
+	// The server expires the sessions: the relay's node goes away.
+	if !testenv.WaitUntil(hang, func() bool { ok, _, err := c.Exists(first); return err == nil && !ok }) {
+		t.Fatal("the session did not expire")
+	}
+	proxy.Block(false)
+	if !testenv.WaitUntil(hang, func() bool { n := reg.Node(); return n != "" && n != first }) {
+		t.Fatal("not registered again after the session expired")
+	}
+	if !testenv.WaitUntil(hang, func() bool { return w.Err() == nil }) {
+		t.Fatalf("watcher error %v", w.Err())
+	}
+	// The watcher follows changes again (re-armed with its new session).
+	if _, err := c.Create("/logservers/scribe/10.0.0.7:1463", nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	got.waitFor(t, "10.0.0.7:1463", "127.0.0.1:1463")
+}

@@ -7,6 +7,7 @@ package zktest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -126,6 +127,75 @@ func (s *Server) Stop() {
 	s.cmd.Process.Kill()
 	s.cmd.Wait()
 	s.cmd = nil
+}
+
+// Proxy is a TCP proxy to the server that can cut its clients off: with
+// the server up and its clients unable to reach it for longer than their
+// session timeout, their sessions expire, as after a network partition.
+type Proxy struct {
+	Addr string
+	ln   net.Listener
+
+	mu      sync.Mutex
+	blocked bool
+	conns   []net.Conn
+	wg      sync.WaitGroup
+}
+
+// Proxy starts a proxy to s, stopped when the test ends.
+func (s *Server) Proxy(t testing.TB) *Proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{Addr: ln.Addr().String(), ln: ln}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if p.blocked {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", s.Addr)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns = append(p.conns, c, up)
+			p.wg.Add(2)
+			p.mu.Unlock()
+			go func() { defer p.wg.Done(); io.Copy(up, c); up.Close() }()
+			go func() { defer p.wg.Done(); io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.Block(true)
+		p.wg.Wait()
+	})
+	return p
+}
+
+// Block cuts every client off and refuses new ones (true), or lets them
+// through again (false).
+func (p *Proxy) Block(b bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.blocked = b
+	if b {
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+	}
 }
 
 // Conn returns a client session, closed when the test ends.
