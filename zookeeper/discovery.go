@@ -116,7 +116,7 @@ func (d *Discovery) Describe() string {
 		return "; zookeeper " + where + " (unreachable)"
 	}
 	if len(d.members) == 0 {
-		return "; zookeeper " + where + ": no members"
+		return "; zookeeper " + where + ": no members yet"
 	}
 	return "; zookeeper " + where + ": members " + strings.Join(d.members, ", ")
 }

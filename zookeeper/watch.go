@@ -173,6 +173,19 @@ func (w *Watcher) session(ev zk.Event) {
 // member), so that listing again does not pile them up.
 func (w *Watcher) list(conn *zk.Conn, watch func(<-chan zk.Event, func())) ([]string, error) {
 	children, _, ch, err := conn.ChildrenW(w.path)
+	if errors.Is(err, zk.ErrNoNode) {
+		// No member has registered yet: no members, and a watch for the
+		// path's creation.
+		ok, _, ech, err := conn.ExistsW(w.path)
+		if err != nil {
+			return nil, fmt.Errorf("watch %s: %w", w.path, err)
+		}
+		watch(ech, nil)
+		if ok {
+			return nil, errors.New("created while listed") // list again
+		}
+		return []string{}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", w.path, err)
 	}
@@ -258,6 +271,10 @@ func List(ctx context.Context, cfg Config, path string) ([]string, error) {
 	res := make(chan result, 1)
 	go func() {
 		children, _, err := conn.Children(path)
+		if errors.Is(err, zk.ErrNoNode) {
+			res <- result{} // nobody registered yet
+			return
+		}
 		if err != nil {
 			res <- result{err: fmt.Errorf("list %s: %w", path, err)}
 			return

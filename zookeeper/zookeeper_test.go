@@ -283,3 +283,28 @@ func TestSessionExpired(t *testing.T) {
 	}
 	got.waitFor(t, "10.0.0.7:1463", "127.0.0.1:1463")
 }
+
+// TestWatchPathCreated: a path nobody registered under yet has no members;
+// the first member to register is seen.
+func TestWatchPathCreated(t *testing.T) {
+	srv := zktest.Start(t)
+	cfg := Config{Servers: []string{srv.Addr}, Path: "/not/yet", SessionTimeout: 4 * time.Second}
+	cfg.Validate()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	var got sets
+	w := NewWatcher(cfg, cfg.Path, nil)
+	wg.Add(1)
+	go func() { defer wg.Done(); w.Run(ctx, got.update) }()
+	if !testenv.WaitUntil(hang, func() bool { _, n := got.get(); return n > 0 }) || w.Err() != nil {
+		t.Fatalf("no empty listing: %v", w.Err())
+	}
+	if addrs, err := List(ctx, cfg, cfg.Path); err != nil || len(addrs) != 0 {
+		t.Fatalf("List = %v, %v", addrs, err)
+	}
+	c := srv.Conn(t)
+	zktest.MkdirAll(t, c, "/not/yet/10.0.0.1:1463")
+	got.waitFor(t, "10.0.0.1:1463")
+}
