@@ -11,6 +11,7 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/inputs"
+	flumein "github.com/logagent/logagent/inputs/flume"
 	scribein "github.com/logagent/logagent/inputs/scribe"
 )
 
@@ -18,6 +19,7 @@ import (
 // file input, the default type, keeps its keys in InputConfig.
 var inputTypes = map[string]func() *inputKind{
 	"scribe": inputKindOf(scribein.DefaultConfig, scribein.New),
+	"flume":  inputKindOf(flumein.DefaultConfig, flumein.New),
 }
 
 // inputKind is one input type with its configuration, decoded into config

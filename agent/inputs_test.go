@@ -16,10 +16,13 @@ func TestParseInputTypes(t *testing.T) {
 		want string // "" for valid
 	}{
 		{"scribe", "inputs:\n  - id: r\n    type: scribe\n    listen: 127.0.0.1:1463\n    idle_timeout: 1m\n" + outputs, ""},
+		{"flume", "inputs:\n  - id: r\n    type: flume\n    listen: 127.0.0.1:4141\n    protocol: binary\n" + outputs, ""},
+		{"flume protocol", "inputs:\n  - id: r\n    type: flume\n    protocol: json\n" + outputs,
+			`c.yaml:5: inputs[0].protocol: must be compact or binary, got "json"`},
 		{"file by default", "inputs:\n  - id: a\n    paths: [/x/*.log]\n" + outputs, ""},
 		{"file by name", "inputs:\n  - id: a\n    type: file\n    paths: [/x/*.log]\n" + outputs, ""},
 		{"unknown type", "inputs:\n  - id: r\n    type: syslog\n" + outputs,
-			`c.yaml:4: inputs[0].type: unknown input type "syslog" (one of file, scribe)`},
+			`c.yaml:4: inputs[0].type: unknown input type "syslog" (one of file, flume, scribe)`},
 		{"file key on a relay", "inputs:\n  - id: r\n    type: scribe\n    paths: [/x]\n" + outputs,
 			"c.yaml:5: inputs[0].paths: unknown key (known keys here: id, idle_timeout, listen, max_connections"},
 		{"relay key on a file input", "inputs:\n  - id: a\n    paths: [/x/*.log]\n    listen: :1463\n" + outputs,
