@@ -7,11 +7,13 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/inputs"
 	flumein "github.com/logagent/logagent/inputs/flume"
+	"github.com/logagent/logagent/inputs/relay"
 	scribein "github.com/logagent/logagent/inputs/scribe"
 )
 
@@ -134,4 +136,34 @@ func dryRunRelay(w io.Writer, cfg *Config, ic *InputConfig) {
 	}
 	fmt.Fprintf(w, "\ninput %s (%s): %s; messages keep their own category; outputs %s\n",
 		ic.ID, ic.Type, what, strings.Join(cfg.routes(ic), ", "))
+}
+
+// relayCollector serves the counters of relay inputs on /metrics, read at
+// scrape time.
+type relayCollector struct{ a *Agent }
+
+var (
+	descRelay     = desc("relay_total", "What a relay input did, by counter (as fb303's getCounters): calls, received, try_later, connections_rejected, closed_idle, ...", "input", "counter")
+	descRelayOpen = desc("relay_connections_open", "Connections open to a relay input.", "input")
+)
+
+func (c relayCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descRelay
+	ch <- descRelayOpen
+}
+
+func (c relayCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, rr := range c.a.relays {
+		cs, ok := rr.in.(interface{ Counters() *relay.Counters })
+		if !ok {
+			continue
+		}
+		for name, v := range cs.Counters().Map() {
+			if name == "connections_open" {
+				ch <- prometheus.MustNewConstMetric(descRelayOpen, prometheus.GaugeValue, float64(v), rr.cfg.ID)
+				continue
+			}
+			ch <- prometheus.MustNewConstMetric(descRelay, prometheus.CounterValue, float64(v), rr.cfg.ID, name)
+		}
+	}
 }

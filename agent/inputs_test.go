@@ -1,11 +1,17 @@
 package agent
 
 import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/logagent/logagent"
 	scribein "github.com/logagent/logagent/inputs/scribe"
+	scribeout "github.com/logagent/logagent/outputs/scribe"
 )
 
 func TestParseInputTypes(t *testing.T) {
@@ -56,5 +62,45 @@ func TestParseInputTypes(t *testing.T) {
 	sc, ok := cfg.Inputs[0].Settings().(*scribein.Config)
 	if !ok || sc.Listen != "127.0.0.1:1463" || sc.IdleTimeout != time.Minute || sc.MaxConnections != 1000 {
 		t.Fatalf("scribe settings: %+v", cfg.Inputs[0].Settings())
+	}
+}
+
+// TestRelayInAgent: an agent with a scribe relay input delivers a Log call
+// to its output before answering OK, and counts it on /metrics.
+func TestRelayInAgent(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := Parse("c.yaml", []byte("data_dir: "+dir+"\ninputs:\n  - id: r\n    type: scribe\n    listen: 127.0.0.1:0\noutputs:\n  - id: o\n    type: file\n    path: "+dir+"/{category}.log\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	addr := a.relays[0].in.(*scribein.Input).Addr()
+	out, err := scribeout.New("c", scribeout.Config{Hosts: []string{addr}, Timeout: time.Minute}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	src := &logagent.Source{Category: "web"}
+	if err := out.Send(ctx, []logagent.Message{{Body: []byte("one"), Source: src}, {Body: []byte("two"), Source: src}}); err != nil {
+		t.Fatal(err)
+	}
+	// Answered OK: the file output has written both.
+	if b, err := os.ReadFile(dir + "/web.log"); err != nil || string(b) != "one\ntwo\n" {
+		t.Fatalf("web.log = %q, %v", b, err)
+	}
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), `logagent_relay_total{counter="received",input="r"} 2`) {
+		t.Errorf("metrics lack the relay's counters:\n%s", rec.Body.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
