@@ -99,6 +99,22 @@ type Checker interface {
 	Check(ctx context.Context) error
 }
 
+// WarningError marks a problem a Checker found that does not keep the
+// output from starting (ZooKeeper unreachable: its hosts are found once it
+// is back); --dry-run prints it as a warning, not an error.
+type WarningError struct{ Err error }
+
+func (e *WarningError) Error() string { return e.Err.Error() }
+func (e *WarningError) Unwrap() error { return e.Err }
+
+// Warning wraps err as a WarningError; nil stays nil.
+func Warning(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &WarningError{Err: err}
+}
+
 // PermanentError marks an error that retrying cannot fix, such as a message
 // larger than the destination accepts.
 type PermanentError struct{ Err error }

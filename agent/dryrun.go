@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -85,7 +86,7 @@ func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) er
 	for i := range cfg.Inputs {
 		ic := &cfg.Inputs[i]
 		if ic.kind != nil {
-			dryRunRelay(w, cfg, ic)
+			dryRunRelay(info, cfg, ic)
 			continue
 		}
 		fc := cfg.fileConfig(ic, host)
@@ -138,7 +139,16 @@ func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) er
 		if c, ok := out.(logagent.Checker); ok {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			if err := c.Check(cctx); err != nil {
-				problem(true, "output "+oc.ID, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+				// A joined error may hold warnings (*logagent.WarningError)
+				// beside errors: each is printed at its level.
+				list := []error{err}
+				if u, ok := err.(interface{ Unwrap() []error }); ok {
+					list = u.Unwrap()
+				}
+				for _, e := range list {
+					var w *logagent.WarningError
+					problem(!errors.As(e, &w), "output "+oc.ID, "%s", strings.ReplaceAll(e.Error(), "\n", "; "))
+				}
 			} else {
 				fmt.Fprintf(info, "  destination resolves\n")
 			}

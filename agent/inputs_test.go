@@ -104,3 +104,34 @@ func TestRelayInAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDryRunZooKeeperUnreachable: --dry-run says ZooKeeper could not be
+// reached, as a warning, not an error; and shows what a relay would do.
+func TestDryRunZooKeeperUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := Parse("c.yaml", []byte("data_dir: "+dir+`
+inputs:
+  - id: r
+    type: scribe
+    listen: 127.0.0.1:1463
+outputs:
+  - id: relays
+    type: scribe
+    zookeeper: {servers: ["127.0.0.1:1"], path: /logservers/scribe}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := DryRun(context.Background(), cfg, &out, DryRunOptions{Quiet: true}); err != nil {
+		t.Fatalf("dry-run failed: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "warning: output relays: could not reach ZooKeeper 127.0.0.1:1") {
+		t.Fatalf("no warning:\n%s", out.String())
+	}
+	out.Reset()
+	DryRun(context.Background(), cfg, &out, DryRunOptions{})
+	if !strings.Contains(out.String(), "input r (scribe): Scribe server (framed, binary) on 127.0.0.1:1463") {
+		t.Fatalf("relay not described:\n%s", out.String())
+	}
+}

@@ -121,14 +121,16 @@ func (d *Discovery) Describe() string {
 	return "; zookeeper " + where + ": members " + strings.Join(d.members, ", ")
 }
 
-// Check returns why ZooKeeper could not be listed, for --dry-run.
+// Check returns why ZooKeeper could not be listed, for --dry-run: a
+// *logagent.WarningError, as the output starts anyway and finds its hosts
+// once ZooKeeper is back.
 func (d *Discovery) Check() error {
 	if d == nil {
 		return nil
 	}
 	d.list()
 	if d.listErr != nil {
-		return fmt.Errorf("could not reach ZooKeeper %s: %w", strings.Join(d.cfg.Servers, ","), d.listErr)
+		return logagent.Warning(fmt.Errorf("could not reach ZooKeeper %s: %w", strings.Join(d.cfg.Servers, ","), d.listErr))
 	}
 	return nil
 }

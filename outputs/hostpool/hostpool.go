@@ -135,11 +135,12 @@ func (p *Pool[S]) SetAddrs(addrs []string) {
 // as "zookeeper unreachable"; "" for the default.
 func (p *Pool[S]) SetNoHostsReason(why string) { p.noHosts.Store(&why) }
 
-// apply takes in the last discovered set. Owner goroutine only.
-func (p *Pool[S]) apply() {
+// apply takes in the last discovered set, and reports whether hosts
+// joined. Owner goroutine only.
+func (p *Pool[S]) apply() (joined bool) {
 	d := p.discovered.Load()
 	if d == nil || d == p.applied {
-		return
+		return false
 	}
 	p.applied = d
 	want := slices.Clone(p.static)
@@ -155,6 +156,7 @@ func (p *Pool[S]) apply() {
 			hosts = append(hosts, p.hosts[i])
 		} else {
 			hosts = append(hosts, &host[S]{addr: a})
+			joined = true
 		}
 	}
 	for _, h := range p.hosts {
@@ -172,6 +174,7 @@ func (p *Pool[S]) apply() {
 	}
 	p.mu.Unlock()
 	p.log.Info("hosts changed", "hosts", want)
+	return joined
 }
 
 // SetBackoff sets the backoff bounds of a failed host.
@@ -417,7 +420,8 @@ func (p *Pool[S]) Send(ctx context.Context, n int, attempt Attempt[S]) error {
 const probeTimeout = 2 * time.Second
 
 // Probe reports, cheaply, whether a send could now get through where the
-// last one could not: nil if a failed host accepts a connection now (the
+// last one could not: nil if discovery brought new hosts, or if a failed
+// host accepts a connection now (the
 // connection is kept for the next send, and the host's backoff ends). A
 // host that refused ("try later") is left to its backoff: it asked for it.
 // With no failed host to probe (a send failed on a host that is up, such
@@ -425,6 +429,9 @@ const probeTimeout = 2 * time.Second
 // connection could show. Probe is called from the goroutine that calls
 // Send, between sends.
 func (p *Pool[S]) Probe(ctx context.Context) error {
+	if p.apply() {
+		return nil // hosts joined (discovery): worth a send now
+	}
 	var down []*host[S]
 	for _, h := range p.hosts {
 		p.mu.Lock()
