@@ -95,15 +95,13 @@ func records(ctx context.Context, cl *kgo.Client, topic string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if p.ErrorCode != 0 {
-				return 0, nil // not created yet
-			}
-			return p.Offset, nil
-		}
+	if len(resp.Topics) == 0 || len(resp.Topics[0].Partitions) == 0 {
+		return 0, nil
 	}
-	return 0, nil
+	if p := resp.Topics[0].Partitions[0]; p.ErrorCode == 0 {
+		return p.Offset, nil
+	}
+	return 0, nil // not created yet
 }
 
 func writeInput(path string, n int) (int64, error) {
