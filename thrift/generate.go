@@ -1,4 +1,5 @@
-// Package thrift holds the Thrift IDL of the services logagent ships to.
+// Package thrift holds the Thrift IDL of the services logagent ships to,
+// and serves as a relay (Scribe with fb303's monitoring calls, Flume).
 //
 // The Go code generated from it (internal/thriftgen) serves as the
 // peer in the outputs' tests; the outputs themselves encode with the
