@@ -1,10 +1,10 @@
 // Package thrift holds the Thrift IDL of the services logagent ships to,
 // and serves as a relay (Scribe with fb303's monitoring calls, Flume).
 //
-// The Go code generated from it (internal/thriftgen) serves as the
-// peer in the outputs' tests; the outputs themselves encode with the
-// apache/thrift protocol API directly, without copying bodies into
-// generated structs. The generator is Debian's thrift-compiler 0.17.0, which
+// The Go code generated from it (internal/thriftgen) decodes the calls
+// relay inputs serve, and serves as the peer in the outputs' tests; the
+// outputs themselves encode with the apache/thrift protocol API directly,
+// without copying bodies into generated structs. The generator is Debian's thrift-compiler 0.17.0, which
 // matches github.com/apache/thrift v0.17.0 pinned in go.mod.
 package thrift
 
