@@ -15,6 +15,7 @@ import (
 	flumein "github.com/logagent/logagent/inputs/flume"
 	"github.com/logagent/logagent/inputs/relay"
 	scribein "github.com/logagent/logagent/inputs/scribe"
+	"github.com/logagent/logagent/zookeeper"
 )
 
 // inputTypes is every input type but file, by the name used in type:. The
@@ -138,21 +139,41 @@ func dryRunRelay(w io.Writer, cfg *Config, ic *InputConfig) {
 		ic.ID, ic.Type, what, strings.Join(cfg.routes(ic), ", "))
 }
 
-// relayCollector serves the counters of relay inputs on /metrics, read at
-// scrape time.
+// relayCollector serves, on /metrics, the counters of relay inputs and the
+// state of outputs' ZooKeeper discovery, read at scrape time.
 type relayCollector struct{ a *Agent }
 
 var (
 	descRelay     = desc("relay_total", "What a relay input did, by counter (as fb303's getCounters): calls, received, try_later, connections_rejected, closed_idle, ...", "input", "counter")
 	descRelayOpen = desc("relay_connections_open", "Connections open to a relay input.", "input")
+	descZKOK      = desc("output_zookeeper_ok", "1 while the output's ZooKeeper members are current (connected and listed), 0 while ZooKeeper is unreachable; after the output's first send.", "output")
+	descZKMembers = desc("output_zookeeper_members", "Members the output last found in ZooKeeper.", "output")
 )
 
 func (c relayCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRelay
 	ch <- descRelayOpen
+	ch <- descZKOK
+	ch <- descZKMembers
 }
 
 func (c relayCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.a.runners {
+		d, ok := r.out.(interface{ Discovery() *zookeeper.Discovery })
+		if !ok {
+			continue
+		}
+		started, current, members := d.Discovery().State()
+		if !started {
+			continue
+		}
+		v := 0.0
+		if current {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descZKOK, prometheus.GaugeValue, v, r.cfg.ID)
+		ch <- prometheus.MustNewConstMetric(descZKMembers, prometheus.GaugeValue, float64(members), r.cfg.ID)
+	}
 	for _, rr := range c.a.relays {
 		cs, ok := rr.in.(interface{ Counters() *relay.Counters })
 		if !ok {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logagent/logagent"
@@ -28,7 +29,10 @@ type Discovery struct {
 
 	once   sync.Once
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   chan struct{} // set by Start, under once
+	// atomic: read by metrics
+	started atomic.Bool
+	current atomic.Int64 // the size of the last set handed to the pool
 
 	listOnce sync.Once // --dry-run's listing, shared by Describe and Check
 	members  []string
@@ -72,9 +76,11 @@ func (d *Discovery) Start(p Pool) {
 		p.SetNoHostsReason(fmt.Sprintf("%s%s: members not listed yet (ZooKeeper unreachable?)", strings.Join(d.cfg.Servers, ","), d.path))
 		ctx, cancel := context.WithCancel(context.Background())
 		d.cancel, d.done = cancel, make(chan struct{})
+		d.started.Store(true)
 		go func() {
 			defer close(d.done)
 			d.w.Run(ctx, func(addrs []string) {
+				d.current.Store(int64(len(addrs)))
 				if len(addrs) == 0 {
 					p.SetNoHostsReason(fmt.Sprintf("no member under %s in ZooKeeper", d.path))
 				}
@@ -94,6 +100,16 @@ func (d *Discovery) Stop() {
 		d.cancel()
 		<-d.done
 	}
+}
+
+// State tells, once started, whether the members are current (connected
+// and listed) and how many there are; started is false before the first
+// Send.
+func (d *Discovery) State() (started, ok bool, members int) {
+	if d == nil || !d.started.Load() {
+		return false, false, 0
+	}
+	return true, d.w.Err() == nil && d.w.Listed(), int(d.current.Load())
 }
 
 func (d *Discovery) list() {

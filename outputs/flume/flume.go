@@ -426,6 +426,9 @@ func (o *Output) Hosts() []hostpool.HostStatus { return o.pool.Hosts() }
 // Probe reports whether a send could get through now (hostpool.Pool.Probe).
 func (o *Output) Probe(ctx context.Context) error { return o.pool.Probe(ctx) }
 
+// Discovery returns the output's ZooKeeper discovery, nil without one.
+func (o *Output) Discovery() *zookeeper.Discovery { return o.zk }
+
 // Describe returns the hosts and protocol, for --dry-run.
 func (o *Output) Describe() string {
 	return "hosts " + strings.Join(o.pool.Addrs(), ", ") + " (flume thrift source: framed, " + o.protocol + ")" + o.zk.Describe()

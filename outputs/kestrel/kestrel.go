@@ -303,6 +303,9 @@ func (o *Output) addrs() []string {
 	return o.mc.Addrs()
 }
 
+// Discovery returns the output's ZooKeeper discovery, nil without one.
+func (o *Output) Discovery() *zookeeper.Discovery { return o.zk }
+
 // Describe returns the hosts and protocol, for --dry-run.
 func (o *Output) Describe() string {
 	proto := "memcache"
