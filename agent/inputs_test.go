@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/internal/testenv"
 	scribein "github.com/logagent/logagent/inputs/scribe"
 	scribeout "github.com/logagent/logagent/outputs/scribe"
 )
@@ -134,4 +135,35 @@ outputs:
 	if !strings.Contains(out.String(), "input r (scribe): Scribe server (framed, binary) on 127.0.0.1:1463") {
 		t.Fatalf("relay not described:\n%s", out.String())
 	}
+}
+
+// TestZooKeeperDownAtStart: an output whose hosts are all in an unreachable
+// ZooKeeper keeps trying, and says so on /metrics.
+func TestZooKeeperDownAtStart(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(dir+"/a.log", []byte("one\n"), 0o644)
+	cfg, err := Parse("c.yaml", []byte("data_dir: "+dir+"\nshutdown_timeout: 1s\ninputs:\n  - id: a\n    paths: ["+dir+"/*.log]\noutputs:\n  - id: relays\n    type: scribe\n    zookeeper: {servers: [\"127.0.0.1:1\"], path: /x}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	metrics := func() string {
+		rec := httptest.NewRecorder()
+		a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	if !testenv.WaitUntil(time.Minute, func() bool {
+		m := metrics()
+		return strings.Contains(m, `logagent_output_zookeeper_ok{output="relays"} 0`) && strings.Contains(m, `logagent_output_healthy{output="relays",type="scribe"} 0`)
+	}) {
+		t.Fatalf("metrics:\n%s", metrics())
+	}
+	cancel()
+	<-done
 }
