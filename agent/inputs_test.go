@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/logagent/logagent"
-	"github.com/logagent/logagent/internal/testenv"
 	scribein "github.com/logagent/logagent/inputs/scribe"
+	"github.com/logagent/logagent/internal/testenv"
 	scribeout "github.com/logagent/logagent/outputs/scribe"
 )
 
