@@ -15,7 +15,7 @@ import (
 	flumein "github.com/logagent/logagent/inputs/flume"
 	"github.com/logagent/logagent/inputs/relay"
 	scribein "github.com/logagent/logagent/inputs/scribe"
-	"github.com/logagent/logagent/zookeeper"
+	"github.com/logagent/logagent/internal/zookeeper"
 )
 
 // inputTypes is every input type but file, by the name used in type:. The

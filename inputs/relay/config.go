@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/logagent/logagent"
-	"github.com/logagent/logagent/zookeeper"
+	"github.com/logagent/logagent/internal/zookeeper"
 )
 
 // Limits are the keys every relay input type has, with their yaml names.

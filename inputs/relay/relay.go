@@ -32,7 +32,7 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/inputs"
-	"github.com/logagent/logagent/zookeeper"
+	"github.com/logagent/logagent/internal/zookeeper"
 )
 
 // Options are a relay server's limits, resolved and validated by the input

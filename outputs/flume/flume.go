@@ -32,8 +32,8 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/internal/thriftrpc"
+	"github.com/logagent/logagent/internal/zookeeper"
 	"github.com/logagent/logagent/outputs/hostpool"
-	"github.com/logagent/logagent/zookeeper"
 )
 
 // MaxFrameBytes is the largest frame a Flume Thrift source reads

@@ -45,8 +45,8 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/internal/thriftrpc"
+	"github.com/logagent/logagent/internal/zookeeper"
 	"github.com/logagent/logagent/outputs/hostpool"
-	"github.com/logagent/logagent/zookeeper"
 )
 
 // Default ports, used for hosts given without one.

@@ -24,8 +24,8 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/internal/thriftrpc"
+	"github.com/logagent/logagent/internal/zookeeper"
 	"github.com/logagent/logagent/outputs/hostpool"
-	"github.com/logagent/logagent/zookeeper"
 )
 
 // DefaultPort is Scribe's usual port, used for hosts given without one.
