@@ -48,12 +48,12 @@ type harvester struct {
 	// that link; "" otherwise. Its directory is the file's: where it is
 	// watched and where it is looked for once rotated. Owner only.
 	real string
-	dev       uint64
-	ino       uint64
-	id        logagent.FileID
-	src       *logagent.Source
-	tr        *tracker
-	wake      chan struct{}
+	dev  uint64
+	ino  uint64
+	id   logagent.FileID
+	src  *logagent.Source
+	tr   *tracker
+	wake chan struct{}
 	// ctx ends the harvester; cancel ends it (then signal wakes it if
 	// parked). forceClose is set when close_removed_after closes the
 	// file before it was read to its end.
