@@ -490,3 +490,21 @@ func TestUnreadableDirectoryReported(t *testing.T) {
 		t.Fatalf("Plan once b is readable: %+v", pfs)
 	}
 }
+
+// Thousands of directories that cannot be watched (inotify watches run
+// out) make one summary line, then nothing until a new one fails.
+func TestWatchFailuresSummarised(t *testing.T) {
+	logs := &syncBuffer{}
+	in := New(testConfig(t.TempDir()), nil, NewBudget(1<<20), nil, slog.New(slog.NewTextHandler(logs, nil)))
+	for range 2 { // the second scan finds them again
+		for i := range 2901 {
+			d := fmt.Sprintf("/var/log/app/%d", i)
+			in.reportOnce("watch:"+d, "cannot watch directory; polling it", "dir", d, "err", syscall.ENOSPC)
+		}
+		in.flushProblems()
+	}
+	out := logs.String()
+	if n := strings.Count(out, "\n"); n != 1 || !strings.Contains(out, "count=2901") {
+		t.Fatalf("want one summary of 2901 directories, got %d lines:\n%.2000s", n, out)
+	}
+}
