@@ -435,6 +435,7 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 	x := expand(in.cfg.Paths, in.cfg.Exclude)
 	files := x.files
 	in.noteUnreadableDirs(x.unreadable)
+	in.forgetLinks(files)
 	if w != nil {
 		for _, d := range x.dirs {
 			in.watchDir(d)
@@ -660,6 +661,29 @@ func (in *Input) addLink(target, link string) {
 	in.mu.Unlock()
 	if newDir {
 		in.watchDir(dir)
+	}
+}
+
+// forgetLinks forgets the links no longer among the files the globs
+// match (a pod's link removed with the pod), and the directories of their
+// targets: they are read no more than any other file outside the globs.
+func (in *Input) forgetLinks(files []string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.linkOf) == 0 {
+		return
+	}
+	matched := make(map[string]bool, len(files))
+	for _, f := range files {
+		matched[f] = true
+	}
+	clear(in.linkDirs)
+	for target, link := range in.linkOf {
+		if !matched[link] {
+			delete(in.linkOf, target)
+			continue
+		}
+		in.linkDirs[filepath.Dir(target)] = true
 	}
 }
 
