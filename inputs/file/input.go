@@ -407,7 +407,12 @@ func (l listFS) Stat(name string) (fs.FileInfo, error) { return fs.Stat(l.fsys, 
 func (l listFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	ents, err := fs.ReadDir(l.fsys, name)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
-		l.errs[filepath.FromSlash(path.Join(l.base, name))] = err
+		dir := filepath.FromSlash(path.Join(l.base, name))
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is told apart
+		}
+		l.errs[dir] = err
 	}
 	return ents, err
 }
