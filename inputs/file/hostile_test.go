@@ -508,3 +508,23 @@ func TestWatchFailuresSummarised(t *testing.T) {
 		t.Fatalf("want one summary of 2901 directories, got %d lines:\n%.2000s", n, out)
 	}
 }
+
+// Links that loop, followed, are skipped with one summary for all.
+func TestLoopingLinksSummarised(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 200 {
+		a, b := filepath.Join(dir, fmt.Sprintf("a%03d.log", i)), filepath.Join(dir, fmt.Sprintf("b%03d.log", i))
+		os.Symlink(b, a)
+		os.Symlink(a, b)
+	}
+	writeTagged(t, filepath.Join(dir, "z.log"), "z", 0, 10)
+	cfg := testConfig(dir)
+	cfg.FollowSymlinks = true
+	s := &sink{}
+	_, logbuf := runInputLogged(t, cfg, openStore(t, filepath.Join(t.TempDir(), "data")), s)
+	waitFor(t, "z's lines", func() bool { return s.countPrefix("z ") == 10 })
+	waitFor(t, "the summary", func() bool { return strings.Contains(logbuf.String(), "symbolic link loop") })
+	if n := strings.Count(logbuf.String(), "symbolic link loop"); n != 1 || !strings.Contains(logbuf.String(), "count=400") {
+		t.Fatalf("%d lines for 400 looping links, want one summary of 400:\n%.3000s", n, logbuf)
+	}
+}
