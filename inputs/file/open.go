@@ -53,6 +53,15 @@ func (e *linkDeniedError) Error() string {
 	return fmt.Sprintf("symbolic link to %s refused: its owner (uid %d) could not read it (%s)", e.target, e.uid, e.why)
 }
 
+// Skipped reports whether err (of a PlannedFile) says the file is skipped
+// by design, not unreadable: a link not followed or refused, a dangling or
+// looping link, a FIFO, socket or device.
+func Skipped(err error) bool {
+	var denied *linkDeniedError
+	return errors.Is(err, errSymlink) || errors.Is(err, errNotRegular) || errors.Is(err, errDangling) ||
+		errors.As(err, &denied) || errors.Is(err, syscall.ELOOP)
+}
+
 // maxLinkHops bounds a chain of links, as the kernel's ELOOP does.
 const maxLinkHops = 40
 

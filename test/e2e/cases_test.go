@@ -245,7 +245,7 @@ func TestUnreadableDirectoryWarnedAndRetried(t *testing.T) {
 	cmd := exec.Command(testenv.Binary(t), "-c", e.Agent.ConfigPath, "--dry-run")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), closed+": cannot read: cannot list directory") {
+	if !strings.Contains(string(out), closed+" cannot be read by") || !strings.Contains(string(out), "cannot list directory") {
 		t.Errorf("--dry-run (%v) does not tell of %s:\n%s", err, closed, out)
 	}
 
