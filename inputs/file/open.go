@@ -177,7 +177,14 @@ func openLog(path string, follow bool) (f *os.File, fi os.FileInfo, real string,
 // links followed.
 func resolveLinks(path string) (string, []uint32, error) {
 	var owners []uint32
+	var seen []string // a loop is told at its first turn, not after maxLinkHops
 	for range maxLinkHops {
+		for _, p := range seen {
+			if p == path {
+				return "", nil, &fs.PathError{Op: "open", Path: path, Err: syscall.ELOOP}
+			}
+		}
+		seen = append(seen, path)
 		lfi, err := os.Lstat(path)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && len(owners) > 0 {
