@@ -41,19 +41,20 @@ type harvester struct {
 	// dir is the directory of dirOf, a path it had (see dirWatched).
 	dir, dirOf string
 	// watchPath is the name it is registered under for fsnotify events
-	// (in.byPath), set once by start; watchReal too, the target of the
-	// followed link it was opened by, if it was.
-	watchPath, watchReal string
-	// real is the file a followed link at path points to, while path is
-	// that link; "" otherwise. Its directory is the file's: where it is
-	// watched and where it is looked for once rotated. Owner only.
-	real string
-	dev  uint64
-	ino  uint64
-	id   logagent.FileID
-	src  *logagent.Source
-	tr   *tracker
-	wake chan struct{}
+	// (in.byPath), set once by start.
+	watchPath string
+	dev       uint64
+	ino       uint64
+	id        logagent.FileID
+	src       *logagent.Source
+	tr        *tracker
+	wake      chan struct{}
+	// watchReal is the target of the followed link it was opened by, if
+	// it was, registered in in.byPath too; set once by start. real is
+	// that target while path is the link ("" otherwise): its directory is
+	// the file's, where it is watched and where it is looked for once
+	// rotated. Owner only.
+	watchReal, real string
 	// ctx ends the harvester; cancel ends it (then signal wakes it if
 	// parked). forceClose is set when close_removed_after closes the
 	// file before it was read to its end.
