@@ -77,15 +77,15 @@ type Input struct {
 	scanReq  chan struct{}
 	firstRun bool // no checkpoint entry for this input at start: start_at applies
 
-	mu      sync.Mutex
-	byInode map[devIno]*harvester
-	byPath  map[string]*harvester // by the name they were opened by, and their link's target
-	// reported holds the problems logged once per path that a rescan
-	// retries (a file that cannot be read); noted those that only a change
-	// of the directory can mend (a link not followed, a FIFO). Both are
-	// logged through problems, a summary per kind rather than a line per
-	// file.
-	reported map[string]bool
+	mu       sync.Mutex
+	byInode  map[devIno]*harvester
+	byPath   map[string]*harvester
+	reported map[string]bool // problems logged once per path
+	// byPath holds harvesters by the name they were opened by, and by
+	// their link's target. reported holds the problems a rescan retries
+	// (a file that cannot be read); noted those that only a change of the
+	// directory can mend (a link not followed, a FIFO). Both are logged
+	// through problems, a summary per kind rather than a line per file.
 	noted    map[string]bool
 	problems problemLog
 	// linkOf maps the target of a followed link (the file, existing or
