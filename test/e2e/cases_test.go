@@ -219,7 +219,6 @@ func TestUnreadableDirectoryWarnedAndRetried(t *testing.T) {
 	e.AsNobody()
 	e.Config.Inputs[0].Paths = []string{filepath.Join(e.Logs, "*", "*.log")}
 	e.Config.Inputs[0].ScanInterval = 100 * time.Millisecond
-	var streams []*testenv.Stream
 	for _, d := range []string{"open", "closed"} {
 		if err := os.Mkdir(filepath.Join(e.Logs, d), 0o777); err != nil {
 			t.Fatal(err)
@@ -227,7 +226,6 @@ func TestUnreadableDirectoryWarnedAndRetried(t *testing.T) {
 		s := e.Stream(d, filepath.Join(d, "x.log"), testenv.NoRotation)
 		s.Write(100)
 		os.Chmod(s.Path(), 0o644)
-		streams = append(streams, s)
 	}
 	closed := filepath.Join(e.Logs, "closed")
 	os.Chmod(closed, 0o700) // root's: nobody cannot list it
