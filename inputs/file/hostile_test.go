@@ -231,6 +231,8 @@ func TestFollowedLinksToAnotherDirectory(t *testing.T) {
 	writeTagged(t, target, "g0", 0, 5)
 	os.Symlink(target, filepath.Join(containers, "pod_ns_app.log"))
 	os.Symlink(filepath.Join(pod2, "0.log"), filepath.Join(containers, "pod2_ns_app.log")) // dangling
+	pod3 := filepath.Join(dir, "pods", "ns_pod3", "app")                                   // made later
+	os.Symlink(filepath.Join(pod3, "0.log"), filepath.Join(containers, "pod3_ns_app.log"))
 	cfg := testConfig(containers)
 	cfg.FollowSymlinks = true
 	cfg.PollInterval = time.Hour / 512 // parked files poll every hour
@@ -263,6 +265,11 @@ func TestFollowedLinksToAnotherDirectory(t *testing.T) {
 
 	writeTagged(t, filepath.Join(pod2, "0.log"), "late", 0, 3)
 	waitFor(t, "the dangling link's target, once made", func() bool { return s.countPrefix("late ") == 3 })
+	if err := os.MkdirAll(pod3, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeTagged(t, filepath.Join(pod3, "0.log"), "later", 0, 3)
+	waitFor(t, "the target of a link to a directory made later", func() bool { return s.countPrefix("later ") == 3 })
 	if strings.Contains(logbuf.String(), "FUSE") {
 		t.Fatalf("misleading warning:\n%s", logbuf)
 	}

@@ -461,9 +461,8 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 		in.mu.Unlock()
 		files = files[:n]
 	}
-	for _, f := range files {
-		in.open(f, initial)
-	}
+	// The directories of links' targets are watched before the links are
+	// opened: a target made in between raises an event.
 	if w != nil {
 		in.mu.Lock()
 		var dirs []string
@@ -472,8 +471,11 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 		}
 		in.mu.Unlock()
 		for _, d := range dirs {
-			in.watchDir(d)
+			in.watchLinkDir(d)
 		}
+	}
+	for _, f := range files {
+		in.open(f, initial)
 	}
 }
 
@@ -665,7 +667,22 @@ func (in *Input) addLink(target, link string) {
 	in.linkDirs[dir] = true
 	in.mu.Unlock()
 	if newDir {
-		in.watchDir(dir)
+		in.watchLinkDir(dir)
+	}
+}
+
+// watchLinkDir watches dir, the directory of a link's target; if it is not
+// made yet (a pod's, before its container starts), its nearest existing
+// parent, whose events about new directories ask for a scan.
+func (in *Input) watchLinkDir(dir string) {
+	for d := dir; ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			in.watchDir(d)
+			return
+		}
+		if d == filepath.Dir(d) {
+			return
+		}
 	}
 }
 
