@@ -535,3 +535,41 @@ func TestLoopingLinksSummarised(t *testing.T) {
 		t.Fatalf("%d lines for 400 looping links, want one summary of 400:\n%.3000s", n, logbuf)
 	}
 }
+
+// A followed link's target rotated while the agent was stopped: at the
+// next start the rotated file is found in the target's directory and read
+// to its end, and the new one from its start.
+func TestFollowedLinkTargetRotatedWhileStopped(t *testing.T) {
+	dir := t.TempDir()
+	containers := filepath.Join(dir, "containers")
+	pod := filepath.Join(dir, "pods", "ns_pod", "app")
+	os.MkdirAll(containers, 0o755)
+	os.MkdirAll(pod, 0o755)
+	target := filepath.Join(pod, "0.log")
+	writeTagged(t, target, "g0", 0, 10)
+	os.Symlink(target, filepath.Join(containers, "pod_ns_app.log"))
+	cfg := testConfig(containers)
+	cfg.FollowSymlinks = true
+	data := filepath.Join(dir, "data")
+
+	store := openStore(t, data)
+	s := &sink{}
+	_, stop := runInput(t, cfg, store, 8<<20, s)
+	waitFor(t, "g0's lines", func() bool { return s.countPrefix("g0 ") == 10 })
+	waitFor(t, "committed", func() bool {
+		es := store.Entries("t")
+		return len(es) == 1 && es[0].Offset == 10*10
+	})
+	stop()
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	writeTagged(t, target, "g0", 10, 5)
+	os.Rename(target, target+".1")
+	writeTagged(t, target, "g1", 0, 3)
+
+	s2 := &sink{}
+	runInput(t, cfg, openStore(t, data), 8<<20, s2)
+	waitFor(t, "the rest of g0 and g1", func() bool { return s2.countPrefix("g0 ") == 5 && s2.countPrefix("g1 ") == 3 })
+}

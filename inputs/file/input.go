@@ -93,6 +93,9 @@ type Input struct {
 	// linkDirs are the targets' directories, watched like the globs'.
 	linkOf   map[string]string
 	linkDirs map[string]bool
+	// readDirs are those of linkDirs where a link's target was opened,
+	// its owner allowed: a checkpoint entry may name a file there.
+	readDirs map[string]bool
 	watcher  *fsnotify.Watcher // nil when polling only; set before the first scan
 	// watched holds the directories fsnotify watches: files there are
 	// woken by events and polled only as a fallback, rarely; false once
@@ -160,6 +163,7 @@ func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFun
 		noted:      make(map[string]bool),
 		linkOf:     make(map[string]string),
 		linkDirs:   make(map[string]bool),
+		readDirs:   make(map[string]bool),
 		removedAt:  make(map[*harvester]time.Time),
 		busy:       make(map[*harvester]struct{}),
 		idleWorker: make(chan *harvester),
@@ -607,6 +611,9 @@ func (in *Input) open(path string, initial bool) {
 	in.clearReported(path)
 	if real != path {
 		in.addLink(real, path)
+		in.mu.Lock()
+		in.readDirs[filepath.Dir(real)] = true
+		in.mu.Unlock()
 	} else {
 		real = ""
 	}
@@ -707,6 +714,11 @@ func (in *Input) forgetLinks(files []string) {
 		}
 		in.linkDirs[filepath.Dir(target)] = true
 	}
+	for d := range in.readDirs {
+		if !in.linkDirs[d] {
+			delete(in.readDirs, d)
+		}
+	}
 }
 
 // linkTo returns the followed link that points to path, or "".
@@ -718,8 +730,9 @@ func (in *Input) linkTo(path string) string {
 
 // knownDir reports whether a file in dir may be read: dir is where a glob
 // of the input looks (the directory part of a glob matches it), or holds
-// the target of a link followed. A checkpoint entry naming a file anywhere
-// else is not read: the checkpoint is no list of files to ship.
+// the target of a link followed (opened: a dangling link, or one refused,
+// does not count). A checkpoint entry naming a file anywhere else is not
+// read: the checkpoint is no list of files to ship.
 func (in *Input) knownDir(dir string) bool {
 	for _, p := range in.cfg.Paths {
 		if ok, _ := doublestar.PathMatch(filepath.Dir(p), dir); ok {
@@ -734,7 +747,7 @@ func (in *Input) knownDir(dir string) bool {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return in.linkDirs[dir]
+	return in.readDirs[dir]
 }
 
 // originalOf returns the harvester of the file a new file at path may be
