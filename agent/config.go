@@ -82,6 +82,9 @@ type InputConfig struct {
 	MaxOpenFiles      int               `yaml:"max_open_files"`
 	FingerprintBytes  logagent.Size     `yaml:"fingerprint_bytes"`
 	ReadBufferBytes   logagent.Size     `yaml:"read_buffer_bytes"`
+	// FollowSymlinks reads what symbolic links matched by the globs point
+	// to, when their owners could read it; off: links are skipped.
+	FollowSymlinks bool `yaml:"follow_symlinks"`
 
 	kind *inputKind // nil for a file input
 }
@@ -514,6 +517,7 @@ func (c *Config) fileConfig(in *InputConfig, host string) file.Config {
 		MaxOpenFiles:      in.MaxOpenFiles,
 		FingerprintBytes:  int(in.FingerprintBytes),
 		BlockBytes:        int(in.ReadBufferBytes),
+		FollowSymlinks:    in.FollowSymlinks,
 	}
 }
 

@@ -98,16 +98,26 @@ func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) er
 		// A file that cannot be read is an error when the input could
 		// read none: a wide glob (the packaged /var/log/*.log) often
 		// matches a file or two the service user may not read.
-		unreadable := 0
+		// What the input skips by design (a link it does not follow, a
+		// FIFO) is a warning alone, and not counted.
+		unreadable, skipped := 0, 0
 		for _, pf := range planned {
-			if pf.Err != nil {
+			switch {
+			case pf.Err == nil:
+			case file.Skipped(pf.Err):
+				skipped++
+			default:
 				unreadable++
 			}
 		}
 		shown := 0
 		for _, pf := range planned {
+			if pf.Err != nil && file.Skipped(pf.Err) {
+				problem(false, "input "+ic.ID, "%s skipped: %v", pf.Path, pf.Err)
+				continue
+			}
 			if pf.Err != nil {
-				problem(unreadable == len(planned), "input "+ic.ID, "%s cannot be read by %s: %v (grant read access, or exclude it)", pf.Path, userName(), pf.Err)
+				problem(unreadable == len(planned)-skipped, "input "+ic.ID, "%s cannot be read by %s: %v (grant read access, or exclude it)", pf.Path, userName(), pf.Err)
 				continue
 			}
 			cp := "none"

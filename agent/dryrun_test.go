@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -143,6 +144,24 @@ func TestDryRunProblems(t *testing.T) {
 				os.WriteFile(filepath.Join(dir, "logs", "b.log"), []byte("a line\n"), 0)
 			},
 			want: "warning: input app: {dir}/logs/b.log cannot be read by",
+		},
+		{
+			name:   "FIFO skipped, without blocking",
+			config: "data_dir: {dir}/state\ninputs: [{id: app, paths: ['{dir}/logs/*.log']}]\noutputs: [{id: o, type: stdout}]\n",
+			setup: func(t *testing.T, dir string) {
+				if err := syscall.Mkfifo(filepath.Join(dir, "logs", "fifo.log"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: "warning: input app: {dir}/logs/fifo.log skipped: open {dir}/logs/fifo.log: not a regular file (FIFO)",
+		},
+		{
+			name:   "symbolic link not followed",
+			config: "data_dir: {dir}/state\ninputs: [{id: app, paths: ['{dir}/logs/*.log']}]\noutputs: [{id: o, type: stdout}]\n",
+			setup: func(t *testing.T, dir string) {
+				os.Symlink("/etc/passwd", filepath.Join(dir, "logs", "link.log"))
+			},
+			want: "warning: input app: {dir}/logs/link.log skipped: open {dir}/logs/link.log: symbolic link not followed",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -49,6 +49,12 @@ type harvester struct {
 	src       *logagent.Source
 	tr        *tracker
 	wake      chan struct{}
+	// watchReal is the target of the followed link it was opened by, if
+	// it was, registered in in.byPath too; set once by start. real is
+	// that target while path is the link ("" otherwise): its directory is
+	// the file's, where it is watched and where it is looked for once
+	// rotated. Owner only.
+	watchReal, real string
 	// ctx ends the harvester; cancel ends it (then signal wakes it if
 	// parked). forceClose is set when close_removed_after closes the
 	// file before it was read to its end.
@@ -102,6 +108,13 @@ type harvester struct {
 	// fingerprint again. -1: not known.
 	check    uint64
 	checkLen int
+	// tail is a fast hash (checkHash) of the tailLen bytes just before
+	// offset, taken from the read buffer as they are read (no read of its
+	// own). A file rewritten in place with the same first bytes, to the
+	// same size or past the offset, is told by them (tailChanged); 0: not
+	// known. Owner only.
+	tail    uint64
+	tailLen int
 
 	size    atomic.Int64 // last size seen, for status
 	readPos atomic.Int64 // end of the last message handed out, for status
@@ -265,10 +278,23 @@ func (h *harvester) parkAfterShortRead() bool {
 // is the same: filepath.Dir, at every wake-up, cost more than the look-up.
 // Called by whoever runs h.
 func (h *harvester) dirWatched() bool {
-	if h.dirOf != h.path {
-		h.dirOf, h.dir = h.path, filepath.Dir(h.path)
+	p := h.path
+	if h.real != "" {
+		p = h.real
+	}
+	if h.dirOf != p {
+		h.dirOf, h.dir = p, filepath.Dir(p)
 	}
 	return h.in.isWatched(h.dir)
+}
+
+// fileDir is the directory holding the file: its link's target's for a
+// file read through a followed link.
+func (h *harvester) fileDir() string {
+	if h.real != "" {
+		return filepath.Dir(h.real)
+	}
+	return filepath.Dir(h.path)
 }
 
 // pollDelay is how long an idle file waits before it is looked at again
@@ -312,6 +338,7 @@ func (h *harvester) waitCopyCheck(ctx context.Context, poll *time.Timer) bool {
 				return false
 			}
 			h.offset = start
+			h.tailLen = 0
 			h.readPos.Store(start)
 			h.size.Store(fi.Size())
 			h.setIdentity(h.path, id)
@@ -370,7 +397,7 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 	// the content, when due, extends it too.
 	extended := false
 	if now.Sub(h.lastRead) >= recheckAfter || h.contentDue(now) {
-		if h.lookAtContent(h.offset + int64(n)) {
+		if h.lookAtContent(h.offset+int64(n)) || h.tailChanged() {
 			// Truncated and written past our offset while we were not
 			// reading (paused by outputs, or idle): what was just read
 			// is the middle of the new content, not the rest of ours.
@@ -388,10 +415,39 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 	h.w += n
 	h.offset += int64(n)
 	h.lastData = now
+	// buf[:w] holds the bytes up to offset, contiguous.
+	k := min(h.w, tailBytes)
+	h.tail, h.tailLen = checkHash(h.blk.buf[h.w-k:h.w]), k
 	if !extended {
 		h.extendFingerprint(h.offset)
 	}
 	return n, h.cut(ctx, false)
+}
+
+// tailBytes is how many bytes before the read offset are remembered
+// (harvester.tail).
+const tailBytes = 256
+
+// tailChanged reports whether the bytes just before the read offset are no
+// longer those read there: the file was rewritten in place (its first
+// bytes, and perhaps its size, the same). One pread; called only when the
+// file changed in a way that can hide a rewrite.
+func (h *harvester) tailChanged() bool {
+	if h.tailLen == 0 || h.offset < int64(h.tailLen) {
+		return false
+	}
+	bp, _ := prefixBufs.Get().(*[]byte)
+	if bp == nil || cap(*bp) < h.tailLen {
+		b := make([]byte, max(h.tailLen, DefaultFingerprintBytes))
+		bp = &b
+	}
+	defer prefixBufs.Put(bp)
+	buf := (*bp)[:h.tailLen]
+	got, err := h.f.ReadAt(buf, h.offset-int64(h.tailLen))
+	if err != nil && err != io.EOF {
+		return false
+	}
+	return got < h.tailLen || checkHash(buf) != h.tail
 }
 
 // recheckAfter is the pause in reading after which the file's first bytes
@@ -516,6 +572,11 @@ func (h *harvester) atEOF() bool {
 			h.truncated(fi.Size())
 			return false
 		}
+		if rewritten && h.tailChanged() {
+			h.in.log.Warn("file rewritten in place (same first bytes); reading it again from the start", "path", h.path, "size", fi.Size())
+			h.truncated(fi.Size())
+			return false
+		}
 		h.intactAt.Store(now.UnixNano())
 	}
 	if h.state == stateActive && h.nameDue(now) {
@@ -613,7 +674,7 @@ func (h *harvester) checkName(fi os.FileInfo) {
 		return
 	}
 	h.setState(stateRenamed)
-	if newPath := findByInode(filepath.Dir(h.path), h.dev, h.ino); newPath != "" {
+	if newPath := findByInode(h.fileDir(), h.dev, h.ino); newPath != "" {
 		h.rename(newPath)
 	}
 	h.in.log.Info("file rotated; reading it to its end", "path", h.path)
@@ -642,6 +703,7 @@ func (h *harvester) setIdentity(path string, id logagent.FileID) {
 }
 
 func (h *harvester) rename(path string) {
+	h.real = "" // named by the file's own directory from now on
 	h.setIdentity(path, h.id)
 	h.tr.update(path, h.id)
 }
@@ -750,6 +812,7 @@ func (h *harvester) truncated(size int64) {
 	}
 	h.offset = 0
 	h.r, h.w = 0, 0
+	h.tailLen = 0
 	h.dropIdleBlock()
 	if id, fi, err := identify(h.f, h.in.cfg.FingerprintBytes); err == nil {
 		h.setIdentity(h.path, id)
@@ -776,8 +839,11 @@ func findByInode(dir string, dev, ino uint64) string {
 		return ""
 	}
 	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue // links are not followed here
+		}
 		p := filepath.Join(dir, e.Name())
-		fi, err := os.Stat(p)
+		fi, err := os.Lstat(p)
 		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}

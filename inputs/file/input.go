@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -47,6 +48,10 @@ type Config struct {
 	MaxOpenFiles      int
 	FingerprintBytes  int
 	BlockBytes        int // read buffer size for backfill
+	// FollowSymlinks reads the files symbolic links matched by the globs
+	// point to, if the links' owners could read them (see openLog);
+	// otherwise links are skipped.
+	FollowSymlinks bool
 
 	// OnBacklog, if set, is called when a file is found more than
 	// backlogBlocks read blocks behind, at most once per block read. It
@@ -76,6 +81,22 @@ type Input struct {
 	byInode  map[devIno]*harvester
 	byPath   map[string]*harvester
 	reported map[string]bool // problems logged once per path
+	// byPath holds harvesters by the name they were opened by, and by
+	// their link's target. reported holds the problems a rescan retries
+	// (a file that cannot be read); noted those that only a change of the
+	// directory can mend (a link not followed, a FIFO). Both are logged
+	// through problems, a summary per kind rather than a line per file.
+	noted    map[string]bool
+	problems problemLog
+	// linkOf maps the target of a followed link (the file, existing or
+	// not) to the link: an event naming the target opens the link.
+	// linkDirs are the targets' directories, watched like the globs'.
+	linkOf   map[string]string
+	linkDirs map[string]bool
+	// readDirs are those of linkDirs where a link's target was opened,
+	// its owner allowed: a checkpoint entry may name a file there.
+	readDirs map[string]bool
+	watcher  *fsnotify.Watcher // nil when polling only; set before the first scan
 	// watched holds the directories fsnotify watches: files there are
 	// woken by events and polled only as a fallback, rarely; false once
 	// events were seen not to come (deafen).
@@ -139,6 +160,10 @@ func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFun
 		byInode:    make(map[devIno]*harvester),
 		byPath:     make(map[string]*harvester),
 		reported:   make(map[string]bool),
+		noted:      make(map[string]bool),
+		linkOf:     make(map[string]string),
+		linkDirs:   make(map[string]bool),
+		readDirs:   make(map[string]bool),
 		removedAt:  make(map[*harvester]time.Time),
 		busy:       make(map[*harvester]struct{}),
 		idleWorker: make(chan *harvester),
@@ -164,6 +189,7 @@ func (in *Input) Run(ctx context.Context) error {
 			in.log.Warn("fsnotify unavailable; polling only", "err", err)
 		}
 	}
+	in.watcher = w
 	in.scan(w, true)
 
 	var events <-chan fsnotify.Event
@@ -189,6 +215,7 @@ func (in *Input) Run(ctx context.Context) error {
 				nextScan = now.Add(in.cfg.ScanInterval)
 				in.scan(w, false)
 			}
+			in.flushProblems()
 		case <-in.scanReq:
 			in.scan(w, false)
 		case ev, ok := <-events:
@@ -260,10 +287,16 @@ func (in *Input) handleEvent(w *fsnotify.Watcher, ev fsnotify.Event) {
 		}
 		if in.matches(ev.Name) {
 			in.open(ev.Name, false)
+		} else if link := in.linkTo(ev.Name); link != "" {
+			in.open(link, false) // a link's target made (again)
 		}
 	case ev.Has(fsnotify.Write):
 		if h == nil && in.matches(ev.Name) {
 			in.open(ev.Name, false) // closed while inactive, or not seen yet
+		} else if h == nil {
+			if link := in.linkTo(ev.Name); link != "" {
+				in.open(link, false)
+			}
 		}
 	case ev.Has(fsnotify.Rename), ev.Has(fsnotify.Remove):
 		if in.hasWatch(ev.Name) {
@@ -306,30 +339,86 @@ func Excluded(exclude []string, path string) bool {
 	return false
 }
 
-// Expand returns the regular files matching the globs, minus exclusions,
+// Expand returns the files matching the globs (anything but directories:
+// links and special files are told apart at open), minus exclusions,
 // sorted and without duplicates, and the directories to watch.
 func Expand(paths, exclude []string) (files, dirs []string) {
+	x := expand(paths, exclude)
+	return x.files, x.dirs
+}
+
+// expansion is what the globs match.
+type expansion struct {
+	files, dirs []string
+	// unreadable holds the directories the globs reach but cannot list
+	// (permission denied, I/O error): their files are not known.
+	unreadable map[string]error
+}
+
+func expand(paths, exclude []string) expansion {
 	seen := map[string]bool{}
 	dirSet := map[string]bool{}
+	x := expansion{unreadable: map[string]error{}}
 	for _, p := range paths {
 		base, _ := doublestar.SplitPattern(p)
 		dirSet[base] = true
-		matches, _ := doublestar.FilepathGlob(p, doublestar.WithFilesOnly(), doublestar.WithNoFollow())
+		matches := glob(p, x.unreadable)
 		for _, m := range matches {
 			if seen[m] || Excluded(exclude, m) {
 				continue
 			}
 			seen[m] = true
-			files = append(files, m)
+			x.files = append(x.files, m)
 			dirSet[filepath.Dir(m)] = true
 		}
 	}
 	for d := range dirSet {
-		dirs = append(dirs, d)
+		x.dirs = append(x.dirs, d)
 	}
-	sort.Strings(files)
-	sort.Strings(dirs)
-	return files, dirs
+	sort.Strings(x.files)
+	sort.Strings(x.dirs)
+	return x
+}
+
+// glob is doublestar.FilepathGlob (files only, symlinks to directories not
+// followed), recording in unreadable the directories it could not list,
+// which FilepathGlob skips without a word.
+func glob(pattern string, unreadable map[string]error) []string {
+	opts := []doublestar.GlobOption{doublestar.WithFilesOnly(), doublestar.WithNoFollow()}
+	base, rest := doublestar.SplitPattern(filepath.ToSlash(filepath.Clean(pattern)))
+	if rest == "" || rest == "." || rest == ".." {
+		m, _ := doublestar.FilepathGlob(pattern, opts...)
+		return m
+	}
+	fsys := listFS{base: base, fsys: os.DirFS(base), errs: unreadable}
+	m, _ := doublestar.Glob(fsys, rest, opts...)
+	for i := range m {
+		m[i] = filepath.FromSlash(path.Join(base, m[i]))
+	}
+	return m
+}
+
+// listFS is an fs.FS that records the directories it fails to list.
+type listFS struct {
+	base string
+	fsys fs.FS
+	errs map[string]error
+}
+
+func (l listFS) Open(name string) (fs.File, error)     { return l.fsys.Open(name) }
+func (l listFS) Stat(name string) (fs.FileInfo, error) { return fs.Stat(l.fsys, name) }
+
+func (l listFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	ents, err := fs.ReadDir(l.fsys, name)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+		dir := filepath.FromSlash(path.Join(l.base, name))
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is told apart
+		}
+		l.errs[dir] = err
+	}
+	return ents, err
 }
 
 // scan expands the globs, opens files not open yet, watches their
@@ -339,26 +428,26 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 	defer func() {
 		in.recoverRenamed()
 		in.closeRemoved()
+		in.flushProblems()
 	}()
 	in.mu.Lock()
-	stale := in.listingStale || len(in.reported) > 0
+	// A followed link's target changes (rotation, a dangling link's file
+	// made) without the link's directory changing: where links are
+	// followed, the listing is not trusted.
+	stale := in.listingStale || len(in.reported) > 0 || len(in.linkOf) > 0
 	in.listingStale = false
 	in.mu.Unlock()
 	if !stale && in.listing.unchanged() { // never before the first record
 		return
 	}
 	in.listing.record(in.cfg.Paths, time.Now()) // before listing: what changes after is seen next time
-	files, dirs := Expand(in.cfg.Paths, in.cfg.Exclude)
+	x := expand(in.cfg.Paths, in.cfg.Exclude)
+	files := x.files
+	in.noteUnreadableDirs(x.unreadable)
+	in.forgetLinks(files)
 	if w != nil {
-		for _, d := range dirs {
-			if in.hasWatch(d) {
-				continue
-			}
-			if err := w.Add(d); err == nil {
-				in.watched.Store(d, true)
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				in.reportOnce("watch:"+d, "cannot watch directory; polling it", "dir", d, "err", err)
-			}
+		for _, d := range x.dirs {
+			in.watchDir(d)
 		}
 	}
 	if !initial {
@@ -376,9 +465,54 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 		in.mu.Unlock()
 		files = files[:n]
 	}
+	// The directories of links' targets are watched before the links are
+	// opened: a target made in between raises an event.
+	if w != nil {
+		in.mu.Lock()
+		var dirs []string
+		for d := range in.linkDirs {
+			dirs = append(dirs, d)
+		}
+		in.mu.Unlock()
+		for _, d := range dirs {
+			in.watchLinkDir(d)
+		}
+	}
 	for _, f := range files {
 		in.open(f, initial)
 	}
+}
+
+// watchDir has fsnotify watch dir, unless it does already.
+func (in *Input) watchDir(d string) {
+	if in.watcher == nil || in.hasWatch(d) {
+		return
+	}
+	if err := in.watcher.Add(d); err == nil {
+		in.watched.Store(d, true)
+		in.clearReported("watch:" + d)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		hint := ""
+		if errors.Is(err, syscall.ENOSPC) {
+			hint = " (out of inotify watches: see fs.inotify.max_user_watches)"
+		}
+		in.reportOnce("watch:"+d, "cannot watch directory; polling it"+hint, "dir", d, "err", err)
+	}
+}
+
+// noteUnreadableDirs reports the directories the globs reach but cannot
+// list, once each until they can be listed again; a scan retries them.
+func (in *Input) noteUnreadableDirs(unreadable map[string]error) {
+	for d, err := range unreadable {
+		in.reportOnce("list:"+d, "cannot list directory; its files are not read until it can be (retried on every scan)", "dir", d, "err", err)
+	}
+	in.mu.Lock()
+	for k := range in.reported {
+		if d, ok := strings.CutPrefix(k, "list:"); ok && unreadable[d] == nil {
+			delete(in.reported, k)
+		}
+	}
+	in.mu.Unlock()
 }
 
 // closeRemoved force-closes files removed more than close_removed_after
@@ -432,41 +566,39 @@ func (in *Input) open(path string, initial bool) {
 	if in.ctx.Err() != nil {
 		return
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			in.reportOnce(path, "cannot read file; retried on every scan", "path", path, "err", err)
+	follow := in.cfg.FollowSymlinks
+	stat := os.Lstat
+	if follow {
+		stat = os.Stat
+	}
+	// A look before opening, so that a file read already is not opened
+	// again; what is opened is checked on its descriptor (openLog).
+	if fi, err := stat(path); err == nil && fi.Mode().IsRegular() {
+		dev, ino, _ := statID(fi)
+		key := devIno{dev, ino}
+		in.mu.Lock()
+		if h := in.byInode[key]; h != nil {
+			// Another name of a file we read (a rotated name the glob
+			// matches too, or a symlink): the same file, read once.
+			if _, ok := in.byPath[path]; !ok && h.state == stateActive && h.path == path {
+				in.byPath[path] = h
+			}
+			in.mu.Unlock()
+			return
 		}
-		return
-	}
-	if !fi.Mode().IsRegular() {
-		return
-	}
-	dev, ino, ok := statID(fi)
-	if !ok {
-		return
-	}
-	key := devIno{dev, ino}
-	in.mu.Lock()
-	if h := in.byInode[key]; h != nil {
-		// Another name of a file we read (a rotated name the glob
-		// matches too, or a symlink): the same file, read once.
-		if _, ok := in.byPath[path]; !ok && h.state == stateActive && h.path == path {
-			in.byPath[path] = h
+		if in.cfg.MaxOpenFiles > 0 && len(in.byInode) >= in.cfg.MaxOpenFiles {
+			in.mu.Unlock()
+			in.reportOnce("max_open_files", "max_open_files reached; more files are opened as others close", "limit", in.cfg.MaxOpenFiles)
+			return
 		}
 		in.mu.Unlock()
+	} else if err != nil && errors.Is(err, fs.ErrNotExist) && !follow {
 		return
 	}
-	if in.cfg.MaxOpenFiles > 0 && len(in.byInode) >= in.cfg.MaxOpenFiles {
-		in.mu.Unlock()
-		in.reportOnce("max_open_files", "max_open_files reached; more files are opened as others close", "limit", in.cfg.MaxOpenFiles)
-		return
-	}
-	in.mu.Unlock()
 
-	f, err := os.Open(path)
+	f, _, real, err := openLog(path, follow)
 	if err != nil {
-		in.reportOnce(path, "cannot read file; retried on every scan", "path", path, "err", err)
+		in.openFailed(path, real, err)
 		return
 	}
 	id, fi, err := identify(f, in.cfg.FingerprintBytes)
@@ -475,7 +607,16 @@ func (in *Input) open(path string, initial bool) {
 		in.reportOnce(path, "cannot read file; retried on every scan", "path", path, "err", err)
 		return
 	}
+	dev, ino := id.Dev, id.Ino
 	in.clearReported(path)
+	if real != path {
+		in.addLink(real, path)
+		in.mu.Lock()
+		in.readDirs[filepath.Dir(real)] = true
+		in.mu.Unlock()
+	} else {
+		real = ""
+	}
 
 	start := int64(0)
 	entry, found := in.lookup(f, dev, ino)
@@ -496,8 +637,117 @@ func (in *Input) open(path string, initial bool) {
 	// copytruncate (its first bytes are theirs, or it is still empty):
 	// it is opened at once, so that a rename does not take it out of
 	// reach, but read only once it is known not to be one (checkCopy).
-	pending := !found && in.originalOf(path) != nil
-	in.start(f, path, dev, ino, id, start, fi.Size(), stateActive, pending)
+	pending := !found && real == "" && in.originalOf(path) != nil
+	in.startLinked(f, path, real, dev, ino, id, start, fi.Size(), stateActive, pending)
+}
+
+// openFailed reports why path could not be opened, with real what a link
+// there points to.
+func (in *Input) openFailed(path, real string, err error) {
+	var denied *linkDeniedError
+	switch {
+	case errors.Is(err, errDangling):
+		in.addLink(real, path)
+		in.note(path, slog.LevelInfo, "symbolic link to a file that does not exist (yet); read once it does", "path", path, "target", real)
+	case errors.Is(err, fs.ErrNotExist):
+		// Gone since it was listed.
+	case errors.Is(err, errSymlink):
+		in.note(path, slog.LevelWarn, "symbolic link skipped: follow_symlinks is off for this input", "path", path)
+	case errors.Is(err, errNotRegular):
+		in.note(path, slog.LevelWarn, "not a regular file; skipped", "path", path, "err", err)
+	case errors.As(err, &denied):
+		in.note(path, slog.LevelWarn, "symbolic link refused: its owner could not read its target", "path", path, "err", err)
+	case errors.Is(err, syscall.ELOOP):
+		in.note(path, slog.LevelWarn, "symbolic link loop; skipped", "path", path, "err", err)
+	default:
+		in.reportOnce(path, "cannot read file; retried on every scan", "path", path, "err", err)
+	}
+}
+
+// addLink records that the followed link at link points to target, and
+// watches the target's directory: events there wake the link's file.
+func (in *Input) addLink(target, link string) {
+	dir := filepath.Dir(target)
+	in.mu.Lock()
+	in.linkOf[target] = link
+	newDir := !in.linkDirs[dir]
+	in.linkDirs[dir] = true
+	in.mu.Unlock()
+	if newDir {
+		in.watchLinkDir(dir)
+	}
+}
+
+// watchLinkDir watches dir, the directory of a link's target; if it is not
+// made yet (a pod's, before its container starts), its nearest existing
+// parent, whose events about new directories ask for a scan.
+func (in *Input) watchLinkDir(dir string) {
+	for d := dir; ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			in.watchDir(d)
+			return
+		}
+		if d == filepath.Dir(d) {
+			return
+		}
+	}
+}
+
+// forgetLinks forgets the links no longer among the files the globs
+// match (a pod's link removed with the pod), and the directories of their
+// targets: they are read no more than any other file outside the globs.
+func (in *Input) forgetLinks(files []string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.linkOf) == 0 {
+		return
+	}
+	matched := make(map[string]bool, len(files))
+	for _, f := range files {
+		matched[f] = true
+	}
+	clear(in.linkDirs)
+	for target, link := range in.linkOf {
+		if !matched[link] {
+			delete(in.linkOf, target)
+			continue
+		}
+		in.linkDirs[filepath.Dir(target)] = true
+	}
+	for d := range in.readDirs {
+		if !in.linkDirs[d] {
+			delete(in.readDirs, d)
+		}
+	}
+}
+
+// linkTo returns the followed link that points to path, or "".
+func (in *Input) linkTo(path string) string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.linkOf[path]
+}
+
+// knownDir reports whether a file in dir may be read: dir is where a glob
+// of the input looks (the directory part of a glob matches it), or holds
+// the target of a link followed (opened: a dangling link, or one refused,
+// does not count). A checkpoint entry naming a file anywhere else is not
+// read: the checkpoint is no list of files to ship.
+func (in *Input) knownDir(dir string) bool {
+	for _, p := range in.cfg.Paths {
+		if ok, _ := doublestar.PathMatch(filepath.Dir(p), dir); ok {
+			return true
+		}
+		if strings.Contains(p, "**") {
+			// dir/** matches dir itself and every directory below.
+			if ok, _ := doublestar.PathMatch(filepath.Dir(p), filepath.Join(dir, "x")); ok {
+				return true
+			}
+		}
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.readDirs[dir]
 }
 
 // originalOf returns the harvester of the file a new file at path may be
@@ -603,8 +853,11 @@ func (in *Input) siblings(dir string, skip devIno, visit func(sibling) (keep, st
 		return
 	}
 	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue // links are not followed here, nor FIFOs opened
+		}
 		p := filepath.Join(dir, e.Name())
-		fi, err := os.Stat(p)
+		fi, err := os.Lstat(p)
 		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
@@ -613,8 +866,12 @@ func (in *Input) siblings(dir string, skip devIno, visit func(sibling) (keep, st
 		if key == skip || in.isOpen(key) {
 			continue
 		}
-		f, err := os.Open(p)
+		f, fi, err := openRegular(p)
 		if err != nil {
+			continue
+		}
+		if d, i, _ := statID(fi); (devIno{d, i}) != key {
+			f.Close() // replaced since the look
 			continue
 		}
 		keep, stop := visit(sibling{name: e.Name(), path: p, f: f, fi: fi, key: key})
@@ -844,8 +1101,14 @@ func (in *Input) recoverRenamed() {
 	for _, e := range closed {
 		key := devIno{e.ID.Dev, e.ID.Ino}
 		path := e.Path
+		dir := in.entryDir(e.Path)
+		if dir == "" {
+			in.note("entry:"+e.Path, slog.LevelWarn, "checkpoint entry names a file outside every glob of the input; not read, entry dropped", "path", e.Path)
+			in.store.Delete(e.Key())
+			continue
+		}
 		if !in.isFile(path, e.ID) {
-			path = findByInode(filepath.Dir(e.Path), e.ID.Dev, e.ID.Ino)
+			path = findByInode(dir, e.ID.Dev, e.ID.Ino)
 			if path == "" || !in.isFile(path, e.ID) {
 				if path != "" {
 					// Its inode holds another content: truncated while
@@ -864,13 +1127,17 @@ func (in *Input) recoverRenamed() {
 			continue
 		}
 		resolved[key] = true
-		fi, err := os.Stat(path)
+		fi, err := os.Lstat(path)
 		if err != nil || fi.Size() <= e.Offset || in.matches(path) {
 			continue // nothing unread, or a file the globs open anyway
 		}
-		f, err := os.Open(path)
+		f, fi, err := openRegular(path)
 		if err != nil {
 			in.reportOnce(path, "cannot read rotated file", "path", path, "err", err)
+			continue
+		}
+		if !in.isOpenFile(f, e.ID) {
+			f.Close()
 			continue
 		}
 		in.log.Info("reading the rest of a rotated file", "path", path, "from", e.Offset, "size", fi.Size())
@@ -878,13 +1145,18 @@ func (in *Input) recoverRenamed() {
 	}
 }
 
-// isFile reports whether path holds the file id.
+// isFile reports whether path holds the file id (a link is not followed).
 func (in *Input) isFile(path string, id logagent.FileID) bool {
-	f, err := os.Open(path)
+	f, _, err := openRegular(path)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
+	return in.isOpenFile(f, id)
+}
+
+// isOpenFile reports whether the open file f is the file id.
+func (in *Input) isOpenFile(f *os.File, id logagent.FileID) bool {
 	fi, err := f.Stat()
 	if err != nil {
 		return false
@@ -894,7 +1166,30 @@ func (in *Input) isFile(path string, id logagent.FileID) bool {
 	return ok
 }
 
+// entryDir returns the directory where the file of a checkpoint entry
+// recorded at path is looked for, or "" if the input may not read there
+// (see knownDir). For a followed link, that is its target's directory,
+// where the file went if it was rotated.
+func (in *Input) entryDir(path string) string {
+	if in.cfg.FollowSymlinks && in.matches(path) {
+		if t, owners, err := resolveLinks(path); err == nil && len(owners) > 0 {
+			return filepath.Dir(t)
+		}
+	}
+	dir := filepath.Dir(path)
+	if !in.knownDir(dir) {
+		return ""
+	}
+	return dir
+}
+
 func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState, pending bool) {
+	in.startLinked(f, path, "", dev, ino, id, offset, size, state, pending)
+}
+
+// startLinked starts a harvester of f, opened by path; real, if not "",
+// is the file a followed link at path points to.
+func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState, pending bool) {
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		f.Close()
 		in.log.Error("seek failed", "path", path, "err", err)
@@ -907,6 +1202,7 @@ func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.Fil
 		dev:      dev,
 		ino:      ino,
 		id:       id,
+		real:     real,
 		checkLen: -1,
 		wake:     make(chan struct{}, 1),
 		offset:   offset,
@@ -940,6 +1236,10 @@ func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.Fil
 	if state == stateActive {
 		in.byPath[path] = h
 		h.watchPath = path
+		if real != "" {
+			in.byPath[real] = h
+			h.watchReal = real
+		}
 	}
 	in.mu.Unlock()
 	in.log.Debug("harvesting", "path", path, "offset", offset, "size", size, "id", id.String())
@@ -960,21 +1260,106 @@ func (in *Input) exited(h *harvester) {
 	if in.byPath[h.watchPath] == h {
 		delete(in.byPath, h.watchPath)
 	}
+	if h.watchReal != "" && in.byPath[h.watchReal] == h {
+		delete(in.byPath, h.watchReal)
+	}
 }
 
+// reportOnce logs a problem that a rescan retries, once per key until
+// clearReported; through the problem log, so that many files with the
+// same problem make one line.
 func (in *Input) reportOnce(key, msg string, args ...any) {
 	in.mu.Lock()
-	seen := in.reported[key]
-	in.reported[key] = true
-	in.mu.Unlock()
-	if !seen {
-		in.log.Warn(msg, args...)
+	defer in.mu.Unlock()
+	if !in.reported[key] {
+		in.reported[key] = true
+		in.problems.add(slog.LevelWarn, msg, args)
 	}
+}
+
+// note logs, once per key, a problem that only a change of the file or
+// its directory mends (a link not followed, a FIFO).
+func (in *Input) note(key string, level slog.Level, msg string, args ...any) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if !in.noted[key] {
+		in.noted[key] = true
+		in.problems.add(level, msg, args)
+	}
+}
+
+// flushProblems logs the problems gathered since the last flush.
+func (in *Input) flushProblems() {
+	in.mu.Lock()
+	groups := in.problems.take()
+	in.mu.Unlock()
+	for _, g := range groups {
+		if g.count == 1 {
+			in.log.Log(context.Background(), g.level, g.msg, g.args...)
+			continue
+		}
+		args := []any{"count", g.count, "examples", g.examples}
+		for i := 0; i+1 < len(g.args); i += 2 {
+			if k, _ := g.args[i].(string); k != "path" && k != "dir" {
+				args = append(args, "first_"+k, g.args[i+1])
+			}
+		}
+		in.log.Log(context.Background(), g.level, g.msg, args...)
+	}
+}
+
+// problemLog gathers problems of one kind (message) so that a scan
+// meeting 20,000 looping links, or running out of inotify watches for
+// 3,000 directories, logs one line for each kind: how many, and a few
+// examples. Guarded by in.mu.
+type problemLog struct {
+	groups []*problemGroup
+}
+
+type problemGroup struct {
+	level    slog.Level
+	msg      string
+	args     []any // of the first
+	count    int
+	examples []any // paths or directories, the first few
+}
+
+// maxProblemExamples is how many paths a summary names.
+const maxProblemExamples = 5
+
+func (p *problemLog) add(level slog.Level, msg string, args []any) {
+	var g *problemGroup
+	for _, x := range p.groups {
+		if x.msg == msg {
+			g = x
+			break
+		}
+	}
+	if g == nil {
+		g = &problemGroup{level: level, msg: msg, args: args}
+		p.groups = append(p.groups, g)
+	}
+	g.count++
+	if len(g.examples) < maxProblemExamples {
+		for i := 0; i+1 < len(args); i += 2 {
+			if k, _ := args[i].(string); k == "path" || k == "dir" {
+				g.examples = append(g.examples, args[i+1])
+				break
+			}
+		}
+	}
+}
+
+func (p *problemLog) take() []*problemGroup {
+	g := p.groups
+	p.groups = nil
+	return g
 }
 
 func (in *Input) clearReported(key string) {
 	in.mu.Lock()
 	delete(in.reported, key)
+	delete(in.noted, key)
 	in.mu.Unlock()
 }
 
@@ -1061,18 +1446,25 @@ type PlannedFile struct {
 
 // Plan tells, without reading past fingerprints or changing anything, which
 // files the input would read and from where, given the checkpoint entries.
+// What it would skip is listed too, with Err set: a directory it cannot
+// list, a link it does not follow, a FIFO. It never blocks on a FIFO.
 func Plan(cfg Config, entries []checkpoint.Entry) []PlannedFile {
-	files, _ := Expand(cfg.Paths, cfg.Exclude)
+	x := expand(cfg.Paths, cfg.Exclude)
+	files := x.files
+	var out []PlannedFile
+	for d, err := range x.unreadable {
+		out = append(out, PlannedFile{Path: d, Committed: -1, Err: fmt.Errorf("cannot list directory, its files are not read: %w", err)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	firstRun := true
 	for _, e := range entries {
 		if e.Input == cfg.ID {
 			firstRun = false
 		}
 	}
-	var out []PlannedFile
 	for _, p := range files {
 		pf := PlannedFile{Path: p, Committed: -1}
-		f, err := os.Open(p)
+		f, _, _, err := openLog(p, cfg.FollowSymlinks)
 		if err != nil {
 			pf.Err = err
 			out = append(out, pf)
@@ -1110,7 +1502,7 @@ func Plan(cfg Config, entries []checkpoint.Entry) []PlannedFile {
 // Preview returns up to n messages of pf from its start, read with cfg's
 // chunker, without changing anything.
 func Preview(cfg Config, pf PlannedFile, n int) ([]logagent.Message, error) {
-	f, err := os.Open(pf.Path)
+	f, _, _, err := openLog(pf.Path, cfg.FollowSymlinks)
 	if err != nil {
 		return nil, err
 	}

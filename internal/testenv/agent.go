@@ -108,6 +108,7 @@ type Input struct {
 	CloseInactive     time.Duration
 	CloseRemovedAfter time.Duration
 	MaxOpenFiles      int
+	FollowSymlinks    bool
 }
 
 func quoteList(l []string) string {
@@ -159,6 +160,9 @@ func (c *Config) YAML() string {
 		kv("    ", "close_inactive", in.CloseInactive)
 		kv("    ", "close_removed_after", in.CloseRemovedAfter)
 		kv("    ", "max_open_files", in.MaxOpenFiles)
+		if in.FollowSymlinks {
+			b.WriteString("    follow_symlinks: true\n")
+		}
 	}
 	b.WriteString("outputs:\n  - id: out\n    type: file\n")
 	fmt.Fprintf(&b, "    path: %q\n", c.OutputPath)

@@ -3,12 +3,15 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -177,20 +180,78 @@ func TestStopLeavesNoGoroutine(t *testing.T) {
 }
 
 // exclude keeps compressed rotated files out; a symlink to a log is read
-// once, under one name.
+// once, under one name, whether links are followed or not (then it is
+// skipped, with a warning).
 func TestExcludeGzAndSymlinkReadOnce(t *testing.T) {
+	for _, follow := range []bool{false, true} {
+		t.Run(fmt.Sprint("follow_symlinks=", follow), func(t *testing.T) {
+			e := testenv.New(t)
+			e.Config.LogLevel = "info"
+			e.Config.Inputs[0].Paths = []string{filepath.Join(e.Logs, "*.log*")}
+			e.Config.Inputs[0].Exclude = []string{"*.gz"}
+			e.Config.Inputs[0].FollowSymlinks = follow
+			s := e.Stream("a", "a.log", testenv.NoRotation)
+			s.Write(1000)
+			os.WriteFile(filepath.Join(e.Logs, "a.log.2.gz"), []byte("a 999999 compressed\n"), 0o644)
+			os.Symlink(filepath.Join(e.Logs, "a.log"), filepath.Join(e.Logs, "link.log"))
+			e.Start()
+			e.WaitDelivered()
+			s.Write(1000)
+			e.WaitDelivered()
+			time.Sleep(time.Second)
+			e.Stop()
+			e.Check(0)
+			if skipped := e.Agent.LogCount("symbolic link skipped"); follow && skipped != 0 || !follow && skipped != 1 {
+				t.Errorf("%d warnings of a skipped link", skipped)
+			}
+		})
+	}
+}
+
+// A directory a */ glob reaches but the agent's user cannot list is
+// warned about once, by the agent and by --dry-run, and read once it can be
+// listed (at a rescan).
+func TestUnreadableDirectoryWarnedAndRetried(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run the agent as nobody")
+	}
 	e := testenv.New(t)
-	e.Config.Inputs[0].Paths = []string{filepath.Join(e.Logs, "*.log*")}
-	e.Config.Inputs[0].Exclude = []string{"*.gz"}
-	s := e.Stream("a", "a.log", testenv.NoRotation)
-	s.Write(1000)
-	os.WriteFile(filepath.Join(e.Logs, "a.log.2.gz"), []byte("a 999999 compressed\n"), 0o644)
-	os.Symlink(filepath.Join(e.Logs, "a.log"), filepath.Join(e.Logs, "link.log"))
+	e.AsNobody()
+	e.Config.Inputs[0].Paths = []string{filepath.Join(e.Logs, "*", "*.log")}
+	e.Config.Inputs[0].ScanInterval = 100 * time.Millisecond
+	for _, d := range []string{"open", "closed"} {
+		if err := os.Mkdir(filepath.Join(e.Logs, d), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		s := e.Stream(d, filepath.Join(d, "x.log"), testenv.NoRotation)
+		s.Write(100)
+		os.Chmod(s.Path(), 0o644)
+	}
+	closed := filepath.Join(e.Logs, "closed")
+	os.Chmod(closed, 0o700) // root's: nobody cannot list it
+
 	e.Start()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		if !testenv.WaitUntil(2*time.Minute, cond) {
+			t.Fatalf("not within 2 minutes: %s\n%s", what, e.Agent.Log())
+		}
+	}
+	waitFor("a warning", func() bool { return e.Agent.LogCount("cannot list directory") > 0 })
+	waitFor("open's lines", func() bool { return e.Checker().Poll() == nil && e.Checker().Has("open", 99) })
+
+	cmd := exec.Command(testenv.Binary(t), "-c", e.Agent.ConfigPath, "--dry-run")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if !strings.Contains(string(out), closed+" cannot be read by") || !strings.Contains(string(out), "cannot list directory") {
+		t.Errorf("--dry-run (%v) does not tell of %s:\n%s", err, closed, out)
+	}
+
+	os.Chmod(closed, 0o755)
 	e.WaitDelivered()
-	s.Write(1000)
-	e.WaitDelivered()
-	time.Sleep(time.Second)
 	e.Stop()
 	e.Check(0)
+	if n := e.Agent.LogCount("cannot list directory"); n != 1 {
+		t.Errorf("%d warnings of the unreadable directory, want 1", n)
+	}
 }
