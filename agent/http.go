@@ -91,11 +91,12 @@ func (a *Agent) Handler(extra ...prometheus.Collector) http.Handler {
 // Unhealthy returns a reason when an output has failed continuously for
 // longer than http.unhealthy_after, or "".
 func (a *Agent) Unhealthy(now time.Time) string {
+	cfg, _, runners := a.running()
 	after := DefaultUnhealthyAfter
-	if a.cfg.HTTP != nil && a.cfg.HTTP.UnhealthyAfter > 0 {
-		after = a.cfg.HTTP.UnhealthyAfter
+	if cfg.HTTP != nil && cfg.HTTP.UnhealthyAfter > 0 {
+		after = cfg.HTTP.UnhealthyAfter
 	}
-	for _, r := range a.runners {
+	for _, r := range runners {
 		since := r.metrics.FailingSince()
 		if !since.IsZero() && now.Sub(since) > after {
 			return fmt.Sprintf("output %s failing for %s (unhealthy_after %s): %s",
@@ -137,6 +138,8 @@ var (
 	descInputBehind      = desc("input_bytes_behind", "Sum over open files of size minus committed offset.", "input")
 	descInputTruncations = desc("input_truncations_total", "Files seen truncated (copytruncate rotation).", "input")
 	descInputUnread      = desc("input_closed_unread_total", "Removed files closed before they were read to the end.", "input")
+	descInputWaiting     = desc("input_waiting_seconds", "How long the input's reading has waited for this output (its messages in flight fill its share of max_inflight_bytes, or the output's queue is full); absent while it reads freely.", "input", "output")
+	descInputInflight    = desc("input_inflight_bytes", "Read buffers held by the input's messages in flight.", "input")
 	descFileBehind       = desc("file_bytes_behind", "Size minus committed offset, for the files furthest behind (at most 20 per input).", "input", "path")
 
 	descOutMessages  = desc("output_messages_total", "Messages delivered.", "output", "type")
@@ -161,7 +164,7 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descInputLines, descInputBytes, descInputFilesOpen, descInputBehind, descInputTruncations, descInputUnread, descFileBehind,
+		descInputLines, descInputBytes, descInputFilesOpen, descInputBehind, descInputTruncations, descInputUnread, descInputWaiting, descInputInflight, descFileBehind,
 		descOutMessages, descOutBytes, descOutBatches, descOutRetries, descOutPermanent, descOutLatency,
 		descOutHealthy, descOutFailing, descOutHosts, descOutHostsOK, descHostHealthy,
 		descInflightUsed, descInflightLimit, descCkptWrites, descCkptAge, descCkptFailing, descStarted,
@@ -173,19 +176,26 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	a := c.a
 	now := time.Now()
+	_, inputs, runners := a.running()
 	counter := func(d *prometheus.Desc, v int64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	for _, ir := range a.inputs {
+	for _, ir := range inputs {
 		id := ir.cfg.ID
 		m := ir.in.Metrics()
 		counter(descInputLines, m.Lines.Load(), id)
 		counter(descInputBytes, m.Bytes.Load(), id)
 		counter(descInputTruncations, m.Truncations(), id)
 		counter(descInputUnread, m.ClosedUnread.Load(), id)
+		gauge(descInputInflight, float64(ir.budget.Used()), id)
+		if since, outs := ir.waiting(); len(outs) > 0 {
+			for _, o := range outs {
+				gauge(descInputWaiting, now.Sub(since).Seconds(), id, o)
+			}
+		}
 		files := ir.in.Files()
 		gauge(descInputFilesOpen, float64(len(files)), id)
 		var behind int64
@@ -207,7 +217,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	for _, r := range a.runners {
+	for _, r := range runners {
 		id, typ := r.cfg.ID, r.cfg.Type
 		m := &r.metrics
 		counter(descOutMessages, m.Messages.Load(), id, typ)
@@ -243,8 +253,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descOutHostsOK, float64(ok), id, typ)
 		}
 	}
-	gauge(descInflightUsed, float64(a.budget.Used()))
-	gauge(descInflightLimit, float64(a.cfg.MaxInflightBytes))
+	gauge(descInflightUsed, float64(a.pool.Used()))
+	gauge(descInflightLimit, float64(a.pool.Limit()))
 	writes, last, err := a.store.Stats()
 	counter(descCkptWrites, writes)
 	if last.IsZero() {

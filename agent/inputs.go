@@ -158,7 +158,7 @@ func (c relayCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c relayCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, r := range c.a.runners {
+	for _, r := range c.a.runningRunners() {
 		d, ok := r.out.(interface{ Discovery() *zookeeper.Discovery })
 		if !ok {
 			continue
@@ -174,7 +174,7 @@ func (c relayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descZKOK, prometheus.GaugeValue, v, r.cfg.ID)
 		ch <- prometheus.MustNewConstMetric(descZKMembers, prometheus.GaugeValue, float64(members), r.cfg.ID)
 	}
-	for _, rr := range c.a.relays {
+	for _, rr := range c.a.runningRelays() {
 		cs, ok := rr.in.(interface{ Counters() *relay.Counters })
 		if !ok {
 			continue

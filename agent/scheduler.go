@@ -42,6 +42,23 @@ type runner struct {
 	progressed bool
 
 	metrics OutputMetrics
+
+	// set by start
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// start runs the runner on a goroutine of its own until its queue is
+// closed and drained, or cancel is called.
+func (r *runner) start() {
+	var ctx context.Context
+	ctx, r.cancel = context.WithCancel(context.Background())
+	r.done = make(chan struct{})
+	go func() {
+		defer close(r.done)
+		defer r.cancel()
+		r.run(ctx)
+	}()
 }
 
 type chunkAck struct {

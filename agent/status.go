@@ -24,10 +24,12 @@ type Status struct {
 	Outputs    []OutputStatus   `json:"outputs"`
 }
 
-// InflightStatus is the max_inflight_bytes budget.
+// InflightStatus is the max_inflight_bytes budget. ReservedBytes is what
+// each input holds for itself alone (see file.Pool).
 type InflightStatus struct {
-	UsedBytes  int64 `json:"used_bytes"`
-	LimitBytes int64 `json:"limit_bytes"`
+	UsedBytes     int64 `json:"used_bytes"`
+	LimitBytes    int64 `json:"limit_bytes"`
+	ReservedBytes int64 `json:"reserved_bytes,omitempty"`
 }
 
 // CheckpointStatus tells how the checkpoint file is being written.
@@ -46,6 +48,15 @@ type InputStatus struct {
 	LinesPerSec float64 `json:"lines_per_sec"`
 	BytesPerSec float64 `json:"bytes_per_sec"`
 	BytesBehind int64   `json:"bytes_behind"`
+	// InflightBytes is what the input's messages in flight hold of
+	// max_inflight_bytes.
+	InflightBytes int64 `json:"inflight_bytes,omitempty"`
+	// WaitingFor lists the outputs the input's reading waits for, since
+	// WaitingSince: its messages in flight fill its share of
+	// max_inflight_bytes, or an output's queue is full. Empty while it
+	// reads freely.
+	WaitingFor   []string  `json:"waiting_for,omitempty"`
+	WaitingSince time.Time `json:"waiting_since,omitzero"`
 	// FilesOpen counts every open file; Files lists at most
 	// MaxStatusFiles of them, those furthest behind.
 	FilesOpen int          `json:"files_open"`
@@ -102,19 +113,20 @@ type hostLister interface {
 // any goroutine, while Run runs or not.
 func (a *Agent) Status() *Status {
 	now := time.Now()
+	cfg, inputs, runners := a.running()
 	st := &Status{
-		Host:     a.cfg.hostname(),
+		Host:     cfg.hostname(),
 		Time:     now,
 		Started:  a.mon.startedAt(),
-		Config:   a.cfg.File,
-		Inflight: InflightStatus{UsedBytes: a.budget.Used(), LimitBytes: int64(a.cfg.MaxInflightBytes)},
+		Config:   cfg.File,
+		Inflight: InflightStatus{UsedBytes: a.pool.Used(), LimitBytes: a.pool.Limit(), ReservedBytes: a.pool.Reserve()},
 	}
 	writes, last, err := a.store.Stats()
 	st.Checkpoint = CheckpointStatus{Path: a.store.Path(), Writes: writes, LastWritten: last}
 	if err != nil {
 		st.Checkpoint.LastError = err.Error()
 	}
-	for _, ir := range a.inputs {
+	for _, ir := range inputs {
 		m := ir.in.Metrics()
 		is := InputStatus{
 			ID:          ir.cfg.ID,
@@ -124,6 +136,8 @@ func (a *Agent) Status() *Status {
 			BytesPerSec: a.mon.rate("in/bytes/" + ir.cfg.ID),
 			Files:       []FileStatus{},
 		}
+		is.InflightBytes = ir.budget.Used()
+		is.WaitingSince, is.WaitingFor = ir.waiting()
 		for _, f := range ir.in.Files() {
 			fs := fileStatus(f)
 			fs.Rate = a.mon.rate(fileKey(ir.cfg.ID, f))
@@ -137,7 +151,7 @@ func (a *Agent) Status() *Status {
 		}
 		st.Inputs = append(st.Inputs, is)
 	}
-	for _, r := range a.runners {
+	for _, r := range runners {
 		m := &r.metrics
 		o := OutputStatus{
 			ID:             r.cfg.ID,
@@ -251,12 +265,13 @@ func (m *monitor) rate(key string) float64 {
 // of files no longer open.
 func (a *Agent) sample(now time.Time) {
 	m := a.mon
+	_, inputs, runners := a.running()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, s := range m.series {
 		s.seen = false
 	}
-	for _, ir := range a.inputs {
+	for _, ir := range inputs {
 		mt := ir.in.Metrics()
 		m.add("in/lines/"+ir.cfg.ID, now, mt.Lines.Load())
 		m.add("in/bytes/"+ir.cfg.ID, now, mt.Bytes.Load())
@@ -267,7 +282,7 @@ func (a *Agent) sample(now time.Time) {
 			m.add(fileKey(ir.cfg.ID, f), now, f.Committed)
 		}
 	}
-	for _, r := range a.runners {
+	for _, r := range runners {
 		m.add("out/messages/"+r.cfg.ID, now, r.metrics.Messages.Load())
 		m.add("out/bytes/"+r.cfg.ID, now, r.metrics.Bytes.Load())
 	}
@@ -306,7 +321,8 @@ func (a *Agent) watch(ctx context.Context) {
 // status: with thousands of idle files, that cost more every
 // progressLogInterval than the lines read in between.
 func (a *Agent) logProgress() {
-	for _, ir := range a.inputs {
+	_, inputs, _ := a.running()
+	for _, ir := range inputs {
 		var files []FileStatus
 		for _, f := range ir.in.Behind() {
 			if fs := fileStatus(f); fs.Behind >= progressLogBytes {

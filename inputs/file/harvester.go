@@ -507,8 +507,11 @@ func (h *harvester) ensureRoom(ctx context.Context) error {
 			h.blk = nil
 		}
 		h.r, h.w = 0, 0
+		// A small block holds the unfinished line and a read, and is
+		// charged at most the input's reserve: waiting for it depends on
+		// this input's outputs alone, never on another input's.
 		var err error
-		if nb, err = pool.get(ctx); err != nil {
+		if nb, err = h.in.small.get(ctx); err != nil {
 			return err
 		}
 		h.w = copy(nb.buf, carry)

@@ -1,0 +1,149 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/logagent/logagent/internal/testenv"
+	scribegen "github.com/logagent/logagent/internal/thriftgen/scribe"
+	"github.com/logagent/logagent/internal/thrifttest"
+)
+
+// runAgent runs the agent on the configuration text cfgText (written to
+// dir/logagent.yaml) and returns it with a function that stops it.
+func runAgent(t *testing.T, dir, cfgText string) (*Agent, func()) {
+	t.Helper()
+	path := filepath.Join(dir, "logagent.yaml")
+	if err := os.WriteFile(path, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent stopped with: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return a, stop
+}
+
+// seqLines returns lines "tag seq=N payload" for N in [from, to).
+func seqLines(tag string, from, to int) string {
+	var b strings.Builder
+	for i := from; i < to; i++ {
+		fmt.Fprintf(&b, "%s seq=%07d %s\n", tag, i, strings.Repeat("x", 80))
+	}
+	return b.String()
+}
+
+func appendFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (a *Agent) inputStatus(id string) InputStatus {
+	for _, is := range a.Status().Inputs {
+		if is.ID == id {
+			return is
+		}
+	}
+	return InputStatus{}
+}
+
+// TestDeadOutputStopsOnlyItsInputs: input a goes to a healthy file output,
+// input b to a Scribe output whose server is down. b's lines fill more than
+// max_inflight_bytes; a's lines must still arrive while the server is
+// down, and b's once it is back, none lost.
+func TestDeadOutputStopsOnlyItsInputs(t *testing.T) {
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	os.MkdirAll(logs, 0o755)
+	sink := &scribeSink{}
+	srv := thrifttest.Start(t, scribegen.NewScribeProcessor(sink), false)
+	srv.Stop() // down from the start
+
+	const linesB = 40000 // 4 MB: four times max_inflight_bytes
+	appendFile(t, filepath.Join(logs, "b.log"), seqLines("b", 0, linesB))
+	a, stop := runAgent(t, dir, fmt.Sprintf(`data_dir: %[1]s/state
+shutdown_timeout: 5s
+max_inflight_bytes: 1MiB
+inputs:
+  - {id: a, paths: ["%[1]s/logs/a.log"], outputs: [file]}
+  - {id: b, paths: ["%[1]s/logs/b.log"], outputs: [scribe]}
+outputs:
+  - {id: file, type: file, path: "%[1]s/out/{category}.log", min_backoff: 10ms}
+  - {id: scribe, type: scribe, hosts: ["%[2]s"], timeout: 2s, min_backoff: 10ms, max_backoff: 200ms}
+`, dir, srv.Addr()))
+
+	// b waits for scribe, with its share of max_inflight_bytes full.
+	if !testenv.WaitUntil(hang, func() bool {
+		return slices.Equal(a.inputStatus("b").WaitingFor, []string{"scribe"})
+	}) {
+		t.Fatalf("input b does not wait for scribe: %+v", a.inputStatus("b"))
+	}
+
+	const linesA = 5000
+	appendFile(t, filepath.Join(logs, "a.log"), seqLines("a", 0, linesA))
+	outA := filepath.Join(dir, "out", "a.log")
+	if !testenv.WaitUntil(hang, func() bool { return countLines(outA) >= linesA }) {
+		t.Fatalf("input a's lines did not arrive while scribe was down: %d of %d; a: %+v", countLines(outA), linesA, a.inputStatus("a"))
+	}
+	if st := a.inputStatus("a"); len(st.WaitingFor) != 0 {
+		t.Errorf("input a waits for %v", st.WaitingFor)
+	}
+	if n := sink.lines.distinct(); n != 0 {
+		t.Fatalf("scribe got %d lines while down", n)
+	}
+
+	srv.Restart()
+	want := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSuffix(seqLines("b", 0, linesB), "\n"), "\n") {
+		want[l] = true
+	}
+	sink.lines.check(t, want)
+	stop()
+	data, _ := os.ReadFile(outA)
+	got := map[string]bool{}
+	for _, l := range strings.Split(string(data), "\n") {
+		got[l] = true
+	}
+	for i := range linesA {
+		if l := strings.TrimSuffix(seqLines("a", i, i+1), "\n"); !got[l] {
+			t.Fatalf("line %q lost", l)
+		}
+	}
+}
+
+func countLines(path string) int {
+	data, _ := os.ReadFile(path)
+	return strings.Count(string(data), "\n")
+}
