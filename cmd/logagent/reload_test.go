@@ -105,6 +105,18 @@ func (p *proc) record(msg string, skip int) map[string]any {
 	return nil
 }
 
+// recordPrefix returns the first log record whose msg starts with prefix.
+func (p *proc) recordPrefix(prefix string) map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.log {
+		if m, _ := r["msg"].(string); strings.HasPrefix(m, prefix) {
+			return r
+		}
+	}
+	return nil
+}
+
 func (p *proc) waitRecord(msg string, skip int) map[string]any {
 	p.t.Helper()
 	var r map[string]any
@@ -328,7 +340,7 @@ func TestReloadEndToEnd(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "logs", "b.log"), numbered("b", 0, 5000))
 	writeFile(t, cfg, reloadConfigV2)
 	p.signal(syscall.SIGHUP)
-	p.waitRecord("reload: starting the new configuration", 0)
+	p.waitRecord("reload: applied", 0)
 	waitFor(t, "input b's lines", func() bool { return len(lineCounts(outB)) >= 5000 })
 	n = app.written()
 	waitFor(t, "input a's lines after the reload", func() bool { return len(lineCounts(outA)) >= n })
@@ -368,6 +380,78 @@ func TestReloadEndToEnd(t *testing.T) {
 		t.Errorf("%d lines of a and %d of b duplicated", dupsA, dupsB)
 	}
 	t.Logf("%d lines of a and 5000 of b, through one refused reload, one reload and two stops", total)
+}
+
+const reloadIsolationV1 = `
+data_dir: state
+log_format: json
+shutdown_timeout: 1h
+inputs:
+  - {id: a, paths: ["logs/a.log"], outputs: [good]}
+  - {id: b, paths: ["logs/b.log"], outputs: [bad]}
+outputs:
+  - {id: good, type: file, path: "out/{category}.log"}
+  - {id: bad, type: file, path: "notadir/{category}.log", min_backoff: 10ms, max_backoff: 100ms}
+`
+
+// TestReloadKeepsHealthyInputReading: a reload that changes an output which
+// cannot deliver drains and replaces that output and its input alone; the
+// input routed to a healthy output, unchanged, keeps delivering all along,
+// before the drain of the failing one ends.
+func TestReloadKeepsHealthyInputReading(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "logagent.yaml")
+	writeFile(t, cfg, reloadIsolationV1)
+	writeFile(t, filepath.Join(dir, "notadir"), "a file where a directory is needed")
+	writeFile(t, filepath.Join(dir, "logs", "b.log"), numbered("b", 0, 1000))
+	outA, outB := filepath.Join(dir, "out", "a.log"), filepath.Join(dir, "notadir", "b.log")
+	app := startAppender(t, filepath.Join(dir, "logs", "a.log"), "a", 0)
+	defer func() {
+		select {
+		case <-app.done:
+		default:
+			app.close()
+		}
+	}()
+
+	p := startProc(t, "-c", cfg)
+	p.waitRecord("send failed; retrying with backoff", 0)
+	n := app.written()
+	waitFor(t, "input a's first lines", func() bool { return len(lineCounts(outA)) >= n })
+
+	// Output bad changes: it and input b, routed to it, are replaced; a
+	// and good are kept.
+	writeFile(t, cfg, strings.Replace(reloadIsolationV1, "max_backoff: 100ms", "max_backoff: 200ms", 1))
+	p.signal(syscall.SIGHUP)
+	waitFor(t, "the reload to start", func() bool {
+		return p.recordPrefix("reload: configuration is valid") != nil
+	})
+	// The old bad cannot deliver, so its drain lasts (shutdown_timeout is
+	// an hour) until notadir goes. Meanwhile a's lines keep coming.
+	n = app.written()
+	waitFor(t, "input a's lines written after the reload", func() bool { return len(lineCounts(outA)) >= n })
+	if p.record("reload: applied", 0) != nil {
+		t.Fatal("the reload was applied although the replaced output could not deliver")
+	}
+	r := p.waitRecord("reload: replacing what changed; the rest keeps running", 0)
+	if got := fmt.Sprint(r["kept"], r["replaced"]); got != "[input a output good] [input b output bad]" {
+		t.Errorf("kept and replaced: %s", got)
+	}
+
+	os.Remove(filepath.Join(dir, "notadir"))
+	p.waitRecord("reload: applied", 0)
+	waitFor(t, "input b's lines", func() bool { return len(lineCounts(outB)) >= 1000 })
+	app.close()
+	total := app.written()
+	waitFor(t, "every line of a", func() bool { return len(lineCounts(outA)) >= total })
+	p.signal(syscall.SIGTERM)
+	if code := p.exitCode(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
+	}
+	if dups := checkLines(t, outA, "a", total); dups != 0 {
+		t.Errorf("%d lines of a duplicated: a was not kept", dups)
+	}
+	checkLines(t, outB, "b", 1000)
 }
 
 // TestSecondSignal: a copy of SIGTERM right after the first (timeout(1)

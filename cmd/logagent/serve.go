@@ -85,6 +85,27 @@ func (s *service) run(cfg *agent.Config) int {
 		go func() { done <- a.Run(ctx) }()
 
 		next, early, runErr := s.waitSignal(done)
+		for next != nil && !early {
+			// In place: what did not change keeps running.
+			err := s.reload(a, next, cancel)
+			if err == nil {
+				cfg = next
+				procs.Set(cfg, s.log)
+				if err := s.setListener(cfg); err != nil {
+					s.log.Error("reload: http listener", "err", err)
+				}
+			} else if !errors.Is(err, agent.ErrRestart) {
+				s.log.Error("reload: the new configuration cannot start; the running one stays", "file", next.File, "err", err)
+			} else {
+				s.log.Info("reload: restarting the whole agent", "why", err.Error())
+				break
+			}
+			if s.stopping {
+				next = nil
+				break
+			}
+			next, early, runErr = s.waitSignal(done)
+		}
 		cancel()
 		if early {
 			if runErr == nil {
@@ -131,10 +152,39 @@ func (s *service) waitSignal(done <-chan error) (next *agent.Config, early bool,
 				s.log.Error("reload refused: invalid configuration; the running one stays", "file", s.path, "err", oneLine(lerr))
 				continue
 			}
-			s.log.Info("reload: configuration is valid; stopping the running one (it delivers what it read and writes its checkpoint)", "file", s.path)
+			s.log.Info("reload: configuration is valid", "file", s.path)
 			return cfg, false, nil
 		case err := <-done:
 			return nil, true, err // Run returns only once its context is done: unexpected
+		}
+	}
+}
+
+// reload applies next to the running agent a in place (Agent.Reload),
+// handling signals meanwhile: a SIGTERM or SIGINT cuts the reload short
+// (stop cancels the agent) and stops.
+func (s *service) reload(a *agent.Agent, next *agent.Config, stop context.CancelFunc) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Reload(ctx, next) }()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case sig := <-s.sigs:
+			if sig == syscall.SIGHUP {
+				s.log.Warn("SIGHUP ignored: the previous reload is still being applied")
+				continue
+			}
+			if s.stopping {
+				s.log.Warn("second signal: exiting now; undelivered lines are sent again at the next start", "signal", sig.String())
+				s.lim.flush()
+				os.Exit(1)
+			}
+			s.log.Info("stopping on signal; the reload is cut short", "signal", sig.String())
+			s.stopping = true
+			cancel()
 		}
 	}
 }
