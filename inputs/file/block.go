@@ -63,7 +63,6 @@ type Pool struct {
 // NewPool returns a pool of limit bytes with no budget yet.
 func NewPool(limit int64) *Pool { return &Pool{limit: limit, common: limit} }
 
-
 // Limit returns the pool's limit.
 func (p *Pool) Limit() int64 {
 	p.mu.Lock()
