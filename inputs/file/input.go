@@ -119,6 +119,12 @@ type Input struct {
 	ctx         context.Context
 	idleWorker  chan *harvester // unbuffered: a send succeeds only if a worker waits
 	idleWorkers atomic.Int32
+	// slotWanted is set when a file with unread bytes found no room
+	// under max_open_files: Run scans again at every tick until every
+	// such file got a slot. evictQ, Run's goroutine only, holds the
+	// files to close to make room, least recently active first.
+	slotWanted atomic.Bool
+	evictQ     []*harvester
 }
 
 type devIno struct{ dev, ino uint64 }
@@ -211,7 +217,7 @@ func (in *Input) Run(ctx context.Context) error {
 			return nil
 		case now := <-tick.C:
 			in.pollDue(now)
-			if !now.Before(nextScan) {
+			if !now.Before(nextScan) || in.slotWanted.Load() {
 				nextScan = now.Add(in.cfg.ScanInterval)
 				in.scan(w, false)
 			}
@@ -434,9 +440,11 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 	// A followed link's target changes (rotation, a dangling link's file
 	// made) without the link's directory changing: where links are
 	// followed, the listing is not trusted.
-	stale := in.listingStale || len(in.reported) > 0 || len(in.linkOf) > 0
+	stale := in.listingStale || len(in.reported) > 0 || len(in.linkOf) > 0 ||
+		in.slotWanted.Swap(false)
 	in.listingStale = false
 	in.mu.Unlock()
+	in.evictQ = nil                       // candidates of this scan are looked for afresh
 	if !stale && in.listing.unchanged() { // never before the first record
 		return
 	}
@@ -586,12 +594,20 @@ func (in *Input) open(path string, initial bool) {
 			in.mu.Unlock()
 			return
 		}
-		if in.cfg.MaxOpenFiles > 0 && len(in.byInode) >= in.cfg.MaxOpenFiles {
-			in.mu.Unlock()
-			in.reportOnce("max_open_files", "max_open_files reached; more files are opened as others close", "limit", in.cfg.MaxOpenFiles)
-			return
-		}
+		full := in.cfg.MaxOpenFiles > 0 && len(in.byInode) >= in.cfg.MaxOpenFiles
 		in.mu.Unlock()
+		if full {
+			// A file read to its end holds no slot it does not need:
+			// it is opened again, by identity, when it grows.
+			if in.caughtUp(path, dev, ino, fi.Size()) {
+				return
+			}
+			if !in.evictIdle() {
+				in.slotWanted.Store(true)
+				in.reportOnce("max_open_files", "max_open_files reached; files with unread lines are opened as others are read to their end", "limit", in.cfg.MaxOpenFiles)
+				return
+			}
+		}
 	} else if err != nil && errors.Is(err, fs.ErrNotExist) && !follow {
 		return
 	}
@@ -748,6 +764,70 @@ func (in *Input) knownDir(dir string) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.readDirs[dir]
+}
+
+// caughtUp reports whether the checkpoint has the file at path, dev:ino,
+// read to size: nothing to read in it now.
+func (in *Input) caughtUp(path string, dev, ino uint64, size int64) bool {
+	for _, e := range in.store.ByInode(in.cfg.ID, dev, ino) {
+		if e.Path == path && e.Offset == size {
+			return true
+		}
+	}
+	return false
+}
+
+// evictIdle closes the least recently active file that is read to its end
+// and delivered (parked, nothing in flight), to make room under
+// max_open_files for a file with unread bytes, and reports whether it
+// did. The file is opened again by identity, from its checkpoint, when it
+// grows. Called from Run's goroutine only.
+func (in *Input) evictIdle() bool {
+	for {
+		if len(in.evictQ) == 0 {
+			in.evictQ = in.evictCandidates()
+			if len(in.evictQ) == 0 {
+				return false
+			}
+		}
+		h := in.evictQ[0]
+		in.evictQ = in.evictQ[1:]
+		in.mu.Lock()
+		if !h.parked || h.state != stateActive || h.tr.inflight() > 0 || in.byInode[devIno{h.dev, h.ino}] != h {
+			in.mu.Unlock()
+			continue // woken, or done with, since
+		}
+		h.parked = false
+		in.polls.remove(h)
+		in.mu.Unlock()
+		in.log.Debug("closing an idle file to make room under max_open_files", "path", h.path)
+		h.cancel()
+		h.close()
+		return true
+	}
+}
+
+// evictCandidates returns the parked files that could be closed, least
+// recently active first.
+func (in *Input) evictCandidates() []*harvester {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	type cand struct {
+		h    *harvester
+		last time.Time
+	}
+	var cs []cand
+	for _, e := range in.polls {
+		if h := e.h; h.parked && h.state == stateActive {
+			cs = append(cs, cand{h, h.lastData}) // parked: its goroutine wrote lastData before in.mu
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].last.Before(cs[j].last) })
+	out := make([]*harvester, len(cs))
+	for i, c := range cs {
+		out[i] = c.h
+	}
+	return out
 }
 
 // originalOf returns the harvester of the file a new file at path may be

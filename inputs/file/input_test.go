@@ -324,3 +324,35 @@ func TestOnBacklogForFilesFarBehind(t *testing.T) {
 		})
 	}
 }
+
+// More files than max_open_files: every file with unread lines gets read,
+// the files read to their end making room (closed least recently active
+// first, opened again by identity when they grow), none starved.
+func TestMoreFilesThanMaxOpenFiles(t *testing.T) {
+	dir := t.TempDir()
+	const files, lines, limit = 500, 10, 20
+	for i := range files {
+		writeLines(t, filepath.Join(dir, fmt.Sprintf("f%04d.log", i)), 0, lines)
+	}
+	cfg := testConfig(dir)
+	cfg.MaxOpenFiles = limit
+	s := &sink{}
+	in, stop := runInput(t, cfg, openStore(t, t.TempDir()), 8<<20, s)
+	waitFor(t, "every line of every file", func() bool { return s.count() >= files*lines })
+	if n := len(in.Files()); n > limit {
+		t.Errorf("%d files open, max_open_files %d", n, limit)
+	}
+
+	// Files written again, closed meanwhile or not, are read from where
+	// they were: the first and the last in order.
+	for _, i := range []int{0, 1, files - 2, files - 1} {
+		writeLines(t, filepath.Join(dir, fmt.Sprintf("f%04d.log", i)), lines, lines)
+	}
+	waitFor(t, "the lines appended", func() bool { return s.count() >= files*lines+4*lines })
+	stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.lines) != files*lines+4*lines {
+		t.Errorf("%d lines, want %d: some read twice", len(s.lines), files*lines+4*lines)
+	}
+}
