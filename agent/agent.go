@@ -314,9 +314,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	storeCtx, stopStore := context.WithCancel(context.Background())
 	var storeWG sync.WaitGroup
 	storeWG.Add(1)
+	interval := cfg.CheckpointInterval // Reload keeps it: needsRestart
 	go func() {
 		defer storeWG.Done()
-		a.store.Run(storeCtx, cfg.CheckpointInterval)
+		a.store.Run(storeCtx, interval)
 	}()
 	for _, ir := range inputs {
 		ir.start(ctx)

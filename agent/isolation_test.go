@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -111,6 +113,30 @@ outputs:
 		t.Fatalf("input b does not wait for scribe: %+v", a.inputStatus("b"))
 	}
 
+	// While b waits, its numbers tell how far behind its file is now,
+	// not at its last read, and the metrics name what it waits for.
+	appendFile(t, filepath.Join(logs, "b.log"), seqLines("b", linesB, linesB+1000))
+	fi, err := os.Stat(filepath.Join(logs, "b.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !testenv.WaitUntil(hang, func() bool { return a.inputStatus("b").BytesBehind == fi.Size() }) {
+		t.Errorf("input b is %d bytes behind, its file holds %d undelivered", a.inputStatus("b").BytesBehind, fi.Size())
+	}
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`logagent_input_waiting_seconds{input="b",output="scribe"}`,
+		`logagent_input_bytes_behind{input="b"} ` + strconv.FormatFloat(float64(fi.Size()), 'g', -1, 64),
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grepLines(rec.Body.String(), "input_"))
+		}
+	}
+	if strings.Contains(rec.Body.String(), `logagent_input_waiting_seconds{input="a"`) {
+		t.Errorf("/metrics says input a waits")
+	}
+
 	const linesA = 5000
 	appendFile(t, filepath.Join(logs, "a.log"), seqLines("a", 0, linesA))
 	outA := filepath.Join(dir, "out", "a.log")
@@ -126,7 +152,7 @@ outputs:
 
 	srv.Restart()
 	want := map[string]bool{}
-	for _, l := range strings.Split(strings.TrimSuffix(seqLines("b", 0, linesB), "\n"), "\n") {
+	for _, l := range strings.Split(strings.TrimSuffix(seqLines("b", 0, linesB+1000), "\n"), "\n") {
 		want[l] = true
 	}
 	sink.lines.check(t, want)
@@ -146,4 +172,14 @@ outputs:
 func countLines(path string) int {
 	data, _ := os.ReadFile(path)
 	return strings.Count(string(data), "\n")
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -275,10 +275,11 @@ func (a *Agent) sample(now time.Time) {
 		mt := ir.in.Metrics()
 		m.add("in/lines/"+ir.cfg.ID, now, mt.Lines.Load())
 		m.add("in/bytes/"+ir.cfg.ID, now, mt.Bytes.Load())
-		// A file caught up has a rate of 0: with thousands of idle
-		// files, sampling only those being read and behind keeps this
-		// cheap.
-		for _, f := range ir.in.ReadingBehind() {
+		// The committed offset of the files being read, or read
+		// lately: the rate bytes are delivered. A file idle for longer
+		// has a rate of 0; with thousands of idle files, sampling only
+		// those keeps this cheap.
+		for _, f := range ir.in.Reading() {
 			m.add(fileKey(ir.cfg.ID, f), now, f.Committed)
 		}
 	}

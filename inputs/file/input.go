@@ -106,6 +106,9 @@ type Input struct {
 	// set once Run returns, when nothing may be unparked any more.
 	polls pollQueue
 	busy  map[*harvester]struct{} // the harvesters not parked
+	// recent holds harvesters that parked soon after data: their
+	// delivery rate is still sampled (see Reading).
+	recent map[*harvester]struct{}
 	// listing is what the directories the globs list looked like at the
 	// last full scan; listingStale is set when a file was closed since.
 	// A scan with neither a change nor a problem to retry skips listing
@@ -172,6 +175,7 @@ func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFun
 		readDirs:   make(map[string]bool),
 		removedAt:  make(map[*harvester]time.Time),
 		busy:       make(map[*harvester]struct{}),
+		recent:     make(map[*harvester]struct{}),
 		idleWorker: make(chan *harvester),
 	}
 }
@@ -1336,6 +1340,7 @@ func (in *Input) exited(h *harvester) {
 	}
 	delete(in.removedAt, h)
 	delete(in.busy, h)
+	delete(in.recent, h)
 	in.listingStale = true // its name may be matched again
 	if in.byPath[h.watchPath] == h {
 		delete(in.byPath, h.watchPath)
@@ -1457,60 +1462,94 @@ type FileStatus struct {
 // in no order: those being read, and parked ones whose chunks are not all
 // acknowledged (outputs down). It looks at every open file.
 func (in *Input) Behind() []FileStatus {
-	in.mu.Lock()
-	defer in.mu.Unlock()
 	var out []FileStatus
-	for _, h := range in.byInode {
-		out = h.appendBehind(out)
+	for _, f := range in.status(in.openFiles) {
+		if f.Committed < f.Size {
+			out = append(out, f)
+		}
 	}
 	return out
 }
 
-// ReadingBehind is Behind of the files being read alone, leaving parked
-// ones out: with thousands of files idle, cheap enough for every second.
-func (in *Input) ReadingBehind() []FileStatus {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	var out []FileStatus
-	for h := range in.busy {
-		out = h.appendBehind(out)
-	}
-	return out
+// Reading is the status of the files being read and of those that had
+// data within the last RecentlyActive, whether behind or not: the files
+// whose delivery rate is worth sampling. With thousands of files idle,
+// cheap enough for every second.
+func (in *Input) Reading() []FileStatus {
+	return in.status(in.recentlyActive)
 }
 
-// appendBehind appends h's status to out if h's file is not delivered to
-// its end; in.mu is held.
-func (h *harvester) appendBehind(out []FileStatus) []FileStatus {
-	size := h.size.Load()
-	if h.tr.committedOffset() >= size { // read and delivered to the end
-		return out
-	}
-	e := h.tr.committed()
-	return append(out, FileStatus{
-		Path: e.Path, ID: e.ID, State: h.state.String(),
-		Size: size, Read: h.readPos.Load(), Committed: e.Offset,
-	})
-}
+// RecentlyActive is how long after its last data a file counts as being
+// read, for Reading.
+const RecentlyActive = 10 * time.Second
 
-// Files returns the status of every open file.
+// Files returns the status of every open file, sorted by path.
 func (in *Input) Files() []FileStatus {
-	in.mu.Lock()
-	hs := make([]*harvester, 0, len(in.byInode))
-	states := make([]fileState, 0, len(in.byInode))
+	out := in.status(in.openFiles)
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// lookedAt is a harvester and what of it is read under in.mu.
+type lookedAt struct {
+	h      *harvester
+	state  fileState
+	parked bool
+}
+
+// openFiles appends every open file to hs; in.mu is held.
+func (in *Input) openFiles(hs []lookedAt) []lookedAt {
 	for _, h := range in.byInode {
-		hs = append(hs, h)
-		states = append(states, h.state)
+		hs = append(hs, lookedAt{h, h.state, h.parked})
 	}
+	return hs
+}
+
+// recentlyActive appends the files being read, and those parked with
+// data within RecentlyActive, to hs; in.mu is held.
+func (in *Input) recentlyActive(hs []lookedAt) []lookedAt {
+	for h := range in.busy {
+		hs = append(hs, lookedAt{h, h.state, false})
+	}
+	now := time.Now()
+	for h := range in.recent {
+		switch {
+		case !h.parked:
+			// busy (listed above), or closing
+		case now.Sub(h.lastData) > RecentlyActive: // parked: its goroutine wrote lastData before in.mu
+			delete(in.recent, h)
+		default:
+			hs = append(hs, lookedAt{h, h.state, true})
+		}
+	}
+	return hs
+}
+
+// status returns the status of the files pick chooses. The size of a file
+// not parked is looked up now (fstat): a harvester paused by its outputs
+// looks at its file's end only once it reads again, and the status must
+// tell how far behind the file is meanwhile. A parked file was read to its
+// end, and an event or poll wakes it when it grows.
+func (in *Input) status(pick func([]lookedAt) []lookedAt) []FileStatus {
+	in.mu.Lock()
+	hs := pick(nil)
 	in.mu.Unlock()
 	out := make([]FileStatus, 0, len(hs))
-	for i, h := range hs {
+	for _, l := range hs {
+		h := l.h
+		if !l.parked {
+			if fi, err := h.f.Stat(); err == nil && fi.Size() > h.size.Load() {
+				// Grown: what a harvester stores itself
+				// (truncations) it learns by reading.
+				h.size.Store(fi.Size())
+			}
+		}
 		e := h.tr.committed()
 		out = append(out, FileStatus{
-			Path: e.Path, ID: e.ID, State: states[i].String(),
+			Path: e.Path, ID: e.ID, State: l.state.String(),
 			Size: h.size.Load(), Read: h.readPos.Load(), Committed: e.Offset,
 		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
 

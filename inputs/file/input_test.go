@@ -356,3 +356,25 @@ func TestMoreFilesThanMaxOpenFiles(t *testing.T) {
 		t.Errorf("%d lines, want %d: some read twice", len(s.lines), files*lines+4*lines)
 	}
 }
+
+// A file read to its end a moment ago is still listed by Reading, so that
+// its delivery rate is sampled between writes, not only while a read is
+// under way.
+func TestReadingListsFilesReadLately(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	writeLines(t, path, 0, 100)
+	s := &sink{}
+	in, _ := runInput(t, testConfig(dir), openStore(t, t.TempDir()), 8<<20, s)
+	waitFor(t, "the lines", func() bool { return s.count() >= 100 })
+	waitFor(t, "the file delivered and parked", func() bool {
+		in.mu.Lock()
+		busy := len(in.busy)
+		in.mu.Unlock()
+		return busy == 0 && len(in.Behind()) == 0
+	})
+	got := in.Reading()
+	if len(got) != 1 || got[0].Path != path || got[0].Committed == 0 {
+		t.Fatalf("Reading() = %+v, want %s", got, path)
+	}
+}

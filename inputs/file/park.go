@@ -28,7 +28,11 @@ func (in *Input) park(h *harvester, d time.Duration) bool {
 	}
 	h.parked = true
 	delete(in.busy, h)
-	in.polls.schedule(h, time.Now().Add(d))
+	now := time.Now()
+	if now.Sub(h.lastData) < RecentlyActive {
+		in.recent[h] = struct{}{}
+	}
+	in.polls.schedule(h, now.Add(d))
 	return true
 }
 
