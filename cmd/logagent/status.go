@@ -223,6 +223,13 @@ func renderTables(w io.Writer, st *agent.Status, width int) {
 		open := max(in.FilesOpen, len(in.Files)) // FilesOpen is 0 from an older agent
 		fmt.Fprintf(w, "\ninput %s: %d files, %s behind · %d lines (%s/s) · %s/s read\n",
 			in.ID, open, human(in.BytesBehind), in.Lines, rateNum(in.LinesPerSec), human(int64(in.BytesPerSec)))
+		if len(in.WaitingFor) > 0 {
+			fmt.Fprintf(w, "  reading waits for output %s", strings.Join(in.WaitingFor, ", "))
+			if !in.WaitingSince.IsZero() {
+				fmt.Fprintf(w, " since %s", ago(now.Sub(in.WaitingSince)))
+			}
+			fmt.Fprintf(w, " · %s in flight\n", human(in.InflightBytes))
+		}
 		if open > len(in.Files) {
 			fmt.Fprintf(w, "  (the %d furthest behind shown)\n", len(in.Files))
 		}
@@ -294,6 +301,9 @@ func escapeStatus(st *agent.Status) {
 	for i := range st.Inputs {
 		in := &st.Inputs[i]
 		in.ID = escapeText(in.ID)
+		for j, o := range in.WaitingFor {
+			in.WaitingFor[j] = escapeText(o)
+		}
 		for j := range in.Files {
 			f := &in.Files[j]
 			f.Path, f.State = escapeText(f.Path), escapeText(f.State)

@@ -43,6 +43,8 @@ func TestRender(t *testing.T) {
 			"10.0.0.2:1463  down    5         12s",
 			"in flight 12.0MiB of 32.0MiB",
 			"up 2h47m30s",
+			"input audit: 1 files, 89.0KiB behind",
+			"  reading waits for output central since 1m29s · 9.0MiB in flight",
 		}},
 		{fixture: "backfill", width: 80, golden: "backfill.width80.txt", want: []string{
 			"…og/big-backfill.log   512.0MiB",
