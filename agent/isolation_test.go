@@ -82,9 +82,11 @@ func (a *Agent) inputStatus(id string) InputStatus {
 }
 
 // TestDeadOutputStopsOnlyItsInputs: input a goes to a healthy file output,
-// input b to a Scribe output whose server is down. b's lines fill more than
-// max_inflight_bytes; a's lines must still arrive while the server is
-// down, and b's once it is back, none lost.
+// input b to the same file output and to a Scribe output whose server is
+// down. b's lines fill more than max_inflight_bytes, and b waits, as it
+// must to commit its offsets; a's lines must still arrive while the server
+// is down, through the output b shares, and b's once it is back, none
+// lost.
 func TestDeadOutputStopsOnlyItsInputs(t *testing.T) {
 	dir := t.TempDir()
 	logs := filepath.Join(dir, "logs")
@@ -100,7 +102,7 @@ shutdown_timeout: 5s
 max_inflight_bytes: 1MiB
 inputs:
   - {id: a, paths: ["%[1]s/logs/a.log"], outputs: [file]}
-  - {id: b, paths: ["%[1]s/logs/b.log"], outputs: [scribe]}
+  - {id: b, paths: ["%[1]s/logs/b.log"], outputs: [file, scribe]}
 outputs:
   - {id: file, type: file, path: "%[1]s/out/{category}.log", min_backoff: 10ms}
   - {id: scribe, type: scribe, hosts: ["%[2]s"], timeout: 2s, min_backoff: 10ms, max_backoff: 200ms}
@@ -156,6 +158,10 @@ outputs:
 		want[l] = true
 	}
 	sink.lines.check(t, want)
+	outB := filepath.Join(dir, "out", "b.log")
+	if !testenv.WaitUntil(hang, func() bool { return countLines(outB) >= linesB+1000 }) {
+		t.Errorf("the file output has %d of b's %d lines", countLines(outB), linesB+1000)
+	}
 	stop()
 	data, _ := os.ReadFile(outA)
 	got := map[string]bool{}
