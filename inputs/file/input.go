@@ -448,7 +448,8 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 		in.slotWanted.Swap(false)
 	in.listingStale = false
 	in.mu.Unlock()
-	in.evictQ = nil                       // candidates of this scan are looked for afresh
+	// Candidates for closing are looked for afresh at each scan.
+	in.evictQ = nil
 	if !stale && in.listing.unchanged() { // never before the first record
 		return
 	}
