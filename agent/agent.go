@@ -404,6 +404,12 @@ func drainRunners(runners []*runner, budgets []*file.Budget, timeout time.Durati
 	return ok
 }
 
+// closeOutputs closes the outputs of an agent that never ran.
+func (a *Agent) closeOutputs() error {
+	_, _, runners := a.running()
+	return closeRunners(runners)
+}
+
 func closeRunners(runners []*runner) error {
 	var errs []error
 	for _, r := range runners {
