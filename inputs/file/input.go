@@ -494,6 +494,12 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 	for _, f := range files {
 		in.open(f, initial)
 	}
+	if !in.slotWanted.Load() {
+		// Every file with unread bytes got a slot: the listing need not
+		// be done again at each scan for this, and the warning may come
+		// again.
+		in.clearReported("max_open_files")
+	}
 }
 
 // watchDir has fsnotify watch dir, unless it does already.
@@ -1192,6 +1198,18 @@ func (in *Input) recoverRenamed() {
 			in.store.Delete(e.Key())
 			continue
 		}
+		if in.underGlob(path, key) {
+			// Still under its name, where the globs find it: opening it
+			// (open, lookup) compares its content with the entry's.
+			// Reading the first bytes of every closed file here, at
+			// every scan, cost more than the scan with thousands of
+			// files closed (max_open_files, close_inactive).
+			if resolved[key] {
+				in.store.Delete(e.Key())
+			}
+			resolved[key] = true
+			continue
+		}
 		if !in.isFile(path, e.ID) {
 			path = findByInode(dir, e.ID.Dev, e.ID.Ino)
 			if path == "" || !in.isFile(path, e.ID) {
@@ -1228,6 +1246,17 @@ func (in *Input) recoverRenamed() {
 		in.log.Info("reading the rest of a rotated file", "path", path, "from", e.Offset, "size", fi.Size())
 		in.start(f, path, e.ID.Dev, e.ID.Ino, e.ID, e.Offset, fi.Size(), stateRenamed, false)
 	}
+}
+
+// underGlob reports whether path names the inode key and the globs match
+// it.
+func (in *Input) underGlob(path string, key devIno) bool {
+	fi, err := os.Lstat(path) // a link is not followed, as by isFile
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	dev, ino, ok := statID(fi)
+	return ok && dev == key.dev && ino == key.ino && in.matches(path)
 }
 
 // isFile reports whether path holds the file id (a link is not followed).
