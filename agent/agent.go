@@ -40,9 +40,8 @@ type Agent struct {
 	relays  []*relayRun // inputs of other types than file
 
 	// life serialises Run's start and stop with Reload. Guarded by it:
-	life    sync.Mutex
-	runCtx  context.Context // Run's; nil before Run and once it stops
-	started time.Time
+	life   sync.Mutex
+	runCtx context.Context // Run's; nil before Run and once it stops
 }
 
 // relayRun is an input of a type other than file (a relay).
@@ -306,7 +305,6 @@ func (ir *inputRun) stop() {
 func (a *Agent) Run(ctx context.Context) error {
 	a.life.Lock()
 	a.runCtx = ctx
-	a.started = time.Now()
 	cfg, inputs, runners := a.running()
 	for _, r := range runners {
 		r.start()
