@@ -1493,7 +1493,18 @@ type FileStatus struct {
 // acknowledged (outputs down). It looks at every open file.
 func (in *Input) Behind() []FileStatus {
 	var out []FileStatus
-	for _, f := range in.status(in.openFiles) {
+	behind := func(hs []lookedAt) []lookedAt {
+		for _, h := range in.byInode {
+			// A parked file is read to its end: behind only while
+			// its chunks are not all acknowledged. The size of the
+			// others is looked up.
+			if !h.parked || h.tr.committedOffset() < h.size.Load() {
+				hs = append(hs, lookedAt{h, h.state, h.parked})
+			}
+		}
+		return hs
+	}
+	for _, f := range in.status(behind) {
 		if f.Committed < f.Size {
 			out = append(out, f)
 		}
