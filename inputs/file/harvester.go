@@ -631,7 +631,10 @@ func (h *harvester) contentDue(now time.Time) bool {
 // chunk to be acknowledged before the file is closed: closing earlier could
 // have a later scan reopen it from a stale offset.
 func (h *harvester) finish() bool {
-	if err := h.cut(context.Background(), true); err != nil {
+	// h.ctx, not a context of its own: an input stopping (a reload that
+	// replaces it) must not wait here for outputs that are down; the last
+	// line, not committed, is read again.
+	if err := h.cut(h.ctx, true); err != nil {
 		return true
 	}
 	if h.tr.inflight() > 0 {
