@@ -189,3 +189,47 @@ func grepLines(text, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestReloadKeepsWhatDidNotChange: a reload keeps the very inputs, relays
+// and outputs whose settings did not change, and replaces the others
+// (a relay's listener included).
+func TestReloadKeepsWhatDidNotChange(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+	text := fmt.Sprintf(`data_dir: %[1]s/state
+shutdown_timeout: 5s
+inputs:
+  - {id: a, paths: ["%[1]s/logs/a.log"], outputs: [o]}
+  - {id: b, paths: ["%[1]s/logs/b.log"], outputs: [p]}
+  - {id: r, type: scribe, listen: "127.0.0.1:0", outputs: [o]}
+  - {id: s, type: scribe, listen: "127.0.0.1:0", outputs: [p]}
+outputs:
+  - {id: o, type: file, path: "%[1]s/out/{category}.log"}
+  - {id: p, type: file, path: "%[1]s/out2/{category}.log"}
+`, dir)
+	a, _ := runAgent(t, dir, text)
+	_, inputs0, runners0 := a.running()
+	relays0 := a.runningRelays()
+
+	path := filepath.Join(dir, "logagent.yaml")
+	os.WriteFile(path, []byte(strings.Replace(text, "out2/", "out3/", 1)), 0o644)
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	_, inputs1, runners1 := a.running()
+	relays1 := a.runningRelays()
+	if inputs1[0] != inputs0[0] || relays1[0] != relays0[0] || runners1[0] != runners0[0] {
+		t.Error("input a, relay r or output o, unchanged, was replaced")
+	}
+	if inputs1[1] == inputs0[1] || relays1[1] == relays0[1] || runners1[1] == runners0[1] {
+		t.Error("input b, relay s or output p, routed to or being the changed output, was kept")
+	}
+	appendFile(t, filepath.Join(dir, "logs", "b.log"), seqLines("b", 0, 10))
+	if !testenv.WaitUntil(hang, func() bool { return countLines(filepath.Join(dir, "out3", "b.log")) == 10 }) {
+		t.Error("input b's lines did not reach the new output p")
+	}
+}
