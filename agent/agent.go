@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,8 @@ type Agent struct {
 	store *checkpoint.Store
 	pool  *file.Pool // max_inflight_bytes, divided between the inputs
 	mon   *monitor   // rates and backfill progress, for Status and the log
+	// watcher is the one inotify instance, shared by the inputs.
+	watcher *file.Watcher
 
 	backlog func() // set by OnBacklog before Run; nil for none
 
@@ -85,7 +88,10 @@ func New(cfg *Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log, store: store, pool: file.NewPool(int64(cfg.MaxInflightBytes)), mon: newMonitor()}
+	a := &Agent{cfg: cfg, log: log, store: store, pool: file.NewPool(int64(cfg.MaxInflightBytes)), mon: newMonitor(),
+		// LOGAGENT_INOTIFY=off has the agent poll as where inotify is
+		// unavailable: a switch for tests, not a setting.
+		watcher: file.NewWatcher(os.Getenv("LOGAGENT_INOTIFY") != "off", log)}
 	byID := map[string]*runner{}
 	for _, oc := range cfg.Outputs {
 		r, err := a.newRunner(oc)
@@ -189,7 +195,9 @@ func (a *Agent) newInput(cfg *Config, ic *InputConfig, host string, byID map[str
 	}
 	ir.fc.OnBacklog = a.onBacklog
 	ir.budget = a.pool.Budget(ic.ID)
-	ir.in = file.New(ir.fc, a.store, ir.budget, ir.publish, a.log)
+	fc := ir.fc // ir.fc is compared at Reload: without the watcher
+	fc.Watcher = a.watcher
+	ir.in = file.New(fc, a.store, ir.budget, ir.publish, a.log)
 	return ir
 }
 
@@ -317,6 +325,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer storeWG.Done()
 		a.store.Run(storeCtx, interval)
 	}()
+	a.watcher.Open()
+	watcherCtx, stopWatcher := context.WithCancel(context.Background())
+	var watcherWG sync.WaitGroup
+	watcherWG.Add(1)
+	go func() {
+		defer watcherWG.Done()
+		a.watcher.Run(watcherCtx)
+	}()
+	// After the inputs, those started by Reload too, stopped.
+	defer watcherWG.Wait()
+	defer stopWatcher()
 	for _, ir := range inputs {
 		ir.start(ctx)
 	}

@@ -41,6 +41,10 @@ type Config struct {
 	Fields          map[string]string
 	Host            string
 
+	// Watcher is the agent's inotify instance, shared by its inputs; nil:
+	// the input makes one of its own.
+	Watcher *Watcher
+
 	ScanInterval      time.Duration // rescan of the globs
 	PollInterval      time.Duration // look at an idle file when fsnotify says nothing
 	CloseInactive     time.Duration // close a file idle that long (reopened when it grows)
@@ -96,7 +100,7 @@ type Input struct {
 	// readDirs are those of linkDirs where a link's target was opened,
 	// its owner allowed: a checkpoint entry may name a file there.
 	readDirs map[string]bool
-	watcher  *fsnotify.Watcher // nil when polling only; set before the first scan
+	watch    *dirWatch // the input's subscription to the agent's watcher; set before the first scan
 	// watched holds the directories fsnotify watches: files there are
 	// woken by events and polled only as a fallback, rarely; false once
 	// events were seen not to come (deafen).
@@ -128,6 +132,14 @@ type Input struct {
 	// files to close to make room, least recently active first.
 	slotWanted atomic.Bool
 	evictQ     []*harvester
+
+	// dirs are the directories of the globs at the last full scan
+	// (guarded by mu); polling is set while one of them is not watched.
+	dirs    []string
+	polling atomic.Bool
+	// seenInDir holds, per directory, the files under rotated names seen
+	// at the last full scan (findUnseen). Owned by Run's goroutine.
+	seenInDir map[string]map[devIno]struct{}
 }
 
 type devIno struct{ dev, ino uint64 }
@@ -187,27 +199,25 @@ func (in *Input) Metrics() *Metrics { return &in.metrics }
 func (in *Input) Run(ctx context.Context) error {
 	in.ctx = ctx
 	in.firstRun = len(in.store.Entries(in.cfg.ID)) == 0
-	var w *fsnotify.Watcher
-	if watchDirectories {
-		var err error
-		// Buffered: the events of one read of inotify (a write to each
-		// of 50 files, say) are queued at once and taken in a row,
-		// rather than handed over one by one, two goroutine switches
-		// each.
-		if w, err = fsnotify.NewBufferedWatcher(eventBurst); err != nil {
-			w = nil
-			in.log.Warn("fsnotify unavailable; polling only", "err", err)
-		}
+	watch := in.cfg.Watcher
+	var watchWG sync.WaitGroup
+	if watch == nil {
+		watchCtx, stopWatch := context.WithCancel(context.Background())
+		watch = NewWatcher(watchDirectories, in.log)
+		watch.Open()
+		watchWG.Add(1)
+		go func() {
+			defer watchWG.Done()
+			watch.Run(watchCtx)
+		}()
+		defer watchWG.Wait()
+		defer stopWatch()
 	}
-	in.watcher = w
+	w := &dirWatch{w: watch, sub: watch.subscribe()}
+	defer watch.unsubscribe(w.sub)
+	in.watch = w
 	in.scan(w, true)
 
-	var events <-chan fsnotify.Event
-	var errs <-chan error
-	if w != nil {
-		events, errs = w.Events, w.Errors
-		defer w.Close()
-	}
 	// One ticker for polls and scans: each timer channel in the select
 	// costs timer-heap work every time the loop blocks and wakes, that is
 	// at every event.
@@ -221,41 +231,47 @@ func (in *Input) Run(ctx context.Context) error {
 			return nil
 		case now := <-tick.C:
 			in.pollDue(now)
+			// A directory nothing watches is looked at every poll: a
+			// file created there and renamed out of the globs before
+			// the next look would never be opened (findUnseen finds
+			// it, but only by chance once it moved again).
 			if !now.Before(nextScan) || in.slotWanted.Load() {
 				nextScan = now.Add(in.cfg.ScanInterval)
 				in.scan(w, false)
+			} else if in.polling.Load() {
+				in.pollDirs(w)
 			}
 			in.flushProblems()
 		case <-in.scanReq:
 			in.scan(w, false)
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
+		case ev := <-w.sub.events:
 			in.handleEvent(w, ev)
 			// Those queued behind it, without a select over every
 			// channel each; at most a burst's worth, so that the ticker
 			// and ctx are seen between bursts.
 			for range eventBurst - 1 {
-				ev, ok := queuedEvent(events)
+				ev, ok := queuedEvent(w.sub.events)
 				if !ok {
 					break
 				}
 				in.handleEvent(w, ev)
 			}
-		case err, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			// Usually a queue overflow: events were lost, so look again,
-			// at every file too.
-			in.log.Warn("fsnotify", "err", err)
+		case <-w.sub.rescan:
+			// Events were lost, or inotify became available: look
+			// again, at every directory and file.
+			in.mu.Lock()
+			in.listingStale = true
+			in.mu.Unlock()
 			in.scan(w, false)
 			in.signalAll()
 		}
 	}
+}
+
+// dirWatch is an input's subscription to the agent's watcher.
+type dirWatch struct {
+	w   *Watcher
+	sub *watchSub
 }
 
 // eventBurst is the fsnotify watcher's event buffer, and how many events
@@ -279,7 +295,7 @@ func (in *Input) notifyScan() {
 	}
 }
 
-func (in *Input) handleEvent(w *fsnotify.Watcher, ev fsnotify.Event) {
+func (in *Input) handleEvent(w *dirWatch, ev fsnotify.Event) {
 	in.mu.Lock()
 	h := in.byPath[ev.Name]
 	in.mu.Unlock()
@@ -314,7 +330,7 @@ func (in *Input) handleEvent(w *fsnotify.Watcher, ev fsnotify.Event) {
 			// (fsnotify drops it): the scan watches whatever takes its
 			// path. Its files' names hold them no more.
 			in.watched.Delete(ev.Name)
-			w.Remove(ev.Name) // already gone, usually
+			w.w.remove(w.sub, ev.Name)
 			in.mu.Lock()
 			in.listingStale = true
 			in.mu.Unlock()
@@ -434,7 +450,7 @@ func (l listFS) ReadDir(name string) ([]fs.DirEntry, error) {
 // scan expands the globs, opens files not open yet, watches their
 // directories, and looks for files of the checkpoint that were renamed
 // while they were not open.
-func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
+func (in *Input) scan(w *dirWatch, initial bool) {
 	defer func() {
 		in.recoverRenamed()
 		in.closeRemoved()
@@ -458,11 +474,14 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 	files := x.files
 	in.noteUnreadableDirs(x.unreadable)
 	in.forgetLinks(files)
-	if w != nil {
-		for _, d := range x.dirs {
-			in.watchDir(d)
+	existing := x.dirs[:0:0]
+	for _, d := range x.dirs {
+		if in.watchDir(d) {
+			existing = append(existing, d)
 		}
 	}
+	in.setDirs(existing)
+	in.findUnseen(x.dirs)
 	if !initial {
 		// Files read already under their name are left alone: when
 		// another file takes the name, its harvester notices (renamed
@@ -480,16 +499,14 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 	}
 	// The directories of links' targets are watched before the links are
 	// opened: a target made in between raises an event.
-	if w != nil {
-		in.mu.Lock()
-		var dirs []string
-		for d := range in.linkDirs {
-			dirs = append(dirs, d)
-		}
-		in.mu.Unlock()
-		for _, d := range dirs {
-			in.watchLinkDir(d)
-		}
+	in.mu.Lock()
+	var dirs []string
+	for d := range in.linkDirs {
+		dirs = append(dirs, d)
+	}
+	in.mu.Unlock()
+	for _, d := range dirs {
+		in.watchLinkDir(d)
 	}
 	for _, f := range files {
 		in.open(f, initial)
@@ -502,21 +519,28 @@ func (in *Input) scan(w *fsnotify.Watcher, initial bool) {
 	}
 }
 
-// watchDir has fsnotify watch dir, unless it does already.
-func (in *Input) watchDir(d string) {
-	if in.watcher == nil || in.hasWatch(d) {
-		return
+// watchDir has the agent's watcher watch dir, unless it does already. It
+// reports whether dir exists: then it is watched, or polled.
+func (in *Input) watchDir(d string) bool {
+	if in.hasWatch(d) {
+		return true
 	}
-	if err := in.watcher.Add(d); err == nil {
+	err := in.watch.w.add(in.watch.sub, d)
+	switch {
+	case err == nil:
 		in.watched.Store(d, true)
 		in.clearReported("watch:" + d)
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	case errors.Is(err, fs.ErrNotExist):
+		return false
+	case errors.Is(err, errNoWatcher):
+	default:
 		hint := ""
 		if errors.Is(err, syscall.ENOSPC) {
 			hint = " (out of inotify watches: see fs.inotify.max_user_watches)"
 		}
 		in.reportOnce("watch:"+d, "cannot watch directory; polling it"+hint, "dir", d, "err", err)
 	}
+	return true
 }
 
 // noteUnreadableDirs reports the directories the globs reach but cannot
@@ -1137,6 +1161,7 @@ func (in *Input) hasWatch(dir string) bool {
 func (in *Input) deafen(dir string) {
 	if in.isWatched(dir) {
 		in.watched.Store(dir, false)
+		in.updatePolling()
 		in.log.Warn("fsnotify events do not come for this directory (a network or FUSE file system?); polling its files", "dir", dir, "poll_interval", in.cfg.PollInterval)
 	}
 }

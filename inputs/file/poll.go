@@ -1,0 +1,166 @@
+package file
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// Polling. Where no inotify watch tells of new files (none could be had,
+// or a directory's events do not come), Run looks at the directories of
+// the globs at every poll_interval rather than every scan_interval: a
+// look costs one stat per directory while nothing changed. Between two
+// looks a file can still be created, written and renamed to a name no
+// glob matches (app.log to app.log.1); findUnseen reads such files.
+
+// setDirs records the directories the globs list, and whether any of them
+// is polled.
+func (in *Input) setDirs(dirs []string) {
+	in.mu.Lock()
+	in.dirs = append(in.dirs[:0], dirs...)
+	in.mu.Unlock()
+	in.updatePolling()
+}
+
+// updatePolling sets in.polling: whether a directory of the globs is not
+// watched, or its events do not come.
+func (in *Input) updatePolling() {
+	watched, polled := in.Dirs()
+	in.polling.Store(polled > 0 || watched == 0)
+}
+
+// Dirs returns how many directories of the input's globs inotify watches,
+// and how many are polled.
+func (in *Input) Dirs() (watched, polled int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, d := range in.dirs {
+		if in.isWatched(d) {
+			watched++
+		} else {
+			polled++
+		}
+	}
+	return watched, polled
+}
+
+// pollDirs scans if a directory of the globs changed since the last scan
+// (or cannot be vouched for: see dirListing).
+func (in *Input) pollDirs(w *dirWatch) {
+	in.mu.Lock()
+	stale := in.listingStale
+	in.mu.Unlock()
+	if stale || !in.listing.unchanged() {
+		in.scan(w, false)
+	}
+}
+
+// findUnseen reads the files of dirs that no glob matches, under a name
+// that is a rotated name of one that does (app.log.1, app.log-2026...),
+// and that appeared since the last look without the input ever seeing
+// them: created and renamed between two looks. They are read from the
+// start. The first look at a directory only records what it holds.
+// Files known by identity (open, or in the checkpoint) are left alone,
+// and so is the copy of a file being read (copytruncate: its harvester
+// adopts it when it sees the truncation).
+func (in *Input) findUnseen(dirs []string) {
+	if in.seenInDir == nil {
+		in.seenInDir = map[string]map[devIno]struct{}{}
+	}
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		seen, looked := in.seenInDir[dir]
+		now := map[devIno]struct{}{}
+		for _, e := range entries {
+			if !e.Type().IsRegular() || compressed(e.Name()) {
+				continue
+			}
+			p := filepath.Join(dir, e.Name())
+			if in.matches(p) || !in.rotatedName(dir, e.Name()) {
+				continue
+			}
+			fi, err := os.Stat(p)
+			if err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			dev, ino, _ := statID(fi)
+			key := devIno{dev, ino}
+			if _, ok := seen[key]; ok || !looked {
+				now[key] = struct{}{}
+				continue
+			}
+			if in.isOpen(key) || len(in.store.ByInode(in.cfg.ID, dev, ino)) > 0 {
+				now[key] = struct{}{}
+				continue
+			}
+			if in.readUnseen(p, key) {
+				now[key] = struct{}{}
+			}
+		}
+		in.seenInDir[dir] = now
+	}
+	for dir := range in.seenInDir {
+		if !contains(dirs, dir) {
+			delete(in.seenInDir, dir)
+		}
+	}
+}
+
+// readUnseen starts reading the file at path, found by findUnseen, from
+// its start. It reports whether the file is settled: read, or a copy of a
+// file being read. An empty file is not: it is looked at again.
+func (in *Input) readUnseen(path string, key devIno) (settled bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	id, fi, err := identify(f, in.cfg.FingerprintBytes)
+	if err != nil || id.Dev != key.dev || id.Ino != key.ino || id.FingerprintLen == 0 {
+		f.Close()
+		return false
+	}
+	for _, h := range in.openIn(filepath.Dir(path)) {
+		if ok, _ := sameContent(f, h.tr.committed().ID); ok {
+			f.Close()
+			return true // a copy: adopted when the original is seen truncated
+		}
+	}
+	in.log.Info("reading a file created and renamed out of the globs between two looks", "path", path, "size", fi.Size())
+	in.start(f, path, key.dev, key.ino, id, 0, fi.Size(), stateRenamed, false)
+	return true
+}
+
+// rotatedName reports whether name, in dir, starts with the name of a
+// file the globs match.
+func (in *Input) rotatedName(dir, name string) bool {
+	for i := len(name) - 1; i > 0; i-- {
+		if in.matches(filepath.Join(dir, name[:i])) {
+			return true
+		}
+	}
+	return false
+}
+
+// openIn returns the harvesters of the files read under a name in dir.
+func (in *Input) openIn(dir string) []*harvester {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var out []*harvester
+	for p, h := range in.byPath {
+		if filepath.Dir(p) == dir {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

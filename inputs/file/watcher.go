@@ -1,0 +1,248 @@
+package file
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Watcher is the agent's one inotify instance, shared by all its inputs:
+// instances are few (128 a user by default), and one per input used them
+// up. While none can be had, every directory is polled (Input.scan, every
+// poll_interval) and Run tries again every watchRetry; when it gets one,
+// every input is told to scan, which watches its directories.
+//
+// Events are dispatched to the inputs that watch the directory they name
+// (or the directory itself, when it moves or goes). An input that does
+// not take its events fast enough loses them and is told to look again at
+// everything, as after an inotify queue overflow.
+type Watcher struct {
+	log     *slog.Logger
+	enabled bool // false: never watch, poll everything
+
+	mu   sync.Mutex
+	w    *fsnotify.Watcher // nil while unavailable
+	subs map[*watchSub]struct{}
+	dirs map[string]map[*watchSub]struct{} // the inputs watching each directory
+}
+
+// watchSub is one input's subscription.
+type watchSub struct {
+	events chan fsnotify.Event
+	// rescan has the input look again at its directories and files:
+	// events were dropped, or the watcher became available.
+	rescan chan struct{}
+}
+
+// watchRetry is how long the agent polls before it tries again to get an
+// inotify instance.
+const watchRetry = 10 * time.Second
+
+// errNoWatcher is returned by add while the watcher is unavailable.
+var errNoWatcher = errors.New("no inotify instance; polling")
+
+// NewWatcher returns a watcher, without an inotify instance until Open.
+// If enabled is false, it never gets one and everything is polled, as
+// where inotify is unavailable (a switch for tests).
+func NewWatcher(enabled bool, log *slog.Logger) *Watcher {
+	return &Watcher{log: log, enabled: enabled, subs: map[*watchSub]struct{}{},
+		dirs: map[string]map[*watchSub]struct{}{}}
+}
+
+// Open tries to get the inotify instance, before the inputs start, so
+// that they watch from their first scan. Run, which must follow, closes
+// it.
+func (wt *Watcher) Open() {
+	if !wt.enabled {
+		wt.log.Info("inotify disabled; polling directories and files")
+		return
+	}
+	wt.tryOpen()
+}
+
+// tryOpen tries to get an inotify instance, once.
+func (wt *Watcher) tryOpen() bool {
+	// Buffered: the events of one read of inotify (a write to each of 50
+	// files, say) are queued at once and taken in a row, rather than
+	// handed over one by one, two goroutine switches each.
+	w, err := fsnotify.NewBufferedWatcher(eventBurst)
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	if err != nil {
+		if wt.w == nil {
+			wt.log.Warn("inotify unavailable; polling directories and files, trying again later", "err", err, "retry", watchRetry)
+		}
+		return false
+	}
+	wt.w = w
+	return true
+}
+
+// Available reports whether the watcher holds an inotify instance.
+func (wt *Watcher) Available() bool {
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	return wt.w != nil
+}
+
+// Run dispatches events until ctx is done, trying again every watchRetry
+// to get an inotify instance while there is none; then it closes the
+// instance.
+func (wt *Watcher) Run(ctx context.Context) {
+	retry := time.NewTicker(watchRetry)
+	defer retry.Stop()
+	var w *fsnotify.Watcher
+	for {
+		wt.mu.Lock()
+		w = wt.w
+		wt.mu.Unlock()
+		if w != nil {
+			break
+		}
+		if !wt.enabled {
+			<-ctx.Done()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-retry.C:
+			if wt.tryOpen() {
+				wt.log.Info("inotify available again; watching directories")
+				wt.rescanAll()
+			}
+		}
+	}
+	retry.Stop()
+	defer w.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			wt.dispatch(ev)
+			// Those queued behind it, at most a burst's worth, so that
+			// ctx is seen between bursts.
+			for range eventBurst - 1 {
+				ev, ok := queuedEvent(w.Events)
+				if !ok {
+					break
+				}
+				wt.dispatch(ev)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			// Usually a queue overflow: events were lost, so look again.
+			wt.log.Warn("fsnotify", "err", err)
+			wt.rescanAll()
+		}
+	}
+}
+
+// dispatch hands ev to the inputs watching its directory, or the
+// directory it names.
+func (wt *Watcher) dispatch(ev fsnotify.Event) {
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	for s := range wt.dirs[filepath.Dir(ev.Name)] {
+		s.send(ev)
+	}
+	for s := range wt.dirs[ev.Name] {
+		s.send(ev)
+	}
+}
+
+func (s *watchSub) send(ev fsnotify.Event) {
+	select {
+	case s.events <- ev:
+	default:
+		s.signalRescan()
+	}
+}
+
+func (s *watchSub) signalRescan() {
+	select {
+	case s.rescan <- struct{}{}:
+	default:
+	}
+}
+
+func (wt *Watcher) rescanAll() {
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	for s := range wt.subs {
+		s.signalRescan()
+	}
+}
+
+// subscribe registers an input.
+func (wt *Watcher) subscribe() *watchSub {
+	s := &watchSub{events: make(chan fsnotify.Event, eventBurst), rescan: make(chan struct{}, 1)}
+	wt.mu.Lock()
+	wt.subs[s] = struct{}{}
+	wt.mu.Unlock()
+	return s
+}
+
+// unsubscribe removes s and its watches.
+func (wt *Watcher) unsubscribe(s *watchSub) {
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	delete(wt.subs, s)
+	for dir, subs := range wt.dirs {
+		if _, ok := subs[s]; ok {
+			wt.removeLocked(s, dir)
+		}
+	}
+}
+
+// add has s told of the events of dir.
+func (wt *Watcher) add(s *watchSub, dir string) error {
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	if wt.w == nil {
+		return errNoWatcher
+	}
+	subs := wt.dirs[dir]
+	if subs == nil {
+		if err := wt.w.Add(dir); err != nil {
+			return err
+		}
+		subs = map[*watchSub]struct{}{}
+		wt.dirs[dir] = subs
+	}
+	subs[s] = struct{}{}
+	return nil
+}
+
+// remove stops telling s of dir's events; the watch goes with the last
+// input watching dir.
+func (wt *Watcher) remove(s *watchSub, dir string) {
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	wt.removeLocked(s, dir)
+}
+
+func (wt *Watcher) removeLocked(s *watchSub, dir string) {
+	subs := wt.dirs[dir]
+	if subs == nil {
+		return
+	}
+	delete(subs, s)
+	if len(subs) == 0 {
+		delete(wt.dirs, dir)
+		if wt.w != nil {
+			wt.w.Remove(dir) // already gone, usually
+		}
+	}
+}
