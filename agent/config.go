@@ -244,7 +244,7 @@ func Parse(path string, data []byte) (*Config, error) {
 func (c *Config) setDefaults() {
 	c.DataDir = "/var/lib/logagent"
 	c.ShutdownTimeout = 10 * time.Second
-	c.CheckpointInterval = time.Second
+	c.CheckpointInterval = 5 * time.Millisecond
 	c.MaxInflightBytes = 32 << 20
 	c.LogLevel = "info"
 	c.LogFormat = "auto"

@@ -64,8 +64,11 @@ type Store struct {
 	// given back if it fails.
 	changed, taken map[Key]struct{}
 	writes         int64
+	syncs          int64 // fdatasyncs and fsyncs of the journal and snapshots
 	lastErr        error
 	written        time.Time
+	// kick tells Run that something changed.
+	kick chan struct{}
 }
 
 // Open locks dir, creating it if needed, and loads its checkpoint. It
@@ -118,7 +121,8 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		// appended to, it is compacted away at the first flush.
 		compact: c.journal,
 		entries: make(map[Key]Entry, len(c.entries)), byInode: map[inodeKey][]Key{},
-		changed: map[Key]struct{}{}, taken: map[Key]struct{}{}}
+		changed: map[Key]struct{}{}, taken: map[Key]struct{}{},
+		kick: make(chan struct{}, 1)}
 	for _, n := range names {
 		stale := false
 		if gen, ok := journalGen(n.Name()); ok && gen != c.gen {
@@ -182,6 +186,7 @@ func (s *Store) remove(k Key) {
 	}
 	delete(s.entries, k)
 	s.changed[k] = struct{}{}
+	s.signal(s.kick)
 	ik := inodeOf(k)
 	keys := s.byInode[ik]
 	for i, o := range keys {
@@ -224,6 +229,7 @@ func (s *Store) Set(e Entry) {
 	defer s.mu.Unlock()
 	s.put(e)
 	s.changed[e.Key()] = struct{}{}
+	s.signal(s.kick)
 }
 
 // Rekey moves the entry at old to e's key and content, as when a file's
@@ -234,6 +240,7 @@ func (s *Store) Rekey(old Key, e Entry) {
 	s.remove(old)
 	s.put(e)
 	s.changed[e.Key()] = struct{}{}
+	s.signal(s.kick)
 }
 
 // Delete forgets k.
@@ -264,6 +271,20 @@ func (s *Store) Flush() error {
 	}
 	return s.flush(false)
 }
+
+// signal sends a token on c, cap 1, unless one waits there.
+func (s *Store) signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Sync returns once what was recorded before the call is on disk, or the
+// flush that was to write it failed (its error). It flushes at once,
+// outside Run's grouping: callers that come together share a flush, or
+// find their changes taken by the one that ran meanwhile.
+func (s *Store) Sync() error { return s.Flush() }
 
 // flush is Flush; if final, it writes a snapshot, unless the snapshot on
 // disk holds everything and there is no journal. s.flushMu is held.
@@ -362,6 +383,7 @@ func (s *Store) appendJournal() error {
 		s.jtorn = true
 		return fmt.Errorf("append to checkpoint journal: %w", err)
 	}
+	s.countSync()
 	if err := syscall.Fdatasync(int(s.journal.Fd())); err != nil {
 		s.jtorn = true
 		return fmt.Errorf("sync checkpoint journal %s: %w", s.journal.Name(), err)
@@ -391,6 +413,9 @@ func (s *Store) writeSnapshot() error {
 		s.compact = true
 		return err
 	}
+	s.mu.Lock()
+	s.syncs += 2 // the file's and its directory's
+	s.mu.Unlock()
 	old := filepath.Join(filepath.Dir(s.path), journalName(s.gen))
 	s.gen, s.snapSize, s.jsize, s.jtorn, s.compact = gen, int64(len(data)), 0, false, false
 	// A journal of s.gen, if a failed snapshot write left one on disk, was
@@ -402,25 +427,62 @@ func (s *Store) writeSnapshot() error {
 	return nil
 }
 
-// Run flushes every interval until ctx is done.
-func (s *Store) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+func (s *Store) countSync() {
+	s.mu.Lock()
+	s.syncs++
+	s.mu.Unlock()
+}
+
+// Syncs returns how many times the store fsynced or fdatasynced a file.
+func (s *Store) Syncs() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.syncs
+}
+
+// retryAfter is how long Run waits before it tries again a flush that
+// failed.
+const retryAfter = time.Second
+
+// Run flushes until ctx is done: delay after the first change since the
+// last flush, so that a flush takes the changes of that delay together
+// (one fdatasync for all the acknowledgements of a few milliseconds), and
+// Nothing changing, it does nothing: an idle
+// agent writes nothing and is not woken. A flush that fails is tried
+// again after a second.
+func (s *Store) Run(ctx context.Context, delay time.Duration) {
+	group := time.NewTimer(delay)
+	group.Stop()
+	defer group.Stop()
 	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			if err := s.Flush(); err != nil {
-				if !failing {
-					s.log.Error("cannot write checkpoint; offsets are kept in memory and written when it works again", "path", s.path, "err", err)
-				}
-				failing = true
-			} else if failing {
-				s.log.Info("checkpoint written again", "path", s.path)
-				failing = false
+		case <-s.kick:
+		}
+		group.Reset(delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-group.C:
+		}
+		err := s.Flush()
+		switch {
+		case err != nil:
+			if !failing {
+				s.log.Error("cannot write checkpoint; offsets are kept in memory and written when it works again", "path", s.path, "err", err)
 			}
+			failing = true
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retryAfter):
+			}
+			s.signal(s.kick)
+		case failing:
+			s.log.Info("checkpoint written again", "path", s.path)
+			failing = false
 		}
 	}
 }

@@ -139,11 +139,10 @@ func (sc *scenario) agent(bin, dir string, m testenv.Method) (testenv.Result, er
 		return testenv.Result{}, err
 	}
 	cfg := &testenv.Config{
-		DataDir:            filepath.Join(dir, "data"),
-		OutputPath:         filepath.Join(dir, "out", "{category}.log"),
-		CheckpointInterval: time.Second,
-		FlushInterval:      50 * time.Millisecond,
-		LogLevel:           "warn",
+		DataDir:       filepath.Join(dir, "data"),
+		OutputPath:    filepath.Join(dir, "out", "{category}.log"),
+		FlushInterval: 50 * time.Millisecond,
+		LogLevel:      "warn",
 		Inputs: []testenv.Input{{ID: "bench", Paths: []string{filepath.Join(dir, "logs", "*.log")},
 			ScanInterval: time.Second, CloseInactive: 5 * time.Second}},
 	}

@@ -116,6 +116,10 @@ type harvester struct {
 	tail    uint64
 	tailLen int
 
+	// recorded is set once the file's checkpoint entry was on disk
+	// before its first message went out (cut). Owner goroutine only.
+	recorded bool
+
 	size    atomic.Int64 // last size seen, for status
 	readPos atomic.Int64 // end of the last message handed out, for status
 }
@@ -475,6 +479,15 @@ func (h *harvester) cut(ctx context.Context, final bool) error {
 	c.blk, c.tr, c.tc = h.blk, h.tr, h.tr.add(end)
 	c.CaughtUp = h.atEnd
 	h.in.metrics.addRead(len(c.Messages), used)
+	if !h.recorded {
+		// The file's identity reaches the checkpoint on disk before
+		// anything of it is delivered: a crash now, and a rename out of
+		// the globs before the restart, and the restart still finds it
+		// by identity (recoverRenamed). Should the write fail, reading
+		// goes on: the offsets stay in memory.
+		h.in.store.Sync()
+		h.recorded = true
+	}
 	return h.in.publish(ctx, &c.Chunk)
 }
 

@@ -36,14 +36,13 @@ func New(t testing.TB) *Env {
 		}
 	}
 	e.Config = Config{
-		DataDir:            e.Data,
-		OutputPath:         filepath.Join(e.Out, "{category}.log"),
-		ShutdownTimeout:    30 * time.Second,
-		CheckpointInterval: 200 * time.Millisecond,
-		LogLevel:           "debug",
-		FlushInterval:      50 * time.Millisecond,
-		MinBackoff:         50 * time.Millisecond,
-		MaxBackoff:         500 * time.Millisecond,
+		DataDir:         e.Data,
+		OutputPath:      filepath.Join(e.Out, "{category}.log"),
+		ShutdownTimeout: 30 * time.Second,
+		LogLevel:        "debug",
+		FlushInterval:   50 * time.Millisecond,
+		MinBackoff:      50 * time.Millisecond,
+		MaxBackoff:      500 * time.Millisecond,
 		Inputs: []Input{{
 			ID:            "logs",
 			Paths:         []string{filepath.Join(e.Logs, "*.log")},
