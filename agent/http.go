@@ -140,6 +140,7 @@ var (
 	descInputUnread      = desc("input_closed_unread_total", "Removed files closed before they were read to the end.", "input")
 	descInputWaiting     = desc("input_waiting_seconds", "How long the input's reading has waited for this output (its messages in flight fill its share of max_inflight_bytes, or the output's queue is full); absent while it reads freely.", "input", "output")
 	descInputInflight    = desc("input_inflight_bytes", "Read buffers held by the input's messages in flight.", "input")
+	descInputDirs        = desc("input_directories", "Directories of the input's globs, by whether inotify watches them or they are polled.", "input", "mode")
 	descFileBehind       = desc("file_bytes_behind", "Size minus committed offset, for the files furthest behind (at most 20 per input).", "input", "path")
 
 	descOutMessages  = desc("output_messages_total", "Messages delivered.", "output", "type")
@@ -157,6 +158,7 @@ var (
 	descInflightUsed  = desc("inflight_bytes", "Read buffers held by messages in flight.")
 	descInflightLimit = desc("inflight_limit_bytes", "max_inflight_bytes.")
 	descCkptWrites    = desc("checkpoint_writes_total", "Checkpoint flushes that wrote offsets (journal appends and snapshots).")
+	descCkptSyncs     = desc("checkpoint_syncs_total", "fdatasyncs and fsyncs of checkpoint files.")
 	descCkptAge       = desc("checkpoint_age_seconds", "Seconds since the checkpoint was last written (since start if never).")
 	descCkptFailing   = desc("checkpoint_write_failing", "1 when the last checkpoint write failed.")
 	descStarted       = desc("start_time_seconds", "When the running configuration started, in Unix seconds.")
@@ -164,10 +166,10 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descInputLines, descInputBytes, descInputFilesOpen, descInputBehind, descInputTruncations, descInputUnread, descInputWaiting, descInputInflight, descFileBehind,
+		descInputLines, descInputBytes, descInputFilesOpen, descInputBehind, descInputTruncations, descInputUnread, descInputWaiting, descInputInflight, descInputDirs, descFileBehind,
 		descOutMessages, descOutBytes, descOutBatches, descOutRetries, descOutPermanent, descOutLatency,
 		descOutHealthy, descOutFailing, descOutHosts, descOutHostsOK, descHostHealthy,
-		descInflightUsed, descInflightLimit, descCkptWrites, descCkptAge, descCkptFailing, descStarted,
+		descInflightUsed, descInflightLimit, descCkptWrites, descCkptSyncs, descCkptAge, descCkptFailing, descStarted,
 	} {
 		ch <- d
 	}
@@ -196,6 +198,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				gauge(descInputWaiting, now.Sub(since).Seconds(), id, o)
 			}
 		}
+		watched, polled := ir.in.Dirs()
+		gauge(descInputDirs, float64(watched), id, "watched")
+		gauge(descInputDirs, float64(polled), id, "polled")
 		files := ir.in.Files()
 		gauge(descInputFilesOpen, float64(len(files)), id)
 		var behind int64
@@ -257,6 +262,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descInflightLimit, float64(a.pool.Limit()))
 	writes, last, err := a.store.Stats()
 	counter(descCkptWrites, writes)
+	counter(descCkptSyncs, a.store.Syncs())
 	if last.IsZero() {
 		last = a.mon.startedAt()
 	}

@@ -100,6 +100,32 @@ outputs:
     path: {dir}/out/{category}.log
 `
 
+// Without inotify (LOGAGENT_INOTIFY=off, as where no instance can be had),
+// the metric and /status count the directory as polled.
+func TestDirectoriesPolledCounted(t *testing.T) {
+	t.Setenv("LOGAGENT_INOTIFY", "off")
+	dir := t.TempDir()
+	writeNumbered(t, filepath.Join(dir, "logs", "a.log"), 10)
+	a, url, _ := serveAgent(t, strings.ReplaceAll(healthyConfig, "{dir}/logs", dir+"/logs"))
+	pollUntil(t, "10 lines delivered", func() bool {
+		st := a.Status()
+		return len(st.Outputs) == 1 && st.Outputs[0].Messages == 10
+	})
+	st := a.Status()
+	if in := st.Inputs[0]; in.DirsPolled != 1 || in.DirsWatched != 0 {
+		t.Errorf("status: %d directories watched, %d polled; want 0 and 1", in.DirsWatched, in.DirsPolled)
+	}
+	_, body := httpGet(t, url+"/metrics")
+	for _, want := range []string{
+		`logagent_input_directories{input="app",mode="watched"} 0`,
+		`logagent_input_directories{input="app",mode="polled"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
 func TestMetricsAndStatus(t *testing.T) {
 	dir := t.TempDir()
 	writeNumbered(t, filepath.Join(dir, "logs", "a.log"), 1000)
@@ -119,6 +145,8 @@ func TestMetricsAndStatus(t *testing.T) {
 		`logagent_input_bytes_total{input="app"}`,
 		`logagent_input_files_open{input="app"} 1`,
 		`logagent_input_bytes_behind{input="app"} 0`,
+		`logagent_input_directories{input="app",mode="watched"} 1`,
+		`logagent_input_directories{input="app",mode="polled"} 0`,
 		`logagent_file_bytes_behind{input="app",path="` + filepath.Join(dir, "logs", "a.log") + `"} 0`,
 		`logagent_output_messages_total{output="local",type="file"} 1000`,
 		`logagent_output_bytes_total{output="local",type="file"}`,
@@ -131,6 +159,7 @@ func TestMetricsAndStatus(t *testing.T) {
 		`logagent_inflight_bytes`,
 		`logagent_inflight_limit_bytes 3.3554432e+07`,
 		`logagent_checkpoint_writes_total`,
+		`logagent_checkpoint_syncs_total`,
 		`logagent_checkpoint_age_seconds`,
 		`logagent_build_info{commit="none",goversion="go",version="test"} 1`,
 		`go_goroutines`,

@@ -36,6 +36,7 @@ type InflightStatus struct {
 type CheckpointStatus struct {
 	Path        string    `json:"path"`
 	Writes      int64     `json:"writes"`
+	Syncs       int64     `json:"syncs"`
 	LastWritten time.Time `json:"last_written,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 }
@@ -59,8 +60,13 @@ type InputStatus struct {
 	WaitingSince time.Time `json:"waiting_since,omitzero"`
 	// FilesOpen counts every open file; Files lists at most
 	// MaxStatusFiles of them, those furthest behind.
-	FilesOpen int          `json:"files_open"`
-	Files     []FileStatus `json:"files"`
+	FilesOpen int `json:"files_open"`
+	// DirsWatched and DirsPolled count the directories of the globs
+	// inotify watches, and those polled (no inotify instance, or a
+	// directory whose events do not come).
+	DirsWatched int          `json:"dirs_watched"`
+	DirsPolled  int          `json:"dirs_polled"`
+	Files       []FileStatus `json:"files"`
 }
 
 // FileStatus is one open file. Offset is the committed offset: every byte
@@ -122,7 +128,7 @@ func (a *Agent) Status() *Status {
 		Inflight: InflightStatus{UsedBytes: a.pool.Used(), LimitBytes: a.pool.Limit(), ReservedBytes: a.pool.Reserve()},
 	}
 	writes, last, err := a.store.Stats()
-	st.Checkpoint = CheckpointStatus{Path: a.store.Path(), Writes: writes, LastWritten: last}
+	st.Checkpoint = CheckpointStatus{Path: a.store.Path(), Writes: writes, Syncs: a.store.Syncs(), LastWritten: last}
 	if err != nil {
 		st.Checkpoint.LastError = err.Error()
 	}
@@ -138,6 +144,7 @@ func (a *Agent) Status() *Status {
 		}
 		is.InflightBytes = ir.budget.Used()
 		is.WaitingSince, is.WaitingFor = ir.waiting()
+		is.DirsWatched, is.DirsPolled = ir.in.Dirs()
 		for _, f := range ir.in.Files() {
 			fs := fileStatus(f)
 			fs.Rate = a.mon.rate(fileKey(ir.cfg.ID, f))

@@ -221,8 +221,12 @@ func renderTables(w io.Writer, st *agent.Status, width int) {
 	}
 	for _, in := range st.Inputs {
 		open := max(in.FilesOpen, len(in.Files)) // FilesOpen is 0 from an older agent
-		fmt.Fprintf(w, "\ninput %s: %d files, %s behind · %d lines (%s/s) · %s/s read\n",
+		fmt.Fprintf(w, "\ninput %s: %d files, %s behind · %d lines (%s/s) · %s/s read",
 			in.ID, open, human(in.BytesBehind), in.Lines, rateNum(in.LinesPerSec), human(int64(in.BytesPerSec)))
+		if in.DirsPolled > 0 {
+			fmt.Fprintf(w, " · %d of %d directories polled", in.DirsPolled, in.DirsPolled+in.DirsWatched)
+		}
+		fmt.Fprintln(w)
 		if len(in.WaitingFor) > 0 {
 			fmt.Fprintf(w, "  reading waits for output %s", strings.Join(in.WaitingFor, ", "))
 			if !in.WaitingSince.IsZero() {
