@@ -4,7 +4,7 @@
 // the number behind "why not nxadm/tail" in issue 3; nxadm/tail is only a
 // baseline here.
 //
-//	go run ./bench/rotation [-rotations 20] [-lines 5000] [-methods rename,copytruncate]
+//	go run ./bench/rotation [-rotations 20] [-lines 5000] [-methods rename,copytruncate] [-inotify=false] [-kills 3]
 //
 // The scenario: a writer at full speed writes -lines lines, rotates the file
 // by the method, and does that -rotations times. rename-write-after keeps
@@ -14,7 +14,9 @@
 // readers get up to -settle of quiet to catch up. -write-after must stay
 // below the time between rotations (lines/rate): a file created and
 // renamed to a name no glob matches before any reader saw it cannot be
-// read by anyone.
+// read by anyone. -inotify=false runs the agent without inotify (polling,
+// as where no inotify instance can be had); -kills N kills it with SIGKILL
+// N times while the writer runs, evenly spread, and restarts it.
 package main
 
 import (
@@ -39,6 +41,9 @@ func main() {
 	copyPause := flag.Duration("copy-pause", 0, "copytruncate: pause between copy and truncation")
 	rate := flag.Int("rate", 50000, "lines per second written")
 	settle := flag.Duration("settle", 10*time.Second, "how long a reader may stay without progress before its count is final")
+	inotify := flag.Bool("inotify", true, "let the agent use inotify (false: it polls)")
+	withTail := flag.Bool("tail", true, "run nxadm/tail too")
+	kills := flag.Int("kills", 0, "SIGKILLs of the agent while the writer runs (nxadm/tail is not killed)")
 	flag.Parse()
 
 	dir, err := os.MkdirTemp("", "bench-rotation-")
@@ -57,17 +62,21 @@ func main() {
 			list = append(list, testenv.Method(m))
 		}
 	}
-	sc := scenario{rate: *rate, rotations: *rotations, lines: *lines, writeAfter: *writeAfter, copyPause: *copyPause, settle: *settle}
-	fmt.Printf("%d rotations of %d lines per method, writer at %d lines/s\n\n", sc.rotations, sc.lines, sc.rate)
+	sc := scenario{rate: *rate, rotations: *rotations, lines: *lines, writeAfter: *writeAfter, copyPause: *copyPause, settle: *settle,
+		inotify: *inotify, kills: *kills}
+	fmt.Printf("%d rotations of %d lines per method, writer at %d lines/s; logagent inotify=%v, %d SIGKILLs\n\n",
+		sc.rotations, sc.lines, sc.rate, sc.inotify, sc.kills)
 	fmt.Printf("%-19s %9s | %-26s | %-26s\n", "method", "written", "logagent lost / duplicated", "nxadm/tail lost / duplicated")
 	for _, m := range list {
 		a, err := sc.agent(bin, filepath.Join(dir, "agent-"+string(m)), m)
 		if err != nil {
 			fail(fmt.Errorf("%s: logagent: %w", m, err))
 		}
-		t, err := sc.tail(filepath.Join(dir, "tail-"+string(m)), m)
-		if err != nil {
-			fail(fmt.Errorf("%s: nxadm/tail: %w", m, err))
+		var t testenv.Result
+		if *withTail {
+			if t, err = sc.tail(filepath.Join(dir, "tail-"+string(m)), m); err != nil {
+				fail(fmt.Errorf("%s: nxadm/tail: %w", m, err))
+			}
 		}
 		fmt.Printf("%-19s %9d | %-26s | %-26s", m, a.Written, lossDup(a), lossDup(t))
 		if a.Window > 0 || t.Window > 0 {
@@ -90,6 +99,8 @@ type scenario struct {
 	rate, rotations, lines int
 	writeAfter, copyPause  time.Duration
 	settle                 time.Duration
+	inotify                bool
+	kills                  int
 }
 
 // write runs the writer: lines, rotate, lines, rotate... at sc.rate lines
@@ -150,6 +161,9 @@ func (sc *scenario) agent(bin, dir string, m testenv.Method) (testenv.Result, er
 	if err != nil {
 		return testenv.Result{}, err
 	}
+	if !sc.inotify {
+		a.Env = append(a.Env, testenv.NoInotify)
+	}
 	if err := a.Start(); err != nil {
 		return testenv.Result{}, err
 	}
@@ -157,7 +171,11 @@ func (sc *scenario) agent(bin, dir string, m testenv.Method) (testenv.Result, er
 	if !testenv.WaitUntil(time.Minute, func() bool { return testenv.HasOpen(a.PID(), s.Path()) }) {
 		return testenv.Result{}, fmt.Errorf("agent did not open %s:\n%s", s.Path(), a.Log())
 	}
+	stopKills := sc.killer(a)
 	werr := sc.write(s)
+	if err := stopKills(); err != nil {
+		return testenv.Result{}, err
+	}
 	sc.settleDone(c, s)
 	if err := a.Stop(time.Minute); err != nil {
 		return testenv.Result{}, fmt.Errorf("stop: %v\n%s", err, a.Log())
@@ -168,6 +186,41 @@ func (sc *scenario) agent(bin, dir string, m testenv.Method) (testenv.Result, er
 		err = werr
 	}
 	return res[0], err
+}
+
+// killer kills the agent sc.kills times, evenly spread over the time the
+// writer takes, restarting it 100 ms later, until the returned stop is
+// called.
+func (sc *scenario) killer(a *testenv.Agent) (stop func() error) {
+	if sc.kills == 0 {
+		return func() error { return nil }
+	}
+	total := time.Duration(float64(sc.rotations*sc.lines) / float64(sc.rate) * float64(time.Second))
+	every := total / time.Duration(sc.kills+1)
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		defer func() { errc <- err }()
+		for range sc.kills {
+			select {
+			case <-done:
+				return
+			case <-time.After(every):
+			}
+			if err = a.Kill(); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+			if err = a.Start(); err != nil {
+				return
+			}
+		}
+	}()
+	return func() error {
+		close(done)
+		return <-errc
+	}
 }
 
 func (sc *scenario) tail(dir string, m testenv.Method) (testenv.Result, error) {

@@ -186,6 +186,8 @@ type Agent struct {
 	// Cred, when set, runs the agent as another user (tests running as
 	// root use it where permissions must matter).
 	Cred *syscall.Credential
+	// Env is added to the agent's environment.
+	Env []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -221,6 +223,9 @@ func (a *Agent) Start() error {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: a.Cred}
+	if len(a.Env) > 0 {
+		cmd.Env = append(os.Environ(), a.Env...)
+	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return err
@@ -262,6 +267,10 @@ func (a *Agent) Starts() int {
 	defer a.mu.Unlock()
 	return a.starts
 }
+
+// NoInotify is the environment that has the agent poll, as where it cannot
+// get an inotify instance.
+const NoInotify = "LOGAGENT_INOTIFY=off"
 
 // Stop sends SIGTERM and waits up to timeout for the agent to exit. It
 // returns the exit error (nil for exit status 0).

@@ -22,6 +22,9 @@ type Env struct {
 	Streams []*Stream
 	checker *Checker
 	nobody  bool
+	// Polling, set before the first Start, runs the agent without
+	// inotify (NoInotify).
+	Polling bool
 }
 
 // New returns an environment with one input reading logs/*.log (change
@@ -115,6 +118,9 @@ func (e *Env) Start() {
 		}
 		if e.nobody {
 			a.Cred = &syscall.Credential{Uid: 65534, Gid: 65534}
+		}
+		if e.Polling {
+			a.Env = append(a.Env, NoInotify)
 		}
 		e.Agent = a
 	}
