@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -839,4 +840,78 @@ func TestFailedFlushRetried(t *testing.T) {
 			checkDisk(t, dir, "after one more", state(s))
 		})
 	}
+}
+
+// Run writes a change within its delay, with one fdatasync for the changes
+// that came meanwhile, and writes nothing while nothing changes.
+func TestRunWritesChangesSoonAndIdleNothing(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	defer crash(s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Run(ctx, 5*time.Millisecond)
+	}()
+	defer func() { cancel(); <-done }()
+
+	written := func(n int64) func() bool {
+		return func() bool { w, _, _ := s.Stats(); return w >= n }
+	}
+	for i := range uint64(100) {
+		set(i, int64(i))(s)
+	}
+	if !waitUntil(time.Minute, written(1)) {
+		t.Fatal("changes not written")
+	}
+	// A burst of changes within the delay shares flushes: far fewer
+	// than one each.
+	if w, _, _ := s.Stats(); w > 50 {
+		t.Errorf("%d flushes for 100 changes made at once", w)
+	}
+	if !waitUntil(time.Minute, func() bool { return len(reopened(t, dir)) == 100 }) {
+		t.Fatal("changes not on disk")
+	}
+	w0, s0 := s.Syncs(), s.Syncs()
+	writes0, _, _ := s.Stats()
+	time.Sleep(100 * time.Millisecond) // twenty delays with nothing changed
+	if w1, _, _ := s.Stats(); w1 != writes0 || s.Syncs() != s0 {
+		t.Errorf("idle store wrote: %d flushes, %d syncs since", w1-writes0, s.Syncs()-w0)
+	}
+	set(7, 1000)(s)
+	if !waitUntil(time.Minute, func() bool {
+		for _, e := range reopened(t, dir) {
+			if e.ID.Ino == 7 && e.Offset == 1000 {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatal("a change after an idle spell was not written")
+	}
+}
+
+// Sync has what was recorded before it on disk when it returns, without
+// Run and whatever its delay.
+func TestSyncWritesAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	defer crash(s)
+	set(1, 10)(s)
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	equalEntries(t, "after Sync", reopened(t, dir), state(s))
+}
+
+func waitUntil(limit time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
 }
