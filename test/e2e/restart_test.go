@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/logagent/logagent/internal/testenv"
 )
@@ -96,4 +98,44 @@ func TestKillRestartLosesNothing(t *testing.T) {
 		dup += r.Duplicated
 	}
 	t.Logf("duplicated after %d kills: %d lines of %d", kills, dup, 4*(kills*26_000+1_000))
+}
+
+// A file's identity is on disk from the moment it is opened, before
+// anything of it is delivered: the agent is killed after it delivered
+// part of a new file and before any offset of it was committed
+// (checkpoint_interval of an hour), the file is renamed out of the glob
+// while the agent is down, and the restarted agent finds it by identity
+// and reads the rest. Before, nothing knew the file after the restart.
+func TestKillAfterOpenRenamedOutOfGlob(t *testing.T) {
+	for _, polling := range []bool{false, true} {
+		t.Run(fmt.Sprintf("polling=%v", polling), func(t *testing.T) {
+			e := testenv.New(t)
+			e.Polling = polling
+			e.Config.CheckpointInterval = time.Hour
+			e.Start()
+			if !testenv.WaitUntil(time.Minute, func() bool { return strings.Contains(e.Agent.Log(), "logagent started") }) {
+				t.Fatal("agent did not start")
+			}
+			// The writer goes on writing to the renamed file.
+			s := &testenv.Stream{Tag: "new", Dir: e.Logs, Name: "app0.log", Method: testenv.RenameWriteAfter, WriteAfter: time.Hour}
+			if err := s.Open(); err != nil {
+				t.Fatal(err)
+			}
+			e.Streams = append(e.Streams, s)
+			s.Write(1000)
+			c := e.Checker()
+			if !testenv.WaitUntil(time.Minute, func() bool { c.Poll(); return c.Has("new", 0) }) {
+				t.Fatal("no line of the new file delivered")
+			}
+			e.Kill()
+			if err := s.Rotate(); err != nil { // app0.log → app0.log.1, out of the glob
+				t.Fatal(err)
+			}
+			s.Write(1000) // to app0.log.1
+			e.Start()
+			e.WaitDelivered()
+			e.Stop()
+			e.Check(1000) // the lines delivered before the kill come again
+		})
+	}
 }
