@@ -140,6 +140,10 @@ type Input struct {
 	// seenInDir holds, per directory, the files under rotated names seen
 	// at the last full scan (findUnseen). Owned by Run's goroutine.
 	seenInDir map[string]map[devIno]struct{}
+	// resumeSince is the latest time an offset of the input was
+	// recorded before this start (zero at the first): files written
+	// since under rotated names, and never seen, are read (findUnseen).
+	resumeSince time.Time
 }
 
 type devIno struct{ dev, ino uint64 }
@@ -198,7 +202,13 @@ func (in *Input) Metrics() *Metrics { return &in.metrics }
 // Run harvests until ctx is done, then waits for every harvester to stop.
 func (in *Input) Run(ctx context.Context) error {
 	in.ctx = ctx
-	in.firstRun = len(in.store.Entries(in.cfg.ID)) == 0
+	entries := in.store.Entries(in.cfg.ID)
+	in.firstRun = len(entries) == 0
+	for _, e := range entries {
+		if e.Updated.After(in.resumeSince) {
+			in.resumeSince = e.Updated
+		}
+	}
 	watch := in.cfg.Watcher
 	var watchWG sync.WaitGroup
 	if watch == nil {
@@ -481,21 +491,8 @@ func (in *Input) scan(w *dirWatch, initial bool) {
 		}
 	}
 	in.setDirs(existing)
-	in.findUnseen(x.dirs)
 	if !initial {
-		// Files read already under their name are left alone: when
-		// another file takes the name, its harvester notices (renamed
-		// or removed) and asks for a scan.
-		in.mu.Lock()
-		n := 0
-		for _, f := range files {
-			if !in.activeAtLocked(f) {
-				files[n] = f
-				n++
-			}
-		}
-		in.mu.Unlock()
-		files = files[:n]
+		files = in.notHeld(files)
 	}
 	// The directories of links' targets are watched before the links are
 	// opened: a target made in between raises an event.
@@ -511,6 +508,7 @@ func (in *Input) scan(w *dirWatch, initial bool) {
 	for _, f := range files {
 		in.open(f, initial)
 	}
+	in.findUnseen(x.dirs)
 	if !in.slotWanted.Load() {
 		// Every file with unread bytes got a slot: the listing need not
 		// be done again at each scan for this, and the warning may come

@@ -54,11 +54,53 @@ func (in *Input) pollDirs(w *dirWatch) {
 	}
 }
 
+// notHeld returns the files not read under their name already. A file
+// read under its name is left alone, unless the name now holds another
+// file (removed and created again, or renamed and created again, since its
+// harvester last looked): then the harvester is woken to notice, and the
+// new file is opened now rather than after that, when it may be gone or
+// renamed out of the globs.
+func (in *Input) notHeld(files []string) []string {
+	type held struct {
+		path string
+		h    *harvester
+	}
+	var hs []held
+	n := 0
+	in.mu.Lock()
+	for _, f := range files {
+		if in.activeAtLocked(f) {
+			hs = append(hs, held{f, in.byPath[f]})
+			continue
+		}
+		files[n] = f
+		n++
+	}
+	in.mu.Unlock()
+	files = files[:n]
+	for _, x := range hs {
+		fi, err := os.Stat(x.path)
+		if err != nil {
+			continue
+		}
+		if dev, ino, _ := statID(fi); dev == x.h.dev && ino == x.h.ino {
+			continue
+		}
+		x.h.nameEvent.Store(true)
+		x.h.signal()
+		files = append(files, x.path)
+	}
+	return files
+}
+
 // findUnseen reads the files of dirs that no glob matches, under a name
 // that is a rotated name of one that does (app.log.1, app.log-2026...),
 // and that appeared since the last look without the input ever seeing
 // them: created and renamed between two looks. They are read from the
-// start. The first look at a directory only records what it holds.
+// start. The first look at a directory, at start, reads those written
+// after the last offset the input recorded before (resumeSince): created
+// while the agent was down, or just before it died; at the very first
+// start, none.
 // Files known by identity (open, or in the checkpoint) are left alone,
 // and so is the copy of a file being read (copytruncate: its harvester
 // adopts it when it sees the truncation).
@@ -87,7 +129,7 @@ func (in *Input) findUnseen(dirs []string) {
 			}
 			dev, ino, _ := statID(fi)
 			key := devIno{dev, ino}
-			if _, ok := seen[key]; ok || !looked {
+			if _, ok := seen[key]; ok || !looked && !in.writtenSinceResume(fi) {
 				now[key] = struct{}{}
 				continue
 			}
@@ -130,6 +172,12 @@ func (in *Input) readUnseen(path string, key devIno) (settled bool) {
 	in.log.Info("reading a file created and renamed out of the globs between two looks", "path", path, "size", fi.Size())
 	in.start(f, path, key.dev, key.ino, id, 0, fi.Size(), stateRenamed, false)
 	return true
+}
+
+// writtenSinceResume reports whether fi was modified after the input last
+// recorded an offset before this start.
+func (in *Input) writtenSinceResume(fi os.FileInfo) bool {
+	return !in.resumeSince.IsZero() && fi.ModTime().After(in.resumeSince)
 }
 
 // rotatedName reports whether name, in dir, starts with the name of a
