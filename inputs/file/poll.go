@@ -55,11 +55,12 @@ func (in *Input) pollDirs(w *dirWatch) {
 }
 
 // notHeld returns the files not read under their name already. A file
-// read under its name is left alone, unless the name now holds another
-// file (removed and created again, or renamed and created again, since its
-// harvester last looked): then the harvester is woken to notice, and the
-// new file is opened now rather than after that, when it may be gone or
-// renamed out of the globs.
+// read under its name is left alone, unless, in a directory nothing
+// watches, the name now holds another file (removed and created again, or
+// renamed and created again, since its harvester last looked): then the
+// harvester is woken to notice, and the new file is opened now rather
+// than after that, when it may be gone or renamed out of the globs. (In a
+// watched directory, the new file's event opens it.)
 func (in *Input) notHeld(files []string) []string {
 	type held struct {
 		path string
@@ -70,7 +71,9 @@ func (in *Input) notHeld(files []string) []string {
 	in.mu.Lock()
 	for _, f := range files {
 		if in.activeAtLocked(f) {
-			hs = append(hs, held{f, in.byPath[f]})
+			if !in.isWatched(filepath.Dir(f)) {
+				hs = append(hs, held{f, in.byPath[f]})
+			}
 			continue
 		}
 		files[n] = f
