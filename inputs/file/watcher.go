@@ -40,8 +40,11 @@ type watchSub struct {
 }
 
 // watchRetry is how long the agent polls before it tries again to get an
-// inotify instance.
-const watchRetry = 10 * time.Second
+// inotify instance (tests shorten it).
+var watchRetry = 10 * time.Second
+
+// newInotify gets an inotify instance (tests make it fail).
+var newInotify = fsnotify.NewBufferedWatcher
 
 // errNoWatcher is returned by add while the watcher is unavailable.
 var errNoWatcher = errors.New("no inotify instance; polling")
@@ -70,7 +73,7 @@ func (wt *Watcher) tryOpen() bool {
 	// Buffered: the events of one read of inotify (a write to each of 50
 	// files, say) are queued at once and taken in a row, rather than
 	// handed over one by one, two goroutine switches each.
-	w, err := fsnotify.NewBufferedWatcher(eventBurst)
+	w, err := newInotify(eventBurst)
 	wt.mu.Lock()
 	defer wt.mu.Unlock()
 	if err != nil {
