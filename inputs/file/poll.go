@@ -104,7 +104,8 @@ func (in *Input) notHeld(files []string) []string {
 // after the last offset the input recorded before (resumeSince): created
 // while the agent was down, or just before it died; at the very first
 // start, none.
-// Files known by identity (open, or in the checkpoint) are left alone,
+// Files known by identity (open, or in the checkpoint: not merely their
+// inode, which a removed file may have left) are left alone,
 // and so is the copy of a file being read (copytruncate: its harvester
 // adopts it when it sees the truncation).
 func (in *Input) findUnseen(dirs []string) {
@@ -136,11 +137,7 @@ func (in *Input) findUnseen(dirs []string) {
 				now[key] = struct{}{}
 				continue
 			}
-			if in.isOpen(key) || len(in.store.ByInode(in.cfg.ID, dev, ino)) > 0 {
-				now[key] = struct{}{}
-				continue
-			}
-			if in.readUnseen(p, key) {
+			if in.isOpen(key) || in.readUnseen(p, key) {
 				now[key] = struct{}{}
 			}
 		}
@@ -154,8 +151,9 @@ func (in *Input) findUnseen(dirs []string) {
 }
 
 // readUnseen starts reading the file at path, found by findUnseen, from
-// its start. It reports whether the file is settled: read, or a copy of a
-// file being read. An empty file is not: it is looked at again.
+// its start, unless the checkpoint knows it. It reports whether the file
+// is settled: known, read, or a copy of a file being read. An empty file
+// is not: it is looked at again.
 func (in *Input) readUnseen(path string, key devIno) (settled bool) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -165,6 +163,14 @@ func (in *Input) readUnseen(path string, key devIno) (settled bool) {
 	if err != nil || id.Dev != key.dev || id.Ino != key.ino || id.FingerprintLen == 0 {
 		f.Close()
 		return false
+	}
+	for _, e := range in.store.ByInode(in.cfg.ID, key.dev, key.ino) {
+		// Known, unless the entry is of an earlier file at a reused
+		// inode (or of this one while it was empty: it starts at 0).
+		if ok, _ := sameFile(f, key.dev, key.ino, e.ID); ok && e.ID.FingerprintLen > 0 {
+			f.Close()
+			return true
+		}
 	}
 	for _, h := range in.openIn(filepath.Dir(path)) {
 		if ok, _ := sameContent(f, h.tr.committed().ID); ok {
