@@ -67,6 +67,9 @@ type Store struct {
 	syncs          int64 // fdatasyncs and fsyncs of the journal and snapshots
 	lastErr        error
 	written        time.Time
+	// seq counts the changes; durable is seq as the last flush that
+	// succeeded took its changes: everything up to it is on disk.
+	seq, durable uint64
 	// kick tells Run that something changed.
 	kick chan struct{}
 }
@@ -186,6 +189,7 @@ func (s *Store) remove(k Key) {
 	}
 	delete(s.entries, k)
 	s.changed[k] = struct{}{}
+	s.seq++
 	s.signal(s.kick)
 	ik := inodeOf(k)
 	keys := s.byInode[ik]
@@ -229,6 +233,7 @@ func (s *Store) Set(e Entry) {
 	defer s.mu.Unlock()
 	s.put(e)
 	s.changed[e.Key()] = struct{}{}
+	s.seq++
 	s.signal(s.kick)
 }
 
@@ -240,6 +245,7 @@ func (s *Store) Rekey(old Key, e Entry) {
 	s.remove(old)
 	s.put(e)
 	s.changed[e.Key()] = struct{}{}
+	s.seq++
 	s.signal(s.kick)
 }
 
@@ -282,15 +288,37 @@ func (s *Store) signal(c chan struct{}) {
 
 // Sync returns once what was recorded before the call is on disk, or the
 // flush that was to write it failed (its error). It flushes at once,
-// outside Run's grouping: callers that come together share a flush, or
-// find their changes taken by the one that ran meanwhile.
-func (s *Store) Sync() error { return s.Flush() }
+// outside Run's grouping, unless a flush that took those changes succeeded
+// meanwhile: callers that come together share one flush.
+func (s *Store) Sync() error {
+	s.mu.Lock()
+	target := s.seq
+	done := s.durable >= target
+	s.mu.Unlock()
+	if done {
+		return nil
+	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	s.mu.Lock()
+	done = s.durable >= target
+	s.mu.Unlock()
+	if done {
+		return nil
+	}
+	return s.flush(false)
+}
 
 // flush is Flush; if final, it writes a snapshot, unless the snapshot on
 // disk holds everything and there is no journal. s.flushMu is held.
 func (s *Store) flush(final bool) error {
 	s.mu.Lock()
+	seq := s.seq
 	if len(s.changed) == 0 && !(final && (s.compact || s.journal != nil)) {
+		s.durable = seq // nothing waits to be written
 		s.mu.Unlock()
 		return nil
 	}
@@ -332,6 +360,7 @@ func (s *Store) flush(final bool) error {
 	} else {
 		s.writes++
 		s.written = time.Now()
+		s.durable = seq
 	}
 	clear(taken)
 	return err
