@@ -64,6 +64,7 @@ type inputRun struct {
 	in     *file.Input
 	budget *file.Budget
 	route  []*runner
+	filter *lineFilter // nil: every message is shipped
 
 	// set by start
 	cancel context.CancelFunc
@@ -183,7 +184,7 @@ func (a *Agent) newRunner(oc OutputConfig) (*runner, error) {
 }
 
 func (a *Agent) newInput(cfg *Config, ic *InputConfig, host string, byID map[string]*runner) *inputRun {
-	ir := &inputRun{cfg: *ic, fc: cfg.fileConfig(ic, host)}
+	ir := &inputRun{cfg: *ic, fc: cfg.fileConfig(ic, host), filter: newLineFilter(ic)}
 	for _, id := range cfg.routes(ic) {
 		ir.route = append(ir.route, byID[id])
 	}
@@ -210,8 +211,16 @@ func (a *Agent) runningRelays() []*relayRun {
 // publish hands c to every output the input is routed to, waiting while an
 // output's queue is full: that wait is the backpressure that pauses
 // reading. Only this input's outputs can hold it: each output has a queue
-// of its own.
+// of its own. Messages the input's filter drops are taken out of c first;
+// a chunk left empty is done at once, so that its offsets are committed.
 func (ir *inputRun) publish(ctx context.Context, c *logagent.Chunk) error {
+	if ir.filter != nil {
+		ir.filter.apply(c)
+		if len(c.Messages) == 0 {
+			c.OnDone()
+			return nil
+		}
+	}
 	c.Expect(len(ir.route))
 	for _, r := range ir.route {
 		// Room in the queue, usually: a plain send, without the locking
@@ -232,6 +241,14 @@ func (ir *inputRun) publish(ctx context.Context, c *logagent.Chunk) error {
 		}
 	}
 	return nil
+}
+
+// dropped returns how many messages the input's filter dropped.
+func (ir *inputRun) dropped() int64 {
+	if ir.filter == nil {
+		return 0
+	}
+	return ir.filter.dropped.Load()
 }
 
 // waiting tells whether the input's reading waits for its outputs, since
