@@ -133,14 +133,22 @@ func (e *Encoder) appendTime(dst []byte, ns int64) []byte {
 		e.stamp = time.Unix(sec, 0).UTC().AppendFormat(e.stamp[:0], "2006-01-02T15:04:05.")
 	}
 	dst = append(dst, e.stamp...)
+	// Nine digits, two at a time from the right.
 	var digits [9]byte
-	for i := 8; i >= 0; i-- {
-		digits[i] = byte('0' + frac%10)
-		frac /= 10
+	for i := 7; i > 0; i -= 2 {
+		r := frac % 100
+		frac /= 100
+		digits[i], digits[i+1] = pairs[2*r], pairs[2*r+1]
 	}
+	digits[0] = byte('0' + frac)
 	dst = append(dst, digits[:]...)
 	return append(dst, 'Z')
 }
+
+// pairs holds "00" to "99".
+const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
 
 const hex = "0123456789abcdef"
 
@@ -165,16 +173,23 @@ func appendString(dst, s []byte) ([]byte, bool) {
 	return appendInvalid(dst, s), false
 }
 
-// appendValid appends s, valid UTF-8, escaped.
+// appendValid appends s, valid UTF-8, escaped. Words of eight plain
+// bytes, the common case, are passed over with one test each.
 func appendValid(dst, s []byte) []byte {
-	start := 0
-	for i := 0; i < len(s); i++ {
-		for i+8 <= len(s) && allPlain(binary.LittleEndian.Uint64(s[i:])) {
-			i += 8
+	start, i := 0, 0
+	for ; i+8 <= len(s); i += 8 {
+		if allPlain(binary.LittleEndian.Uint64(s[i:])) {
+			continue
 		}
-		if i >= len(s) {
-			break
+		for j := i; j < i+8; j++ {
+			if b := s[j]; !plain[b] {
+				dst = append(dst, s[start:j]...)
+				dst = appendEscape(dst, b)
+				start = j + 1
+			}
 		}
+	}
+	for ; i < len(s); i++ {
 		if b := s[i]; !plain[b] {
 			dst = append(dst, s[start:i]...)
 			dst = appendEscape(dst, b)
