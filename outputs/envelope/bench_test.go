@@ -3,6 +3,7 @@ package envelope
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/logagent/logagent"
@@ -62,11 +63,17 @@ func BenchmarkEncode(b *testing.B) {
 // per message once the buffer has room.
 func TestEncodeAllocs(t *testing.T) {
 	m := logagent.Message{Body: []byte("caf\xe9 \"x\"\n"), Offset: 99, ReadNano: 12345, Source: testSource}
+	// Another file's messages in between: the metadata is encoded again
+	// at each switch, still without allocating.
+	other := &logagent.Source{Input: "b", Path: "/var/log/" + strings.Repeat("y", 200), Fields: map[string]string{"k": strings.Repeat("v", 100), "j": "w"}}
+	m2 := logagent.Message{Body: []byte("x"), Source: other}
 	var e Encoder
 	buf := e.Append(nil, &m)
+	buf = e.Append(buf, &m2)
 	if n := testing.AllocsPerRun(100, func() {
 		m.ReadNano += 1e9 // a new second each time: the stamp cache refills
 		buf = e.Append(buf[:0], &m)
+		buf = e.Append(buf, &m2)
 	}); n != 0 {
 		t.Fatalf("%v allocations per message", n)
 	}
