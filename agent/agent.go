@@ -693,7 +693,7 @@ func needsRestart(old, cfg *Config) string {
 // sameOutput reports whether an output configured as b would be the same
 // as one running with a: every common and type-specific key is equal.
 func sameOutput(a, b OutputConfig) bool {
-	if a.ID != b.ID || a.Type != b.Type || a.Batch != b.Batch || a.MinBackoff != b.MinBackoff || a.MaxBackoff != b.MaxBackoff {
+	if a.ID != b.ID || a.Type != b.Type || a.Batch != b.Batch || a.MinBackoff != b.MinBackoff || a.MaxBackoff != b.MaxBackoff || a.Format != b.Format {
 		return false
 	}
 	return reflect.DeepEqual(a.Settings(), b.Settings())
@@ -730,7 +730,11 @@ func sameRoute(route []*runner, ids []string, byID map[string]*runner) bool {
 func sameInput(ir *inputRun, cfg *Config, ic *InputConfig, host string, byID map[string]*runner) bool {
 	fc, was := cfg.fileConfig(ic, host), ir.fc
 	fc.OnBacklog, was.OnBacklog = nil, nil // a func is never DeepEqual
-	if !reflect.DeepEqual(ir.cfg, *ic) || !reflect.DeepEqual(fc, was) {
+	// The filters' patterns are compared as written (IncludeLines,
+	// ExcludeLines), not as compiled.
+	now, before := *ic, ir.cfg
+	now.include, now.exclude, before.include, before.exclude = nil, nil, nil, nil
+	if !reflect.DeepEqual(before, now) || !reflect.DeepEqual(fc, was) {
 		return false
 	}
 	return sameRoute(ir.route, cfg.routes(ic), byID)

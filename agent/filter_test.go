@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/internal/testenv"
 )
 
 func TestLineFilterKeep(t *testing.T) {
@@ -136,5 +137,53 @@ outputs:
 	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if want := `logagent_input_dropped_lines_total{input="app"} 250`; !strings.Contains(rec.Body.String(), want) {
 		t.Errorf("/metrics lacks %s", want)
+	}
+}
+
+// A reload with the same filters keeps the input (patterns compiled anew
+// are the same); a changed format replaces the output, whose lines then
+// come out as envelopes.
+func TestReloadFiltersAndFormat(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+	text := fmt.Sprintf(`data_dir: %[1]s/state
+shutdown_timeout: 5s
+inputs:
+  - {id: a, paths: ["%[1]s/logs/a.log"], exclude_lines: ['^DEBUG'], include_lines: ['.']}
+outputs:
+  - {id: o, type: file, path: "%[1]s/out/{category}.log", format: raw}
+`, dir)
+	a, _ := runAgent(t, dir, text)
+	_, inputs0, runners0 := a.running()
+	reload := func(text string) {
+		t.Helper()
+		path := filepath.Join(dir, "logagent.yaml")
+		os.WriteFile(path, []byte(text), 0o644)
+		cfg, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Reload(context.Background(), cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload(text)
+	_, inputs1, runners1 := a.running()
+	if inputs1[0] != inputs0[0] || runners1[0] != runners0[0] {
+		t.Fatal("input a or output o, unchanged, was replaced")
+	}
+	reload(strings.Replace(text, "format: raw", "format: json", 1))
+	_, _, runners2 := a.running()
+	if runners2[0] == runners0[0] {
+		t.Fatal("output o, its format changed, was kept")
+	}
+	appendFile(t, filepath.Join(dir, "logs", "a.log"), "DEBUG x\nkept\n")
+	out := filepath.Join(dir, "out", "a.log")
+	if !testenv.WaitUntil(hang, func() bool { return countLines(out) == 1 }) {
+		t.Fatalf("output has %d lines, want 1", countLines(out))
+	}
+	data, _ := os.ReadFile(out)
+	if !bytes.HasPrefix(data, []byte(`{"@timestamp":"`)) || !bytes.Contains(data, []byte(`"message":"kept"`)) {
+		t.Errorf("output %q, want the envelope of kept", data)
 	}
 }
