@@ -2,7 +2,6 @@ package agent
 
 import (
 	"regexp"
-	"strings"
 	"sync/atomic"
 
 	"github.com/logagent/logagent"
@@ -14,8 +13,8 @@ import (
 // The input still tracks the chunk's end offset, so a dropped message is
 // committed past like a delivered one.
 type lineFilter struct {
-	// immutable after newLineFilter; nil for no pattern
-	include, exclude *regexp.Regexp
+	// immutable after newLineFilter
+	include, exclude []*regexp.Regexp
 	// atomic
 	dropped atomic.Int64
 }
@@ -25,32 +24,26 @@ func newLineFilter(in *InputConfig) *lineFilter {
 	if len(in.include) == 0 && len(in.exclude) == 0 {
 		return nil
 	}
-	return &lineFilter{include: anyOf(in.include), exclude: anyOf(in.exclude)}
+	return &lineFilter{include: in.include, exclude: in.exclude}
 }
 
-// anyOf returns one expression that matches where one of res does: a
-// message is scanned once, not once per pattern. Each is a group of its
-// own, so that its flags ((?i)…) stay its own.
-func anyOf(res []*regexp.Regexp) *regexp.Regexp {
-	if len(res) == 0 {
-		return nil
-	}
-	if len(res) == 1 {
-		return res[0]
-	}
-	parts := make([]string, len(res))
-	for i, re := range res {
-		parts[i] = "(?:" + re.String() + ")"
-	}
-	return regexp.MustCompile(strings.Join(parts, "|"))
-}
-
-// keep reports whether body is shipped.
+// keep reports whether body is shipped. Each pattern is tried on its own:
+// Go's regexp finds a pattern's literal prefix (ERROR, "DEBUG") with a fast
+// substring search, which an alternation of several patterns would lose.
 func (f *lineFilter) keep(body []byte) bool {
-	if f.include != nil && !f.include.Match(body) {
+	if len(f.include) > 0 && !matchAny(f.include, body) {
 		return false
 	}
-	return f.exclude == nil || !f.exclude.Match(body)
+	return !matchAny(f.exclude, body)
+}
+
+func matchAny(res []*regexp.Regexp, body []byte) bool {
+	for _, re := range res {
+		if re.Match(body) {
+			return true
+		}
+	}
+	return false
 }
 
 // apply removes from c, in place and in order, the messages not kept, and
