@@ -57,6 +57,7 @@ test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./agent
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 5s ./checkpoint
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendEntry$$' -fuzztime 5s ./checkpoint
+	$(GO) test -run '^$$' -fuzz '^FuzzAppend$$' -fuzztime 5s ./outputs/envelope
 
 # Rename, copytruncate, delete and date-named rotation at full speed,
 # through logagent and through nxadm/tail: lines written, lost, duplicated.

@@ -204,8 +204,10 @@ type Chunk struct {
 	Messages []Message
 	// OnDone is set by the input and called once, from the goroutine of the
 	// last output to acknowledge, when every routed output has delivered
-	// (or permanently dropped) every message of the chunk. After it is
-	// called the chunk and its message bodies may be reused.
+	// (or permanently dropped) every message of the chunk; or from the
+	// publishing goroutine, before the publish returns, when the input's
+	// filters dropped every message. After it is called the chunk and its
+	// message bodies may be reused.
 	OnDone func()
 	// CaughtUp is set by the input when the read this chunk comes from
 	// reached the end of its file: nothing more waits to be read there

@@ -67,6 +67,7 @@ type inputRun struct {
 	in     *file.Input
 	budget *file.Budget
 	route  []*runner
+	filter *lineFilter // nil: every message is shipped
 
 	// set by start
 	cancel context.CancelFunc
@@ -189,7 +190,7 @@ func (a *Agent) newRunner(oc OutputConfig) (*runner, error) {
 }
 
 func (a *Agent) newInput(cfg *Config, ic *InputConfig, host string, byID map[string]*runner) *inputRun {
-	ir := &inputRun{cfg: *ic, fc: cfg.fileConfig(ic, host)}
+	ir := &inputRun{cfg: *ic, fc: cfg.fileConfig(ic, host), filter: newLineFilter(ic)}
 	for _, id := range cfg.routes(ic) {
 		ir.route = append(ir.route, byID[id])
 	}
@@ -218,8 +219,16 @@ func (a *Agent) runningRelays() []*relayRun {
 // publish hands c to every output the input is routed to, waiting while an
 // output's queue is full: that wait is the backpressure that pauses
 // reading. Only this input's outputs can hold it: each output has a queue
-// of its own.
+// of its own. Messages the input's filter drops are taken out of c first;
+// a chunk left empty is done at once, so that its offsets are committed.
 func (ir *inputRun) publish(ctx context.Context, c *logagent.Chunk) error {
+	if ir.filter != nil {
+		ir.filter.apply(c)
+		if len(c.Messages) == 0 {
+			c.OnDone()
+			return nil
+		}
+	}
 	c.Expect(len(ir.route))
 	for _, r := range ir.route {
 		// Room in the queue, usually: a plain send, without the locking
@@ -240,6 +249,14 @@ func (ir *inputRun) publish(ctx context.Context, c *logagent.Chunk) error {
 		}
 	}
 	return nil
+}
+
+// dropped returns how many messages the input's filter dropped.
+func (ir *inputRun) dropped() int64 {
+	if ir.filter == nil {
+		return 0
+	}
+	return ir.filter.dropped.Load()
 }
 
 // waiting tells whether the input's reading waits for its outputs, since
@@ -695,7 +712,7 @@ func needsRestart(old, cfg *Config) string {
 // sameOutput reports whether an output configured as b would be the same
 // as one running with a: every common and type-specific key is equal.
 func sameOutput(a, b OutputConfig) bool {
-	if a.ID != b.ID || a.Type != b.Type || a.Batch != b.Batch || a.MinBackoff != b.MinBackoff || a.MaxBackoff != b.MaxBackoff {
+	if a.ID != b.ID || a.Type != b.Type || a.Batch != b.Batch || a.MinBackoff != b.MinBackoff || a.MaxBackoff != b.MaxBackoff || a.Format != b.Format {
 		return false
 	}
 	return reflect.DeepEqual(a.Settings(), b.Settings())
@@ -732,7 +749,11 @@ func sameRoute(route []*runner, ids []string, byID map[string]*runner) bool {
 func sameInput(ir *inputRun, cfg *Config, ic *InputConfig, host string, byID map[string]*runner) bool {
 	fc, was := cfg.fileConfig(ic, host), ir.fc
 	fc.OnBacklog, was.OnBacklog = nil, nil // a func is never DeepEqual
-	if !reflect.DeepEqual(ir.cfg, *ic) || !reflect.DeepEqual(fc, was) {
+	// The filters' patterns are compared as written (IncludeLines,
+	// ExcludeLines), not as compiled.
+	now, before := *ic, ir.cfg
+	now.include, now.exclude, before.include, before.exclude = nil, nil, nil, nil
+	if !reflect.DeepEqual(before, now) || !reflect.DeepEqual(fc, was) {
 		return false
 	}
 	return sameRoute(ir.route, cfg.routes(ic), byID)

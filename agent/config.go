@@ -18,6 +18,7 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/inputs/file"
+	"github.com/logagent/logagent/outputs/envelope"
 )
 
 // DefaultConfigPath is where packages install the configuration.
@@ -85,8 +86,13 @@ type InputConfig struct {
 	// FollowSymlinks reads what symbolic links matched by the globs point
 	// to, when their owners could read it; off: links are skipped.
 	FollowSymlinks bool `yaml:"follow_symlinks"`
+	// IncludeLines and ExcludeLines filter messages (see lineFilter);
+	// compiled by validate.
+	IncludeLines []string `yaml:"include_lines"`
+	ExcludeLines []string `yaml:"exclude_lines"`
 
-	kind *inputKind // nil for a file input
+	kind             *inputKind // nil for a file input
+	include, exclude []*regexp.Regexp
 }
 
 func (c *InputConfig) setDefaults() {
@@ -110,6 +116,9 @@ type OutputConfig struct {
 	Batch      BatchConfig   `yaml:"batch"`
 	MinBackoff time.Duration `yaml:"min_backoff"`
 	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// Format is raw (the body as read) or json (the envelope, package
+	// envelope).
+	Format envelope.Format `yaml:"format"`
 
 	kind *outputKind
 }
@@ -125,6 +134,7 @@ func (c *OutputConfig) setDefaults() {
 	c.Batch = BatchConfig{MaxEvents: 2048, MaxBytes: 1 << 20, FlushInterval: 200 * time.Millisecond}
 	c.MinBackoff = 100 * time.Millisecond
 	c.MaxBackoff = 30 * time.Second
+	c.Format = envelope.Raw
 }
 
 var commonOutputKeys = func() map[string]bool {
@@ -347,6 +357,9 @@ func (c *Config) validate() error {
 		if o.MaxBackoff < o.MinBackoff {
 			bad(p+".max_backoff", "must be >= min_backoff (%s), got %s", o.MinBackoff, o.MaxBackoff)
 		}
+		if !o.Format.Valid() {
+			bad(p+".format", "must be raw or json, got %q", o.Format)
+		}
 		if o.kind != nil {
 			errs = append(errs, logagent.JoinField(p, o.kind.validate()))
 		}
@@ -431,6 +444,8 @@ func (c *Config) validate() error {
 		if in.ReadBufferBytes < 64<<10 {
 			bad(p+".read_buffer_bytes", "must be at least 64KiB, got %s", in.ReadBufferBytes)
 		}
+		in.include = compileAll(in.IncludeLines, p+".include_lines", bad)
+		in.exclude = compileAll(in.ExcludeLines, p+".exclude_lines", bad)
 		seen := map[string]bool{}
 		for j, id := range in.Outputs {
 			f := fmt.Sprintf("%s.outputs[%d]", p, j)
@@ -440,16 +455,14 @@ func (c *Config) validate() error {
 				bad(f, "%q is listed twice", id)
 			case o == nil:
 				bad(f, "no output has id %q (outputs: %s)", id, strings.Join(c.outputIDs(), ", "))
-			case o.kind != nil && o.kind.maxMessageBytes() > 0 && int(in.MaxMessageBytes) > o.kind.maxMessageBytes():
-				bad(p+".max_message_bytes", "%s is larger than output %q accepts (%d bytes)", in.MaxMessageBytes, id, o.kind.maxMessageBytes())
+			default:
+				c.checkMessageFits(in, o, p, bad)
 			}
 			seen[id] = true
 		}
 		if len(in.Outputs) == 0 {
-			for _, o := range c.Outputs {
-				if o.kind != nil && o.kind.maxMessageBytes() > 0 && int(in.MaxMessageBytes) > o.kind.maxMessageBytes() {
-					bad(p+".max_message_bytes", "%s is larger than output %q accepts (%d bytes)", in.MaxMessageBytes, o.ID, o.kind.maxMessageBytes())
-				}
+			for i := range c.Outputs {
+				c.checkMessageFits(in, &c.Outputs[i], p, bad)
 			}
 		}
 	}
@@ -481,6 +494,45 @@ func checkListen(addr string) error {
 }
 
 var hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
+
+// checkMessageFits checks that every message of input in (at most
+// max_message_bytes) fits what output o accepts, in the envelope if o's
+// format is json: then every byte of the body and of the path is counted
+// at its worst, escaped as \u00XX, so that no envelope can ever be
+// refused as too large (see envelope.MaxLen).
+func (c *Config) checkMessageFits(in *InputConfig, o *OutputConfig, p string, bad func(string, string, ...any)) {
+	if o.kind == nil || o.kind.maxMessageBytes() <= 0 {
+		return
+	}
+	limit := o.kind.maxMessageBytes()
+	if o.Format != envelope.JSON {
+		if int(in.MaxMessageBytes) > limit {
+			bad(p+".max_message_bytes", "%s is larger than output %q accepts (%d bytes)", in.MaxMessageBytes, o.ID, limit)
+		}
+		return
+	}
+	src := &logagent.Source{Input: in.ID, Category: in.Category, Host: c.hostname(), Fields: in.Fields}
+	if n := envelope.MaxLen(int(in.MaxMessageBytes), src); n > limit {
+		bad(p+".max_message_bytes", "%s is too large for output %q with format: json: the envelope of such a message can take up to %d bytes "+
+			"(each control or invalid UTF-8 byte escaped, plus message_base64), more than the %d bytes the output accepts; "+
+			"at most %d (longer lines are split into pieces, never dropped)",
+			in.MaxMessageBytes, o.ID, n, limit, max(envelope.MaxBody(limit, src), 0))
+	}
+}
+
+// compileAll compiles the regular expressions of a list key.
+func compileAll(patterns []string, key string, bad func(string, string, ...any)) []*regexp.Regexp {
+	var res []*regexp.Regexp
+	for i, s := range patterns {
+		re, err := regexp.Compile(s)
+		if err != nil {
+			bad(fmt.Sprintf("%s[%d]", key, i), "%q is not a valid regular expression (RE2 syntax): %v", s, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+			continue
+		}
+		res = append(res, re)
+	}
+	return res
+}
 
 func (c *Config) outputIDs() []string {
 	var ids []string

@@ -12,10 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/checkpoint"
 	"github.com/logagent/logagent/inputs/file"
+	"github.com/logagent/logagent/outputs/envelope"
 )
 
 // DryRunOptions tunes DryRun.
@@ -144,8 +146,8 @@ func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) er
 		if d, ok := out.(logagent.Describer); ok {
 			desc = d.Describe()
 		}
-		fmt.Fprintf(info, "output %s (%s): %s; batch %d events / %s / %s\n", oc.ID, oc.Type, desc,
-			oc.Batch.MaxEvents, oc.Batch.MaxBytes, oc.Batch.FlushInterval)
+		fmt.Fprintf(info, "output %s (%s): %s; format %s; batch %d events / %s / %s\n", oc.ID, oc.Type, desc,
+			oc.Format, oc.Batch.MaxEvents, oc.Batch.MaxBytes, oc.Batch.FlushInterval)
 		if c, ok := out.(logagent.Checker); ok {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			if err := c.Check(cctx); err != nil {
@@ -169,19 +171,39 @@ func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) er
 	if len(previews) > 0 {
 		fmt.Fprintf(info, "\nfirst messages (nothing is sent):\n")
 	}
+	filters := map[string]*lineFilter{}
+	var enc envelope.Encoder
+	var buf []byte
 	for i := range previews {
 		m := &previews[i]
 		ic := cfg.input(m.Source.Input)
-		var dests []string
+		f, ok := filters[ic.ID]
+		if !ok {
+			f = newLineFilter(ic)
+			filters[ic.ID] = f
+		}
+		var dests, jsonOuts []string
 		for _, id := range cfg.routes(ic) {
 			dest := id
 			if d, ok := outputs[id].(logagent.Describer); ok {
 				dest += " → " + d.Destination(m)
 			}
 			dests = append(dests, dest)
+			if oc := cfg.output(id); oc != nil && oc.Format == envelope.JSON {
+				jsonOuts = append(jsonOuts, id)
+			}
+		}
+		if f != nil && !f.keep(m.Body) {
+			fmt.Fprintf(info, "  [%s] %s @%d dropped by include_lines/exclude_lines\n    %s\n", m.Source.Input, m.Source.Path, m.Offset,
+				quoteBody(m.Body, 160))
+			continue
 		}
 		fmt.Fprintf(info, "  [%s] %s @%d category=%s → %s\n    %s\n", m.Source.Input, m.Source.Path, m.Offset,
 			m.Source.Category, strings.Join(dests, "; "), quoteBody(m.Body, 160))
+		if len(jsonOuts) > 0 {
+			buf = enc.Append(buf[:0], m)
+			fmt.Fprintf(info, "    format json (%s): %s\n", strings.Join(jsonOuts, ", "), cutText(buf, 400))
+		}
 	}
 	if errs > 0 {
 		return fmt.Errorf("dry run: %d error(s), printed above: the agent would not do all it is configured to", errs)
@@ -195,6 +217,28 @@ func userName() string {
 		return u.Username
 	}
 	return "uid " + uid
+}
+
+func (c *Config) output(id string) *OutputConfig {
+	for i := range c.Outputs {
+		if c.Outputs[i].ID == id {
+			return &c.Outputs[i]
+		}
+	}
+	return nil
+}
+
+// cutText returns b, valid UTF-8, or its first n bytes or a little less
+// (not to cut a character) and its length.
+func cutText(b []byte, n int) string {
+	if len(b) <= n {
+		return string(b)
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(b[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", b[:cut], len(b))
 }
 
 func (c *Config) input(id string) *InputConfig {

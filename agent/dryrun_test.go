@@ -190,3 +190,34 @@ func TestDryRunProblems(t *testing.T) {
 		})
 	}
 }
+
+// With format: json on an output, the sample messages show their envelope;
+// a message exclude_lines drops is shown as dropped.
+func TestDryRunEnvelopeAndFilters(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("LOGAGENT_TEST_DIR", dir)
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+	os.WriteFile(filepath.Join(dir, "logs", "a.log"), []byte("DEBUG noise\nkept \"quoted\"\n"), 0o644)
+	cfg, err := Load(filepath.Join("testdata", "good", "envelope.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := DryRun(context.Background(), cfg, &out, DryRunOptions{Messages: 5}); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	path := filepath.Join(dir, "logs", "a.log")
+	for _, want := range []string{
+		"output local (file): file " + filepath.Join(dir, "out", "{category}.log") + "; format json;",
+		"output console (stdout): standard output; format raw;",
+		"[app] " + path + " @12 dropped by include_lines/exclude_lines\n    \"DEBUG noise\"\n",
+		"[app] " + path + " @26 category=app → local → ",
+		`    format json (local): {"@timestamp":"`,
+		`","message":"kept \"quoted\"","host":"web-1","input":"app","category":"app","path":"` + path + `","offset":26,"fields":{"env":"test"}}` + "\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("dry-run output lacks %q:\n%s", want, got)
+		}
+	}
+}

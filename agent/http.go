@@ -141,10 +141,11 @@ var (
 	descInputWaiting     = desc("input_waiting_seconds", "How long the input's reading has waited for this output (its messages in flight fill its share of max_inflight_bytes, or the output's queue is full); absent while it reads freely.", "input", "output")
 	descInputInflight    = desc("input_inflight_bytes", "Read buffers held by the input's messages in flight.", "input")
 	descInputDirs        = desc("input_directories", "Directories of the input's globs, by whether inotify watches them or they are polled.", "input", "mode")
+	descInputDropped     = desc("input_dropped_lines_total", "Messages dropped by include_lines and exclude_lines (their offsets are committed all the same).", "input")
 	descFileBehind       = desc("file_bytes_behind", "Size minus committed offset, for the files furthest behind (at most 20 per input).", "input", "path")
 
 	descOutMessages  = desc("output_messages_total", "Messages delivered.", "output", "type")
-	descOutBytes     = desc("output_bytes_total", "Body bytes delivered.", "output", "type")
+	descOutBytes     = desc("output_bytes_total", "Bytes of the messages delivered (of their envelopes with format: json).", "output", "type")
 	descOutBatches   = desc("output_batches_total", "Batches delivered.", "output", "type")
 	descOutRetries   = desc("output_retries_total", "Sends that failed and were retried.", "output", "type")
 	descOutPermanent = desc("output_permanent_errors_total", "Messages dropped as undeliverable by this output.", "output", "type")
@@ -166,7 +167,7 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descInputLines, descInputBytes, descInputFilesOpen, descInputBehind, descInputTruncations, descInputUnread, descInputWaiting, descInputInflight, descInputDirs, descFileBehind,
+		descInputLines, descInputBytes, descInputFilesOpen, descInputBehind, descInputTruncations, descInputUnread, descInputDropped, descInputWaiting, descInputInflight, descInputDirs, descFileBehind,
 		descOutMessages, descOutBytes, descOutBatches, descOutRetries, descOutPermanent, descOutLatency,
 		descOutHealthy, descOutFailing, descOutHosts, descOutHostsOK, descHostHealthy,
 		descInflightUsed, descInflightLimit, descCkptWrites, descCkptSyncs, descCkptAge, descCkptFailing, descStarted,
@@ -192,6 +193,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descInputBytes, m.Bytes.Load(), id)
 		counter(descInputTruncations, m.Truncations(), id)
 		counter(descInputUnread, m.ClosedUnread.Load(), id)
+		counter(descInputDropped, ir.dropped(), id)
 		gauge(descInputInflight, float64(ir.budget.Used()), id)
 		if since, outs := ir.waiting(); len(outs) > 0 {
 			for _, o := range outs {

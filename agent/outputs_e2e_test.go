@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -94,11 +95,17 @@ outputs:
 
 // lineSet counts distinct lines received, and duplicates.
 type lineSet struct {
+	// json: what arrives is an envelope (format: json); its message is
+	// the line.
+	json bool
 	mu   sync.Mutex
 	seen map[string]int
 }
 
 func (s *lineSet) add(line string) {
+	if s.json {
+		line = unwrapEnvelope(line)
+	}
 	s.mu.Lock()
 	if s.seen == nil {
 		s.seen = map[string]int{}
@@ -141,6 +148,42 @@ func (s *lineSet) check(t *testing.T, want map[string]bool) {
 	t.Logf("%d lines delivered, %d duplicates", len(want), dups)
 }
 
+// unwrapEnvelope returns the message of env, the envelope of a line of
+// writeSeqFiles, or env marked as bad if it is not one with every field
+// right: then check reports it as unexpected.
+func unwrapEnvelope(env string) string {
+	var e struct {
+		Timestamp string            `json:"@timestamp"`
+		Message   string            `json:"message"`
+		Host      string            `json:"host"`
+		Input     string            `json:"input"`
+		Category  string            `json:"category"`
+		Path      string            `json:"path"`
+		Offset    int64             `json:"offset"`
+		Fields    map[string]string `json:"fields"`
+	}
+	dec := json.NewDecoder(strings.NewReader(env))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return "not JSON: " + env
+	}
+	ts, err := time.Parse(time.RFC3339Nano, e.Timestamp)
+	host, _ := os.Hostname()
+	if err != nil || time.Since(ts) > time.Hour || e.Host != host || e.Input != "app" || e.Category != "app" ||
+		!strings.HasSuffix(e.Path, ".log") || e.Offset <= 0 || len(e.Fields) != 1 || e.Fields["dc"] != "test" {
+		return "bad envelope: " + env
+	}
+	return e.Message
+}
+
+// formatKey returns the output key for format f ("" for the default).
+func formatKey(f string) string {
+	if f == "" {
+		return ""
+	}
+	return ", format: " + f
+}
+
 func e2eDirs(t *testing.T) (string, map[string]bool) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
@@ -170,13 +213,17 @@ func (s *scribeSink) Log(ctx context.Context, msgs []*scribegen.LogEntry) (scrib
 }
 
 func TestAgentToScribe(t *testing.T) {
-	dir, want := e2eDirs(t)
-	sink := &scribeSink{tryLater: 3}
-	srv := thrifttest.Start(t, scribegen.NewScribeProcessor(sink), false)
-	startAgent(t, dir, fmt.Sprintf(`  - {id: scribe, type: scribe, hosts: ["%s"], min_backoff: 10ms, batch: {max_events: 500}}`, srv.Addr()))
-	sink.lines.check(t, want)
-	if sink.category != "app" {
-		t.Errorf("category = %q, want app", sink.category)
+	for _, format := range []string{"", "json"} {
+		t.Run("format="+format, func(t *testing.T) {
+			dir, want := e2eDirs(t)
+			sink := &scribeSink{tryLater: 3, lines: lineSet{json: format == "json"}}
+			srv := thrifttest.Start(t, scribegen.NewScribeProcessor(sink), false)
+			startAgent(t, dir, fmt.Sprintf(`  - {id: scribe, type: scribe, hosts: ["%s"], min_backoff: 10ms, batch: {max_events: 500}%s}`, srv.Addr(), formatKey(format)))
+			sink.lines.check(t, want)
+			if sink.category != "app" {
+				t.Errorf("category = %q, want app", sink.category)
+			}
+		})
 	}
 }
 
@@ -208,12 +255,13 @@ func (s *flumeSink) AppendBatch(ctx context.Context, events []*flumegen.ThriftFl
 }
 
 func TestAgentToFlume(t *testing.T) {
-	for _, protocol := range []string{"compact", "binary"} {
-		t.Run(protocol, func(t *testing.T) {
+	for _, tc := range []struct{ protocol, format string }{{"compact", ""}, {"binary", ""}, {"compact", "json"}} {
+		t.Run(tc.protocol+"/format="+tc.format, func(t *testing.T) {
+			protocol := tc.protocol
 			dir, want := e2eDirs(t)
-			sink := &flumeSink{failed: 3}
+			sink := &flumeSink{failed: 3, lines: lineSet{json: tc.format == "json"}}
 			srv := thrifttest.Start(t, flumegen.NewThriftSourceProtocolProcessor(sink), protocol == "compact")
-			startAgent(t, dir, fmt.Sprintf(`  - {id: flume, type: flume, protocol: %s, hosts: ["%s"], min_backoff: 10ms, batch: {max_events: 700}}`, protocol, srv.Addr()))
+			startAgent(t, dir, fmt.Sprintf(`  - {id: flume, type: flume, protocol: %s, hosts: ["%s"], min_backoff: 10ms, batch: {max_events: 700}%s}`, protocol, srv.Addr(), formatKey(tc.format)))
 			sink.lines.check(t, want)
 			sink.mu.Lock()
 			defer sink.mu.Unlock()
@@ -227,8 +275,9 @@ func TestAgentToFlume(t *testing.T) {
 }
 
 func TestAgentToKestrel(t *testing.T) {
-	for _, protocol := range []string{"memcache", "thrift"} {
-		t.Run(protocol, func(t *testing.T) {
+	for _, tc := range []struct{ protocol, format string }{{"memcache", ""}, {"thrift", ""}, {"memcache", "json"}, {"thrift", "json"}} {
+		t.Run(tc.protocol+"/format="+tc.format, func(t *testing.T) {
+			protocol := tc.protocol
 			dir, want := e2eDirs(t)
 			q := kestreltest.NewQueues()
 			// The queue is full for the first items, as a real Kestrel
@@ -247,8 +296,8 @@ func TestAgentToKestrel(t *testing.T) {
 			} else {
 				addr = kestreltest.StartThrift(t, q).Addr()
 			}
-			startAgent(t, dir, fmt.Sprintf(`  - {id: kestrel, type: kestrel, protocol: %s, hosts: ["%s"], min_backoff: 10ms, max_backoff: 200ms}`, protocol, addr))
-			var got lineSet
+			startAgent(t, dir, fmt.Sprintf(`  - {id: kestrel, type: kestrel, protocol: %s, hosts: ["%s"], min_backoff: 10ms, max_backoff: 200ms%s}`, protocol, addr, formatKey(tc.format)))
+			got := lineSet{json: tc.format == "json"}
 			deadline := time.Now().Add(hang)
 			for got.distinct() < len(want) && time.Now().Before(deadline) {
 				for _, item := range q.Drain("app") {
@@ -262,6 +311,12 @@ func TestAgentToKestrel(t *testing.T) {
 }
 
 func TestAgentToKafka(t *testing.T) {
+	for _, format := range []string{"", "json"} {
+		t.Run("format="+format, func(t *testing.T) { testAgentToKafka(t, format) })
+	}
+}
+
+func testAgentToKafka(t *testing.T, format string) {
 	dir, want := e2eDirs(t)
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "app"))
 	if err != nil {
@@ -272,14 +327,14 @@ func TestAgentToKafka(t *testing.T) {
 	// messages fail, and only they must be retried.
 	cluster.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "app", Partitions: []int32{0}, Err: kerr.NotLeaderForPartition, Count: 3})
 	brokers := cluster.ListenAddrs()
-	startAgent(t, dir, fmt.Sprintf(`  - {id: kafka, type: kafka, brokers: ["%s"], key: path, min_backoff: 10ms}`, strings.Join(brokers, `", "`)))
+	startAgent(t, dir, fmt.Sprintf(`  - {id: kafka, type: kafka, brokers: ["%s"], key: path, min_backoff: 10ms%s}`, strings.Join(brokers, `", "`), formatKey(format)))
 
 	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("app"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	var got lineSet
+	got := lineSet{json: format == "json"}
 	var header bool
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	defer cancel()

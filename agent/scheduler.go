@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/outputs/envelope"
 )
 
 // runner feeds one output: it takes chunks from its queue, cuts them into
@@ -28,6 +29,12 @@ type runner struct {
 	acks  []chunkAck // chunks the batch holds messages of, in order
 	cur   *logagent.Chunk
 	pos   int // next message of cur
+	// With format: json, enc encodes each message into encBuf as it
+	// joins the batch (so that max_bytes bounds what is sent), ending at
+	// encEnds[i]; send points the batch's bodies at them.
+	enc     *envelope.Encoder
+	encBuf  []byte
+	encEnds []int
 	// takenAt is when the last chunk was taken from the queue. burst
 	// says of the batch being filled whether its first chunk came after
 	// a quiet spell of sparseGap or more, and all of its chunks since
@@ -69,7 +76,7 @@ type chunkAck struct {
 // OutputMetrics counts what an output did. Safe for concurrent use.
 type OutputMetrics struct {
 	Messages     atomic.Int64 // delivered
-	Bytes        atomic.Int64 // body bytes delivered
+	Bytes        atomic.Int64 // bytes of the bodies delivered (envelopes with format: json)
 	Batches      atomic.Int64 // batches delivered
 	Retries      atomic.Int64 // sends that failed and were retried
 	Permanent    atomic.Int64 // messages dropped as undeliverable
@@ -97,7 +104,7 @@ func (m *OutputMetrics) LastError() string {
 }
 
 func newRunner(cfg OutputConfig, out logagent.Output, log *slog.Logger) *runner {
-	return &runner{
+	r := &runner{
 		cfg:     cfg,
 		out:     out,
 		log:     log.With("output", cfg.ID),
@@ -105,6 +112,10 @@ func newRunner(cfg OutputConfig, out logagent.Output, log *slog.Logger) *runner 
 		batch:   make([]logagent.Message, 0, min(cfg.Batch.MaxEvents, 4096)),
 		metrics: OutputMetrics{latency: newLatencyHistogram()},
 	}
+	if cfg.Format == envelope.JSON {
+		r.enc = &envelope.Encoder{}
+	}
+	return r
 }
 
 // run sends until its queue is closed and drained, or ctx is done.
@@ -232,7 +243,15 @@ func (r *runner) fill() bool {
 	start := r.pos
 	for r.pos < len(msgs) && len(r.batch) < maxEvents {
 		n := len(msgs[r.pos].Body)
-		if r.bytes+n > maxBytes && len(r.batch) > 0 {
+		if r.enc != nil {
+			mark := len(r.encBuf)
+			r.encBuf = r.enc.Append(r.encBuf, &msgs[r.pos])
+			if n = len(r.encBuf) - mark; r.bytes+n > maxBytes && len(r.batch) > 0 {
+				r.encBuf = r.encBuf[:mark]
+				break
+			}
+			r.encEnds = append(r.encEnds, len(r.encBuf))
+		} else if r.bytes+n > maxBytes && len(r.batch) > 0 {
 			break
 		}
 		r.batch = append(r.batch, msgs[r.pos])
@@ -264,6 +283,13 @@ func (r *runner) fill() bool {
 func (r *runner) send(ctx context.Context) bool {
 	if len(r.batch) == 0 {
 		return true
+	}
+	if r.enc != nil {
+		start := 0
+		for i, end := range r.encEnds {
+			r.batch[i].Body = r.encBuf[start:end:end]
+			start = end
+		}
 	}
 	msgs := r.batch
 	attempt := 0
@@ -329,6 +355,13 @@ func (r *runner) send(ctx context.Context) bool {
 	clear(r.batch) // let go of bodies
 	r.batch = r.batch[:0]
 	r.bytes = 0
+	if r.enc != nil {
+		r.encEnds = r.encEnds[:0]
+		r.encBuf = r.encBuf[:0]
+		if cap(r.encBuf) > 4*int(r.cfg.Batch.MaxBytes) {
+			r.encBuf = nil // grown by one huge message: let it go
+		}
+	}
 	return true
 }
 

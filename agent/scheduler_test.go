@@ -2,13 +2,17 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/outputs/envelope"
 )
 
 // countOutput counts what it is sent.
@@ -108,5 +112,80 @@ func TestBurstIsOneFileAfterQuiet(t *testing.T) {
 				t.Errorf("burst = %v, want %v", r.burst, tc.burst)
 			}
 		})
+	}
+}
+
+// recordOutput keeps a copy of every batch it is sent.
+type recordOutput struct {
+	mu      sync.Mutex
+	batches [][]string
+}
+
+func (o *recordOutput) Send(_ context.Context, msgs []logagent.Message) error {
+	b := make([]string, len(msgs))
+	for i := range msgs {
+		b[i] = string(msgs[i].Body)
+	}
+	o.mu.Lock()
+	o.batches = append(o.batches, b)
+	o.mu.Unlock()
+	return nil
+}
+func (o *recordOutput) Close() error { return nil }
+
+// With format: json, the runner sends envelopes, in order, and batch
+// max_bytes bounds the envelopes (what is sent), not the bodies.
+func TestRunnerFormatJSON(t *testing.T) {
+	cfg := OutputConfig{ID: "rec"}
+	cfg.setDefaults()
+	cfg.Format = envelope.JSON
+	cfg.Batch.MaxBytes = 2000
+	out := &recordOutput{}
+	r := newRunner(cfg, out, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		r.run(ctx)
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+
+	src := &logagent.Source{Input: "in", Category: "cat", Path: "/x.log", Host: "h"}
+	const n = 100
+	c := &logagent.Chunk{Messages: make([]logagent.Message, n)}
+	for i := range c.Messages {
+		c.Messages[i] = logagent.Message{Body: fmt.Appendf(nil, "line %03d \"%s\"", i, strings.Repeat("x", 50)), Offset: int64(i + 1), Source: src}
+	}
+	acked := make(chan struct{})
+	c.OnDone = func() { close(acked) }
+	c.Expect(1)
+	r.queue <- c
+	<-acked
+
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	seq := 0
+	for _, b := range out.batches {
+		size := 0
+		for _, body := range b {
+			size += len(body)
+			var env struct {
+				Message string `json:"message"`
+				Offset  int64  `json:"offset"`
+			}
+			if err := json.Unmarshal([]byte(body), &env); err != nil {
+				t.Fatalf("not an envelope: %q", body)
+			}
+			if want := fmt.Sprintf("line %03d \"%s\"", seq, strings.Repeat("x", 50)); env.Message != want || env.Offset != int64(seq+1) {
+				t.Fatalf("message %d: %+v", seq, env)
+			}
+			seq++
+		}
+		if size > int(cfg.Batch.MaxBytes) {
+			t.Errorf("batch of %d envelope bytes, over max_bytes %d", size, cfg.Batch.MaxBytes)
+		}
+	}
+	if seq != n || len(out.batches) < 5 {
+		t.Errorf("%d messages in %d batches, want %d in 5 or more", seq, len(out.batches), n)
 	}
 }

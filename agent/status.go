@@ -43,12 +43,15 @@ type CheckpointStatus struct {
 
 // InputStatus is one input and its open files.
 type InputStatus struct {
-	ID          string  `json:"id"`
-	Lines       int64   `json:"lines"`
-	Bytes       int64   `json:"bytes"`
-	LinesPerSec float64 `json:"lines_per_sec"`
-	BytesPerSec float64 `json:"bytes_per_sec"`
-	BytesBehind int64   `json:"bytes_behind"`
+	ID    string `json:"id"`
+	Lines int64  `json:"lines"`
+	// DroppedLines counts the messages include_lines and exclude_lines
+	// dropped.
+	DroppedLines int64   `json:"dropped_lines"`
+	Bytes        int64   `json:"bytes"`
+	LinesPerSec  float64 `json:"lines_per_sec"`
+	BytesPerSec  float64 `json:"bytes_per_sec"`
+	BytesBehind  int64   `json:"bytes_behind"`
 	// InflightBytes is what the input's messages in flight hold of
 	// max_inflight_bytes.
 	InflightBytes int64 `json:"inflight_bytes,omitempty"`
@@ -135,12 +138,13 @@ func (a *Agent) Status() *Status {
 	for _, ir := range inputs {
 		m := ir.in.Metrics()
 		is := InputStatus{
-			ID:          ir.cfg.ID,
-			Lines:       m.Lines.Load(),
-			Bytes:       m.Bytes.Load(),
-			LinesPerSec: a.mon.rate("in/lines/" + ir.cfg.ID),
-			BytesPerSec: a.mon.rate("in/bytes/" + ir.cfg.ID),
-			Files:       []FileStatus{},
+			ID:           ir.cfg.ID,
+			Lines:        m.Lines.Load(),
+			DroppedLines: ir.dropped(),
+			Bytes:        m.Bytes.Load(),
+			LinesPerSec:  a.mon.rate("in/lines/" + ir.cfg.ID),
+			BytesPerSec:  a.mon.rate("in/bytes/" + ir.cfg.ID),
+			Files:        []FileStatus{},
 		}
 		is.InflightBytes = ir.budget.Used()
 		is.WaitingSince, is.WaitingFor = ir.waiting()

@@ -45,7 +45,8 @@ $(BENCHSTAT): tools/go.mod tools/go.sum
 
 bench: bench-go bench-e2e
 
-# Chunker (0 allocs/op), scheduler runner with a no-op output, and every
+# Chunker (0 allocs/op), scheduler runner with a no-op output (raw and
+# format: json), the envelope encoder beside a raw copy, and every
 # output's encoder/Send benchmarks.
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./inputs/file ./agent ./outputs/...

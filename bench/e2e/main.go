@@ -3,7 +3,8 @@
 // run, so that ratios hold on a machine whose absolute speed drifts.
 //
 //	e2e backfill   ship a ~1 GB file of 6,000,000 nginx-style lines to a
-//	               file output (lines_per_message 1 and 64), beside
+//	               file output (lines_per_message 1 and 64, and format:
+//	               json with lines_per_message 1), beside
 //	               cat > /dev/null, tail -c +1 | cat > out and wc -l
 //	e2e steady     tail 100,000 lines/s written over 1 and over 50 files:
 //	               CPU % of a core, p99 write-to-output delay, RSS
@@ -58,7 +59,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -74,6 +77,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/outputs/envelope"
 )
 
 var (
@@ -82,6 +88,7 @@ var (
 	runs       = flag.Int("runs", 3, "runs per scenario; the median is reported")
 	lines      = flag.Int("lines", 6_000_000, "backfill: lines in the generated file")
 	lpms       = flag.String("lpm", "1,64", "backfill: lines_per_message values to run")
+	jsonRun    = flag.Bool("json", true, "backfill: also run the file output with format: json (lines_per_message 1)")
 	keep       = flag.Bool("keep", true, "keep the generated 1 GB file for the next run")
 	rate       = flag.Int("rate", 100_000, "steady: lines per second written, over all files")
 	steadyN    = flag.String("files", "1,50", "steady: file counts to run")
@@ -313,6 +320,13 @@ func backfill() ([]row, error) {
 			}
 			add(r, fmt.Sprintf("lpm=%d", lpm))
 		}
+		if *jsonRun {
+			r, err := backfillJSON(in, sum, i)
+			if err != nil {
+				return nil, err
+			}
+			add(r, "format=json")
+		}
 	}
 	var rows []row
 	base := median(slices.Clone(byName["`tail -c +1 FILE | cat > out`"]))
@@ -373,6 +387,114 @@ func backfillAgent(in string, sum inputSum, lpm, run int) (row, error) {
 		lines: sum.lines,
 		extra: "output verified",
 	}, nil
+}
+
+// backfillJSON runs the agent once on in with format: json and waits until
+// the output holds every envelope (their size is known in advance: the
+// envelope of a line depends only on it, its offset and the fixed
+// metadata). The messages, decoded, must be the input byte for byte.
+func backfillJSON(in string, sum inputSum, run int) (row, error) {
+	work := filepath.Join(*dir, "backfill", "agent-json")
+	os.RemoveAll(work)
+	defer os.RemoveAll(work)
+	outFile := filepath.Join(work, "out", "bench.log")
+	abs, err := filepath.Abs(in)
+	if err != nil {
+		return row{}, err
+	}
+	size, err := envelopeSize(abs)
+	if err != nil {
+		return row{}, err
+	}
+	cfg := agentConfig(work, in, outFile, []string{"shutdown_timeout: 60s", "hostname: bench"}, nil, []string{"format: json"})
+	a, err := startAgent(work, cfg, fmt.Sprintf("backfill-json-run%d", run), false)
+	if err != nil {
+		return row{}, err
+	}
+	err = waitSize(outFile, size, a, 10*time.Minute)
+	wall := time.Since(a.started)
+	ru, serr := a.stop()
+	if err != nil {
+		return row{}, err
+	}
+	if serr != nil {
+		return row{}, serr
+	}
+	got, err := summarizeMessages(outFile)
+	if err != nil {
+		return row{}, err
+	}
+	if got != sum {
+		return row{}, fmt.Errorf("format json: messages differ from input: %d lines, %d bytes, sha256 %s; want %d lines, %d bytes, sha256 %s",
+			got.lines, got.size, got.sum, sum.lines, sum.size, sum.sum)
+	}
+	return row{
+		name:  "logagent, format: json",
+		wall:  wall,
+		cpu:   cpuSeconds(ru),
+		bytes: sum.size,
+		rss:   a.peak,
+		lines: sum.lines,
+		extra: fmt.Sprintf("output verified (%.2f GB of JSON)", float64(size)/1e9),
+	}, nil
+}
+
+// envelopeSize returns the size of the output of format: json for the
+// lines of path (input and category "bench", host "bench", no fields).
+func envelopeSize(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	src := &logagent.Source{Input: "bench", Category: "bench", Path: path, Host: "bench"}
+	var enc envelope.Encoder
+	var buf []byte
+	var size, off int64
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		off += int64(len(sc.Bytes())) + 1
+		m := logagent.Message{Body: sc.Bytes(), Offset: off, Source: src}
+		buf = enc.Append(buf[:0], &m)
+		size += int64(len(buf)) + 1
+	}
+	return size, sc.Err()
+}
+
+// summarizeMessages decodes every envelope of path and summarizes their
+// bodies, each with a newline, as summarize does a file.
+func summarizeMessages(path string) (inputSum, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return inputSum{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	var s inputSum
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 8<<20)
+	for sc.Scan() {
+		var e struct {
+			Message       string  `json:"message"`
+			MessageBase64 *string `json:"message_base64"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			return inputSum{}, fmt.Errorf("%s: line %d: %v", path, s.lines+1, err)
+		}
+		body := []byte(e.Message)
+		if e.MessageBase64 != nil {
+			if body, err = base64.StdEncoding.DecodeString(*e.MessageBase64); err != nil {
+				return inputSum{}, err
+			}
+		}
+		h.Write(body)
+		h.Write([]byte{'\n'})
+		s.size += int64(len(body)) + 1
+		s.lines++
+	}
+	s.sum = hex.EncodeToString(h.Sum(nil))
+	return s, sc.Err()
 }
 
 // measure runs cmd to its end and returns its wall time and, through

@@ -221,8 +221,12 @@ func renderTables(w io.Writer, st *agent.Status, width int) {
 	}
 	for _, in := range st.Inputs {
 		open := max(in.FilesOpen, len(in.Files)) // FilesOpen is 0 from an older agent
-		fmt.Fprintf(w, "\ninput %s: %d files, %s behind · %d lines (%s/s) · %s/s read",
-			in.ID, open, human(in.BytesBehind), in.Lines, rateNum(in.LinesPerSec), human(int64(in.BytesPerSec)))
+		dropped := ""
+		if in.DroppedLines > 0 {
+			dropped = fmt.Sprintf(" (%d dropped by filters)", in.DroppedLines)
+		}
+		fmt.Fprintf(w, "\ninput %s: %d files, %s behind · %d lines%s (%s/s) · %s/s read",
+			in.ID, open, human(in.BytesBehind), in.Lines, dropped, rateNum(in.LinesPerSec), human(int64(in.BytesPerSec)))
 		if in.DirsPolled > 0 {
 			fmt.Fprintf(w, " · %d of %d directories polled", in.DirsPolled, in.DirsPolled+in.DirsWatched)
 		}

@@ -93,6 +93,7 @@ type Config struct {
 	FlushInterval      time.Duration
 	MinBackoff         time.Duration
 	MaxBackoff         time.Duration
+	Format             string // the file output's format: raw (default) or json
 	Inputs             []Input
 }
 
@@ -109,6 +110,8 @@ type Input struct {
 	CloseRemovedAfter time.Duration
 	MaxOpenFiles      int
 	FollowSymlinks    bool
+	IncludeLines      []string
+	ExcludeLines      []string
 }
 
 func quoteList(l []string) string {
@@ -163,9 +166,16 @@ func (c *Config) YAML() string {
 		if in.FollowSymlinks {
 			b.WriteString("    follow_symlinks: true\n")
 		}
+		if len(in.IncludeLines) > 0 {
+			fmt.Fprintf(&b, "    include_lines: %s\n", quoteList(in.IncludeLines))
+		}
+		if len(in.ExcludeLines) > 0 {
+			fmt.Fprintf(&b, "    exclude_lines: %s\n", quoteList(in.ExcludeLines))
+		}
 	}
 	b.WriteString("outputs:\n  - id: out\n    type: file\n")
 	fmt.Fprintf(&b, "    path: %q\n", c.OutputPath)
+	kv("    ", "format", c.Format)
 	kv("    ", "min_backoff", c.MinBackoff)
 	kv("    ", "max_backoff", c.MaxBackoff)
 	if c.BatchMaxEvents != 0 || c.FlushInterval != 0 {

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +17,10 @@ import (
 // only), so a test can watch delivery as it happens; Results compares with
 // what the streams wrote.
 type Checker struct {
-	Glob    string // the output files, e.g. dir/*.log
+	Glob string // the output files, e.g. dir/*.log
+	// JSON: the output holds envelopes (format: json); the line checked
+	// is each one's message. A line that is not an envelope is corrupted.
+	JSON    bool
 	streams map[string]*Stream
 
 	mu        sync.Mutex
@@ -100,6 +104,15 @@ func (c *Checker) readFile(path string) error {
 }
 
 func (c *Checker) line(l []byte) {
+	if c.JSON {
+		var env struct {
+			Message *string `json:"message"`
+		}
+		if err := json.Unmarshal(l, &env); err != nil || env.Message == nil {
+			env.Message = new("not an envelope: " + string(l))
+		}
+		l = []byte(*env.Message)
+	}
 	tag, seq, ok := ParseLine(l)
 	t := c.tags[tag]
 	s := c.streams[tag]

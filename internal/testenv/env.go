@@ -149,6 +149,7 @@ func (e *Env) Kill() {
 func (e *Env) Checker() *Checker {
 	if e.checker == nil {
 		e.checker = NewChecker(filepath.Join(e.Out, "*.log"), e.Streams...)
+		e.checker.JSON = e.Config.Format == "json"
 	}
 	return e.checker
 }
