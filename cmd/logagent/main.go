@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/logagent/logagent/agent"
@@ -87,6 +89,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
+	// Signals are taken from the start, before the config is read: a
+	// SIGTERM that comes while the agent starts stops it cleanly once it
+	// runs, rather than killing it with Go's default action.
+	var sigs chan os.Signal
+	if !dryRun {
+		sigs = make(chan os.Signal, 4)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		defer signal.Stop(sigs)
+	}
 	cfg, err := agent.Load(configPath)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -102,6 +113,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	lim := newLimiter(5, time.Minute)
 	defer lim.flush()
-	s := &service{path: configPath, stderr: stderr, lim: lim}
+	s := &service{path: configPath, stderr: stderr, lim: lim, sigs: sigs}
 	return s.run(cfg)
 }

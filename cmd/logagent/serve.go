@@ -49,9 +49,11 @@ func (s *service) stop() {
 // returns the exit code.
 func (s *service) run(cfg *agent.Config) int {
 	s.log = newLogger(cfg, s.stderr, s.lim)
-	s.sigs = make(chan os.Signal, 4)
-	signal.Notify(s.sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(s.sigs)
+	if s.sigs == nil {
+		s.sigs = make(chan os.Signal, 4)
+		signal.Notify(s.sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		defer signal.Stop(s.sigs)
+	}
 	if err := s.setListener(cfg); err != nil {
 		s.log.Error("cannot start", "err", err)
 		return 1
@@ -177,13 +179,16 @@ func (s *service) reload(a *agent.Agent, next *agent.Config, stop context.Cancel
 				s.log.Warn("SIGHUP ignored: the previous reload is still being applied")
 				continue
 			}
-			if s.stopping {
+			if s.stopping && time.Since(s.stopAt) >= signalGrace {
 				s.log.Warn("second signal: exiting now; undelivered lines are sent again at the next start", "signal", sig.String())
 				s.lim.flush()
 				os.Exit(1)
 			}
+			if s.stopping {
+				continue // a copy of the first (see signalGrace)
+			}
 			s.log.Info("stopping on signal; the reload is cut short", "signal", sig.String())
-			s.stopping = true
+			s.stop()
 			cancel()
 		}
 	}

@@ -283,8 +283,15 @@ func (a *Agent) Starts() int {
 const NoInotify = "LOGAGENT_INOTIFY=off"
 
 // Stop sends SIGTERM and waits up to timeout for the agent to exit. It
-// returns the exit error (nil for exit status 0).
+// returns the exit error (nil for exit status 0). The signal is sent once
+// the agent has started (or exited): a SIGTERM that comes before the Go
+// runtime has even run main kills the process by the default action, which
+// is not the graceful stop a test of stopping means to check.
 func (a *Agent) Stop(timeout time.Duration) error {
+	starts := a.Starts()
+	WaitUntil(timeout, func() bool {
+		return !a.Running() || a.LogCount("logagent started") >= starts
+	})
 	return a.signal(syscall.SIGTERM, timeout)
 }
 
