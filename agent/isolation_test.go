@@ -36,6 +36,12 @@ func runAgent(t *testing.T, dir, cfgText string) (*Agent, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
+	// Reload needs Run to have started.
+	testenv.WaitUntil(hang, func() bool {
+		a.life.Lock()
+		defer a.life.Unlock()
+		return a.runCtx != nil
+	})
 	stopped := false
 	stop := func() {
 		if stopped {
