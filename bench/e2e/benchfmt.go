@@ -65,7 +65,8 @@ type metric struct {
 // emit writes one run as BenchmarkE2E/name. The metrics come from r where
 // set: wall as ns/op, lines/s (over wall less r.idle, as the table), MB/s, cpu-s/GB, cpu-ns/line, cpu-%, peak-MB,
 // ratio (lines/s over that of tail -c +1 | cat on the same input in the
-// same run), p99-ms; then r.more and more. The line is flushed at once, so a run cut
+// same run), cpu-ratio (CPU over that of the baseline doing the same job
+// in the same run), wakeups/s, p50-ms, p99-ms; then r.more and more. The line is flushed at once, so a run cut
 // short keeps what it measured.
 func emit(name string, r row, more ...metric) {
 	if bench == nil {
@@ -85,6 +86,9 @@ func emit(name string, r row, more ...metric) {
 	add(r.perCore, r.cpuPct, "cpu-%")
 	add(r.rss > 0, float64(r.rss)/1e6, "peak-MB")
 	add(r.ratio > 0, r.ratio, "ratio")
+	add(r.cpuOf > 0, r.cpuOf, "cpu-ratio")
+	add(r.wakeups > 0, r.wakeups, "wakeups/s")
+	add(r.p50 > 0, float64(r.p50)/1e6, "p50-ms")
 	add(r.p99 > 0, float64(r.p99)/1e6, "p99-ms")
 	ms = append(ms, r.more...)
 	ms = append(ms, more...)

@@ -542,3 +542,25 @@ func appendFile(dst, src string) error {
 	}
 	return out.Close()
 }
+
+// waitSize polls path until it holds size bytes.
+func waitSize(path string, size int64, a *agentProc, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		if fi, err := os.Stat(path); err == nil {
+			if fi.Size() == size {
+				return nil
+			}
+			if fi.Size() > size {
+				return fmt.Errorf("%s: %d bytes, more than the %d of the input", path, fi.Size(), size)
+			}
+		}
+		if a.exited() {
+			return fmt.Errorf("agent exited early: %v%s", a.err, a.stderr())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not %d bytes after %s", path, size, limit)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -93,7 +93,8 @@ var (
 	rate       = flag.Int("rate", 100_000, "steady: lines per second written, over all files")
 	steadyN    = flag.String("files", "1,50", "steady: file counts to run")
 	window     = flag.Duration("window", 20*time.Second, "steady: measured window")
-	writeEvery = flag.Duration("write-every", 10*time.Millisecond, "steady: each file is written this often (lines of that time in one write)")
+	writeEvery = flag.String("write-every", "10ms,5ms", "steady: cadences to run: each file is written once this often (the lines of that time in one write)")
+	steadyBase = flag.Bool("steady-base", true, "steady: run tail -F FILES | cat at the same cadence beside the agent, in the same run")
 	manyN      = flag.Int("many", 10_000, "manyfiles: files")
 	manyWindow = flag.Duration("many-window", 30*time.Second, "manyfiles: measured window")
 	manySettle = flag.Duration("many-settle", 30*time.Second, "manyfiles: lines are written this long after start-up before the window opens (steady state, not start-up, is measured)")
@@ -195,6 +196,9 @@ type row struct {
 	lines   int64
 	ratio   float64 // lines/s relative to tail|cat
 	p99     time.Duration
+	p50     time.Duration
+	wakeups float64       // steady: context switches a second, every thread of every process
+	cpuOf   float64       // CPU over that of the baseline doing the same job in the same run
 	pickup  time.Duration // manyfiles: the slowest pick-up of a new file
 	idle    time.Duration // linear: part of wall the output sat still, waiting out flush_interval; rates leave it out
 	first   time.Duration // linear: first output byte, from the agent's start
@@ -207,8 +211,8 @@ type row struct {
 func printTable(rows []row) {
 	w := bufio.NewWriter(os.Stdout)
 	defer w.Flush()
-	fmt.Fprintf(w, "\n| scenario | wall | CPU s | CPU s/GB | CPU ns/line | CPU %% core | peak RSS | lines/s | MB/s | × tail\\|cat | p99 delay | notes |\n")
-	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "\n| scenario | wall | CPU s | CPU s/GB | CPU ns/line | CPU %% core | CPU × base | wake-ups/s | peak RSS | lines/s | MB/s | × tail\\|cat | p50 delay | p99 delay | notes |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	dash := func(ok bool, s string) string {
 		if !ok {
 			return "—"
@@ -218,17 +222,20 @@ func printTable(rows []row) {
 	for _, r := range rows {
 		secs := r.active().Seconds()
 		gb := float64(r.bytes) / 1e9
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			r.name,
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			strings.ReplaceAll(r.name, "|", "\\|"),
 			dash(r.wall > 0, fmt.Sprintf("%.2f s", r.wall.Seconds())),
 			dash(r.cpu > 0, fmt.Sprintf("%.2f", r.cpu)),
 			dash(r.cpu > 0 && gb > 0 && !r.perCore, fmt.Sprintf("%.2f", r.cpu/gb)),
 			dash(r.cpu > 0 && r.lines > 0 && !r.noRate, fmt.Sprintf("%.0f", r.cpu*1e9/float64(r.lines))),
 			dash(r.perCore, fmt.Sprintf("%.1f%%", r.cpuPct)),
+			dash(r.cpuOf > 0, fmt.Sprintf("%.2f", r.cpuOf)),
+			dash(r.wakeups > 0, fmt.Sprintf("%.0f", r.wakeups)),
 			dash(r.rss > 0, fmt.Sprintf("%.1f MB", float64(r.rss)/1e6)),
 			dash(!r.noRate && r.lines > 0 && secs > 0, fmt.Sprintf("%.2f M", float64(r.lines)/secs/1e6)),
 			dash(r.bytes > 0 && secs > 0, fmt.Sprintf("%.0f", float64(r.bytes)/secs/1e6)),
 			dash(r.ratio > 0, fmt.Sprintf("%.2f", r.ratio)),
+			dash(r.p50 > 0, fmt.Sprintf("%.1f ms", float64(r.p50)/1e6)),
 			dash(r.p99 > 0, fmt.Sprintf("%.1f ms", float64(r.p99)/1e6)),
 			r.extra)
 	}
@@ -283,6 +290,7 @@ func backfill() ([]row, error) {
 		byName[r.name] = append(byName[r.name], r)
 		if !r.noRate && r.lines > 0 && runBase.wall > 0 {
 			r.ratio = runBase.wall.Seconds() / r.wall.Seconds() * float64(r.lines) / float64(runBase.lines)
+			r.cpuOf = r.cpu / runBase.cpu
 		}
 		emit("backfill/"+bname, r)
 	}
@@ -295,14 +303,10 @@ func backfill() ([]row, error) {
 		r.name, r.bytes, r.noRate = "`cat FILE > /dev/null`", sum.size, true
 		add(r, "base=cat")
 
-		os.MkdirAll(out, 0o755)
-		tailOut := filepath.Join(out, "tail.out")
-		r, err = measure(exec.Command("sh", "-c", "tail -c +1 "+in+" | cat > "+tailOut), nil)
+		r, err = backfillTail(in, out, sum)
 		if err != nil {
 			return nil, err
 		}
-		os.Remove(tailOut)
-		r.name, r.bytes, r.lines = "`tail -c +1 FILE | cat > out`", sum.size, sum.lines
 		runBase = r
 		add(r, "base=tail-cat")
 
@@ -329,12 +333,13 @@ func backfill() ([]row, error) {
 		}
 	}
 	var rows []row
-	base := median(slices.Clone(byName["`tail -c +1 FILE | cat > out`"]))
+	base := median(slices.Clone(byName[tailBackfillName]))
 	baseRate := float64(base.lines) / base.wall.Seconds()
 	for _, name := range order {
 		m := median(byName[name])
 		if !m.noRate && m.lines > 0 {
 			m.ratio = float64(m.lines) / m.wall.Seconds() / baseRate
+			m.cpuOf = m.cpu / base.cpu
 		}
 		if len(byName[name]) > 1 {
 			var walls []string
@@ -348,8 +353,68 @@ func backfill() ([]row, error) {
 	return rows, nil
 }
 
-// backfillAgent runs the agent once on in and waits until the output holds
-// every byte; wall time ends there, before the agent is stopped.
+const tailBackfillName = "`tail -F -c +1 FILE | cat > out`"
+
+// backfillTail runs the baseline of a backfill: tail following in from its
+// start, as a shipper does, into cat > out, timed and sampled as the agent
+// is (untilLines); tail is stopped only then.
+func backfillTail(in, out string, sum inputSum) (row, error) {
+	tailOut := filepath.Join(out, "tail.out")
+	os.Remove(tailOut)
+	defer os.Remove(tailOut)
+	p, err := startPipeline(tailOut, "tail", "-F", "-c", "+1", in)
+	if err != nil {
+		return row{}, err
+	}
+	u, err := untilLines(p, tailOut, sum.lines, 10*time.Minute)
+	if serr := p.stop(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return row{}, err
+	}
+	if fi, err := os.Stat(tailOut); err != nil || fi.Size() != sum.size {
+		return row{}, fmt.Errorf("tail -F: output is not the %d bytes of the input: %v", sum.size, err)
+	}
+	return row{
+		name:  tailBackfillName,
+		wall:  u.at.Sub(p.started),
+		cpu:   u.cpu.Seconds(),
+		bytes: sum.size,
+		rss:   u.peak,
+		lines: sum.lines,
+		extra: "tail and cat summed",
+	}, nil
+}
+
+// untilLines counts the lines of out, the sink's view of what s
+// delivered, until there are want, and samples s's processes at that
+// moment: the wall time ends there, and the CPU time and peak RSS are
+// those of the job, not of stopping.
+func untilLines(s shipper, out string, want int64, limit time.Duration) (usage, error) {
+	at := make(chan usage, 1)
+	o := &outputReader{path: out, countOnly: true, target: want, onTarget: func() { at <- sample(s) }}
+	defer o.start()()
+	deadline := time.After(limit)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case u := <-at:
+			return u, nil
+		case <-deadline:
+			return usage{}, fmt.Errorf("%s: %d lines after %s, want %d", out, o.lines.Load(), limit, want)
+		case <-tick.C:
+			if s.exited() {
+				return usage{}, s.fail()
+			}
+		}
+	}
+}
+
+// backfillAgent runs the agent once on in until the sink has counted
+// every line of the output; wall time ends there, before the agent is
+// stopped.
 func backfillAgent(in string, sum inputSum, lpm, run int) (row, error) {
 	work := filepath.Join(*dir, "backfill", fmt.Sprintf("agent-lpm%d", lpm))
 	os.RemoveAll(work)
@@ -361,9 +426,8 @@ func backfillAgent(in string, sum inputSum, lpm, run int) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	err = waitSize(outFile, sum.size, a, 10*time.Minute)
-	wall := time.Since(a.started)
-	ru, serr := a.stop()
+	u, err := untilLines(a, outFile, sum.lines, 10*time.Minute)
+	_, serr := a.stop()
 	if err != nil {
 		return row{}, err
 	}
@@ -380,10 +444,10 @@ func backfillAgent(in string, sum inputSum, lpm, run int) (row, error) {
 	}
 	return row{
 		name:  fmt.Sprintf("logagent, lines_per_message %d", lpm),
-		wall:  wall,
-		cpu:   cpuSeconds(ru),
+		wall:  u.at.Sub(a.started),
+		cpu:   u.cpu.Seconds(),
 		bytes: sum.size,
-		rss:   a.peak,
+		rss:   u.peak,
 		lines: sum.lines,
 		extra: "output verified",
 	}, nil
@@ -411,9 +475,8 @@ func backfillJSON(in string, sum inputSum, run int) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
-	err = waitSize(outFile, size, a, 10*time.Minute)
-	wall := time.Since(a.started)
-	ru, serr := a.stop()
+	u, err := untilLines(a, outFile, sum.lines, 10*time.Minute)
+	_, serr := a.stop()
 	if err != nil {
 		return row{}, err
 	}
@@ -430,10 +493,10 @@ func backfillJSON(in string, sum inputSum, run int) (row, error) {
 	}
 	return row{
 		name:  "logagent, format: json",
-		wall:  wall,
-		cpu:   cpuSeconds(ru),
+		wall:  u.at.Sub(a.started),
+		cpu:   u.cpu.Seconds(),
 		bytes: sum.size,
-		rss:   a.peak,
+		rss:   u.peak,
 		lines: sum.lines,
 		extra: fmt.Sprintf("output verified (%.2f GB of JSON)", float64(size)/1e9),
 	}, nil
@@ -781,36 +844,10 @@ func (a *agentProc) stderr() string {
 }
 
 // cpu returns the agent's user+sys CPU time so far, from /proc.
-func (a *agentProc) cpu() time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses.
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
-}
+func (a *agentProc) cpu() time.Duration { return procCPU(a.cmd.Process.Pid) }
 
 // rss returns the agent's resident and peak resident set, from /proc.
-func (a *agentProc) rss() (cur, peak int64) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.cmd.Process.Pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		var kb int64
-		if _, err := fmt.Sscanf(l, "VmRSS: %d kB", &kb); err == nil {
-			cur = kb * 1024
-		}
-		if _, err := fmt.Sscanf(l, "VmHWM: %d kB", &kb); err == nil {
-			peak = kb * 1024
-		}
-	}
-	return cur, peak
-}
+func (a *agentProc) rss() (cur, peak int64) { return procRSS(a.cmd.Process.Pid) }
 
 // tailBuffer keeps the last 16 KiB written to it.
 type tailBuffer struct {
@@ -826,28 +863,6 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 		t.Next(t.Len() - 16<<10)
 	}
 	return len(p), nil
-}
-
-// waitSize polls path until it holds size bytes.
-func waitSize(path string, size int64, a *agentProc, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		if fi, err := os.Stat(path); err == nil {
-			if fi.Size() == size {
-				return nil
-			}
-			if fi.Size() > size {
-				return fmt.Errorf("%s: %d bytes, more than the %d of the input", path, fi.Size(), size)
-			}
-		}
-		if a.exited() {
-			return fmt.Errorf("agent exited early: %v%s", a.err, a.stderr())
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not %d bytes after %s", path, size, limit)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // ---------------------------------------------------------------- tailing
@@ -879,6 +894,21 @@ type outputReader struct {
 	from   atomic.Int64    // unix nanos: stamps before are not measured
 	to     atomic.Int64
 	seen   map[string]time.Time // first line of each file, by file number (manyfiles)
+
+	// Set before start: countOnly counts newlines and parses nothing
+	// (backfill); onTarget, if set, is called once, by the reading
+	// goroutine, the moment the count reaches target.
+	countOnly bool
+	target    int64
+	onTarget  func()
+}
+
+// counted adds n lines, and calls onTarget when they reach target.
+func (o *outputReader) counted(n int64) {
+	now := o.lines.Add(n)
+	if o.onTarget != nil && now >= o.target && now-n < o.target {
+		o.onTarget()
+	}
 }
 
 // start reads the output in the background, timing nothing until
@@ -922,6 +952,10 @@ func (o *outputReader) run(ctx context.Context) error {
 			time.Sleep(time.Millisecond)
 			continue
 		}
+		if o.countOnly {
+			o.counted(int64(bytes.Count(buf[:n], []byte{'\n'})))
+			continue
+		}
 		now := time.Now()
 		have += n
 		data := buf[:have]
@@ -938,7 +972,7 @@ func (o *outputReader) run(ctx context.Context) error {
 }
 
 func (o *outputReader) line(l []byte, now time.Time) {
-	o.lines.Add(1)
+	o.counted(1)
 	sp := bytes.IndexByte(l, ' ')
 	if sp < 0 {
 		return
@@ -976,11 +1010,11 @@ func (o *outputReader) percentile(p float64) (time.Duration, int) {
 	return d[min(len(d)-1, int(float64(len(d))*p))], len(d)
 }
 
-func waitLines(o *outputReader, want int64, a *agentProc, limit time.Duration) error {
+func waitLines(o *outputReader, want int64, a shipper, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for o.lines.Load() < want {
 		if a.exited() {
-			return fmt.Errorf("agent exited early: %v%s", a.err, a.stderr())
+			return a.fail()
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("output has %d lines after %s, want %d", o.lines.Load(), limit, want)
@@ -995,51 +1029,116 @@ func waitLines(o *outputReader, want int64, a *agentProc, limit time.Duration) e
 
 // ---------------------------------------------------------------- steady
 
+// steady runs, for each file count and each cadence, the agent and (with
+// -steady-base) tail -F over the same files at the same cadence, in turn
+// within each run, so that the ratio of their CPU holds on a machine whose
+// load drifts.
 func steady() ([]row, error) {
 	var rows []row
+	var counts []int
 	for _, s := range strings.Split(*steadyN, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
 			return rows, fmt.Errorf("-files: bad value %q", s)
 		}
-		var rs []row
-		for i := 0; i < *runs; i++ {
-			r, err := steadyOnce(n, i)
-			if err != nil {
-				return rows, err
-			}
-			emit(fmt.Sprintf("steady/files=%d", n), r)
-			rs = append(rs, r)
+		counts = append(counts, n)
+	}
+	var cadences []time.Duration
+	for _, s := range strings.Split(*writeEvery, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || d <= 0 {
+			return rows, fmt.Errorf("-write-every: bad value %q", s)
 		}
-		// Median by CPU: the wall is the window, the same for every run.
-		slices.SortFunc(rs, func(a, b row) int { return int((a.cpu - b.cpu) * 1e6) })
-		rows = append(rows, rs[len(rs)/2])
+		cadences = append(cadences, d)
+	}
+	byCPU := func(a, b row) int { return int((a.cpu - b.cpu) * 1e6) }
+	for _, n := range counts {
+		for _, every := range cadences {
+			name := fmt.Sprintf("steady/files=%d/every=%s", n, every)
+			var rs, bs []row
+			for i := 0; i < *runs; i++ {
+				var b row
+				if *steadyBase {
+					var err error
+					if b, err = steadyOnce(n, every, true, i); err != nil {
+						return rows, err
+					}
+					emit(name+"/base=tail-F", b)
+					bs = append(bs, b)
+				}
+				r, err := steadyOnce(n, every, false, i)
+				if err != nil {
+					return rows, err
+				}
+				if b.cpu > 0 {
+					r.cpuOf = r.cpu / b.cpu
+				}
+				emit(name, r)
+				rs = append(rs, r)
+			}
+			// Median by CPU: the wall is the window, the same for every run.
+			slices.SortFunc(rs, byCPU)
+			m := rs[len(rs)/2]
+			if len(bs) > 0 {
+				slices.SortFunc(bs, byCPU)
+				mb := bs[len(bs)/2]
+				if mb.cpu > 0 {
+					m.cpuOf = m.cpu / mb.cpu
+				}
+				rows = append(rows, mb)
+			}
+			rows = append(rows, m)
+		}
 	}
 	return rows, nil
 }
 
-func steadyOnce(nfiles, run int) (row, error) {
+// steadyOnce writes *rate lines a second over nfiles files, each file
+// written once every tick of every (the lines of that tick in one write),
+// for a warm-up and then the window, to the agent or, with base, to
+// tail -F FILES | cat > out; the sink reads the output and times each line
+// from the stamp in it. CPU, context switches and RSS are sampled from
+// /proc at the window's edges (every thread; tail and cat summed).
+func steadyOnce(nfiles int, every time.Duration, base bool, run int) (row, error) {
 	work := filepath.Join(*dir, fmt.Sprintf("steady-%d", nfiles))
 	os.RemoveAll(work)
 	defer os.RemoveAll(work)
 	inDir := filepath.Join(work, "in")
 	os.MkdirAll(inDir, 0o755)
 	files := make([]*os.File, nfiles)
+	var paths []string
 	for i := range files {
-		f, err := os.OpenFile(filepath.Join(inDir, fmt.Sprintf("app-%03d.log", i)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		path := filepath.Join(inDir, fmt.Sprintf("app-%03d.log", i))
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return row{}, err
 		}
 		defer f.Close()
 		files[i] = f
+		paths = append(paths, path)
 	}
 	outFile := filepath.Join(work, "out", "bench.log")
-	cfg := agentConfig(work, inDir+"/*.log", outFile, nil, nil, nil)
-	a, err := startAgent(work, cfg, fmt.Sprintf("steady-%d-run%d", nfiles, run), true)
-	if err != nil {
-		return row{}, err
+	var sh shipper
+	var a *agentProc // nil for the baseline
+	name := fmt.Sprintf("logagent steady tail, %d lines/s over %d file(s), each written every %s", *rate, nfiles, every)
+	if base {
+		name = fmt.Sprintf("`tail -F FILES | cat > out`, %d lines/s over %d file(s), each written every %s", *rate, nfiles, every)
+		p, err := startPipeline(outFile, append([]string{"tail", "-q", "-F", "-n", "+1"}, paths...)...)
+		if err != nil {
+			return row{}, err
+		}
+		defer p.stop()
+		sh = p
+	} else {
+		cfg := agentConfig(work, inDir+"/*.log", outFile, nil, nil, nil)
+		var err error
+		a, err = startAgent(work, cfg, fmt.Sprintf("steady-%d-%s-run%d", nfiles, every, run), true)
+		if err != nil {
+			return row{}, err
+		}
+		defer a.kill()
+		sh = a
 	}
-	defer a.kill()
 	o := &outputReader{path: outFile}
 	defer o.start()()
 
@@ -1053,32 +1152,36 @@ func steadyOnce(nfiles, run int) (row, error) {
 	seqs := make([]int64, nfiles)
 	bufs := make([][]byte, nfiles)
 	start := time.Now()
-	var cpu0, cpu1 time.Duration
-	var t0, t1 time.Time
+	var u0, u1 usage
 	var maxRSS int64
-	tick := time.NewTicker(*writeEvery)
+	var lastRSS time.Time
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	next := 0
 	for {
 		<-tick.C
 		el := time.Since(start)
-		if t0.IsZero() && el >= warm {
-			if err := a.measureWindow(true); err != nil {
-				return row{}, err
+		if u0.at.IsZero() && el >= warm {
+			if a != nil {
+				if err := a.measureWindow(true); err != nil {
+					return row{}, err
+				}
 			}
-			t0, cpu0 = time.Now(), a.cpu()
-			o.from.Store(t0.UnixNano())
+			u0 = sample(sh)
+			o.from.Store(u0.at.UnixNano())
 		}
 		if el >= warm+*window {
-			t1, cpu1 = time.Now(), a.cpu()
-			if err := a.measureWindow(false); err != nil {
-				return row{}, err
+			u1 = sample(sh)
+			if a != nil {
+				if err := a.measureWindow(false); err != nil {
+					return row{}, err
+				}
 			}
-			o.to.Store(t1.UnixNano())
+			o.to.Store(u1.at.UnixNano())
 			break
 		}
-		if a.exited() {
-			return row{}, fmt.Errorf("agent exited early: %v%s", a.err, a.stderr())
+		if sh.exited() {
+			return row{}, sh.fail()
 		}
 		// Lines due by now, spread round-robin over the files.
 		n := int(float64(*rate)*el.Seconds()) - int(written)
@@ -1099,13 +1202,25 @@ func steadyOnce(nfiles, run int) (row, error) {
 			bufs[i] = b[:0]
 		}
 		written += int64(n)
-		if cur, _ := a.rss(); cur > maxRSS && !t0.IsZero() {
-			maxRSS = cur
+		if !u0.at.IsZero() && time.Since(lastRSS) >= 100*time.Millisecond {
+			lastRSS = time.Now()
+			var cur int64
+			for _, pid := range sh.pids() {
+				c, _ := procRSS(pid)
+				cur += c
+			}
+			maxRSS = max(maxRSS, cur)
 		}
 	}
-	err = waitLines(o, written, a, 30*time.Second)
-	_, peak := a.rss()
-	if _, serr := a.stop(); err == nil {
+	err := waitLines(o, written, sh, 30*time.Second)
+	peak := sample(sh).peak
+	var serr error
+	if a != nil {
+		_, serr = a.stop()
+	} else {
+		serr = sh.(*pipeline).stop()
+	}
+	if err == nil {
 		err = serr
 	}
 	if err != nil {
@@ -1113,28 +1228,56 @@ func steadyOnce(nfiles, run int) (row, error) {
 	}
 	p99, n := o.percentile(0.99)
 	p50, _ := o.percentile(0.50)
-	span := t1.Sub(t0)
-	cpu := (cpu1 - cpu0).Seconds()
+	span := u1.at.Sub(u0.at)
+	cpu := (u1.cpu - u0.cpu).Seconds()
 	r := row{
-		name:    fmt.Sprintf("logagent steady tail, %d lines/s over %d file(s)", *rate, nfiles),
+		name:    name,
 		wall:    span,
 		cpu:     cpu,
 		cpuPct:  cpu / span.Seconds() * 100,
 		perCore: true,
 		rss:     maxRSS,
 		lines:   int64(float64(*rate) * span.Seconds()),
-		bytes:   0,
+		p50:     p50,
 		p99:     p99,
-		extra: fmt.Sprintf("p50 %.1f ms over %d lines; all %d lines delivered; peak RSS incl. start %.1f MB; writes every %s",
-			float64(p50)/1e6, n, written, float64(peak)/1e6, *writeEvery),
+		wakeups: float64(u1.wakeups-u0.wakeups) / span.Seconds(),
+		extra: fmt.Sprintf("%d lines timed; all %d lines delivered; peak RSS incl. start %.1f MB",
+			n, written, float64(peak)/1e6),
 	}
-	if a.perf != nil {
+	if base {
+		r.extra += "; tail and cat summed"
+	}
+	if a != nil && a.perf != nil {
 		a.perf.perLine(&r, r.lines)
 	}
 	return r, nil
 }
 
 // ---------------------------------------------------------------- many files
+
+// emptyAgentRSS runs the agent of work on an empty directory until it has
+// started, and returns its resident set: what the many files add is
+// measured above it.
+func emptyAgentRSS(work string) (int64, error) {
+	idle := filepath.Join(work, "idle")
+	os.MkdirAll(filepath.Join(idle, "in"), 0o755)
+	defer os.RemoveAll(idle)
+	out := filepath.Join(idle, "out", "bench.log")
+	cfg := agentConfig(idle, filepath.Join(idle, "in")+"/*.log", out, nil, nil, nil)
+	a, err := startAgent(idle, cfg, "manyfiles-idle", false)
+	if err != nil {
+		return 0, err
+	}
+	defer a.kill()
+	// Let it reach its steady state: inputs scanned, output open.
+	time.Sleep(time.Second)
+	if a.exited() {
+		return 0, a.fail()
+	}
+	cur, _ := a.rss()
+	_, err = a.stop()
+	return cur, err
+}
 
 func manyFiles() ([]row, error) {
 	var rs []row
@@ -1143,7 +1286,7 @@ func manyFiles() ([]row, error) {
 		if err != nil {
 			return nil, err
 		}
-		emit(fmt.Sprintf("manyfiles/files=%d", *manyN), r, metric{r.pickup.Seconds() * 1e3, "pickup-max-ms"})
+		emit(fmt.Sprintf("manyfiles/files=%d", *manyN), r)
 		rs = append(rs, r)
 	}
 	slices.SortFunc(rs, func(a, b row) int { return int((a.cpu - b.cpu) * 1e6) })
@@ -1177,8 +1320,14 @@ func manyOnce(run int) (row, error) {
 		}
 	}
 	outFile := filepath.Join(work, "out", "bench.log")
-	cfg := agentConfig(work, inDir+"/*.log", outFile, nil,
-		[]string{fmt.Sprintf("max_open_files: %d", *manyN+*newFiles+100)}, []string{"max_open_files: 1"})
+	// Default settings: with more files than max_open_files (4096 by
+	// default), files are closed and opened again as they grow, and that
+	// cost, or starvation, is part of what is measured.
+	cfg := agentConfig(work, inDir+"/*.log", outFile, nil, nil, nil)
+	idleRSS, err := emptyAgentRSS(work)
+	if err != nil {
+		return row{}, err
+	}
 	a, err := startAgent(work, cfg, fmt.Sprintf("manyfiles-run%d", run), true)
 	if err != nil {
 		return row{}, err
@@ -1217,10 +1366,12 @@ func manyOnce(run int) (row, error) {
 	start := time.Now()
 	var t0 time.Time
 	var cpu0 time.Duration
+	var wake0 int64
 	created := map[string]time.Time{}
 	written := int64(*manyN)
 	var inWindow int64 // lines written in the window
 	var maxRSS int64
+	maxOpen := 0
 	lastRSS := time.Time{}
 	for _, ev := range evs {
 		time.Sleep(time.Until(start.Add(ev.at)))
@@ -1229,7 +1380,7 @@ func manyOnce(run int) (row, error) {
 				if err := a.measureWindow(true); err != nil {
 					return row{}, err
 				}
-				t0, cpu0 = time.Now(), a.cpu()
+				t0, cpu0, wake0 = time.Now(), a.cpu(), procWakeups(a.cmd.Process.Pid)
 				o.from.Store(t0.UnixNano())
 			}
 			continue
@@ -1250,10 +1401,14 @@ func manyOnce(run int) (row, error) {
 			if cur, _ := a.rss(); cur > maxRSS {
 				maxRSS = cur
 			}
+			maxOpen = max(maxOpen, openFilesUnder(a.cmd.Process.Pid, inDir))
 		}
 	}
 	span := time.Since(t0)
 	cpu := (a.cpu() - cpu0).Seconds()
+	wakeups := float64(procWakeups(a.cmd.Process.Pid)-wake0) / span.Seconds()
+	open := openFilesUnder(a.cmd.Process.Pid, inDir)
+	maxOpen = max(maxOpen, open)
 	err = a.measureWindow(false)
 	o.to.Store(time.Now().UnixNano())
 	if err == nil {
@@ -1283,8 +1438,16 @@ func manyOnce(run int) (row, error) {
 	if len(pick) > 0 {
 		pickMax = pick[len(pick)-1]
 	}
+	var perOpen metric // KB of RSS above an idle agent's, per open input file
+	perOpenS := "—"
+	if maxOpen > 0 {
+		perOpen = metric{float64(maxRSS-idleRSS) / float64(maxOpen) / 1e3, "rss-kB/open-file"}
+		perOpenS = fmt.Sprintf("%.1f kB", perOpen.v)
+	}
 	res := row{
 		pickup:  pickMax,
+		wakeups: wakeups,
+		more:    []metric{perOpen, {float64(maxOpen), "open-files"}, {float64(pickMax) / 1e6, "pickup-max-ms"}},
 		name:    fmt.Sprintf("logagent many files: %d files, a line each per %s", *manyN, *perFile),
 		wall:    span,
 		cpu:     cpu,
@@ -1292,8 +1455,8 @@ func manyOnce(run int) (row, error) {
 		perCore: true,
 		rss:     maxRSS,
 		p99:     p99,
-		extra: fmt.Sprintf("new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s; %s settle, %.2f CPU s",
-			strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0 - startCPU).Seconds()),
+		extra: fmt.Sprintf("RSS per open file %s (%.1f MB above an idle agent's %.1f MB, over %d input files open at most, %d at the end; default max_open_files); new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s; %s settle, %.2f CPU s",
+			perOpenS, float64(maxRSS-idleRSS)/1e6, float64(idleRSS)/1e6, maxOpen, open, strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0 - startCPU).Seconds()),
 	}
 	if a.perf != nil {
 		a.perf.perLine(&res, inWindow)
