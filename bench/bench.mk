@@ -8,6 +8,18 @@
 #   make bench-linear               cost against file count (1..1,000) and line size (100 B..10 KB),
 #                                   and peak RSS while the output is down
 #   make bench-profile              backfill with agent CPU profiles in $(BENCH_DIR)/profiles
+#   make bench-profile-steady       the steady 50-file case at the 5ms cadence, profiled over
+#                                   its window only
+#
+# Every scenario counts delivery at a sink reading the output, runs the
+# agent on default settings unless it is about a setting, and samples CPU
+# and RSS from /proc while the job runs (never shutdown). Baselines do the
+# same job in the same run: tail -F, which keeps following, piped to cat.
+# Steady runs each cadence of -write-every (default 10ms,5ms: each file
+# written once per tick) over 1 and 50 files. Quick runs scale down:
+#
+#   make bench-steady BENCH_RUNS=1 BENCH_FLAGS='-window 5s -write-every 5ms'
+#   make bench-manyfiles BENCH_RUNS=1 BENCH_FLAGS='-many 1000 -many-settle 5s -many-window 10s'
 #
 # The 1 GB backfill file and the linear inputs (7 x 256 MB) are generated
 # once into BENCH_DIR and reused.
@@ -75,3 +87,8 @@ bench-profile: build
 .PHONY: bench-relay
 bench-relay: build
 	$(GO) run ./bench/relay -bin bin/logagent
+
+.PHONY: bench-profile-steady
+bench-profile-steady: build
+	$(BENCH_E2E) -cpuprofile $(BENCH_DIR)/profiles -files 50 -write-every 5ms -steady-base=false steady
+	@echo "profile: go tool pprof -top $(BENCH_DIR)/profiles/steady-50-5ms-run0.pprof"

@@ -5,11 +5,19 @@
 //	e2e backfill   ship a ~1 GB file of 6,000,000 nginx-style lines to a
 //	               file output (lines_per_message 1 and 64, and format:
 //	               json with lines_per_message 1), beside
-//	               cat > /dev/null, tail -c +1 | cat > out and wc -l
-//	e2e steady     tail 100,000 lines/s written over 1 and over 50 files:
-//	               CPU % of a core, p99 write-to-output delay, RSS
-//	e2e manyfiles  10,000 files each getting a line a minute: idle CPU %,
-//	               time to pick up a new file
+//	               cat > /dev/null, tail -F -c +1 | cat > out and wc -l;
+//	               the agent and tail -F are timed until a sink reading
+//	               their output has counted every line
+//	e2e steady     tail 100,000 lines/s written over 1 and over 50 files,
+//	               each file written once per tick of -write-every (10ms
+//	               and 5ms), beside tail -F FILES | cat > out at the same
+//	               cadence in the same run: CPU % of a core, CPU over
+//	               tail's, wake-ups a second, p50/p99 write-to-sink delay,
+//	               RSS
+//	e2e manyfiles  10,000 files (-many) each getting a line a minute, on
+//	               default settings (max_open_files 4096): idle CPU %,
+//	               wake-ups a second, RSS per open file, time to pick up
+//	               a new file
 //	e2e linear     whether cost grows linearly: backfill of ~256 MB over 1,
 //	               10, 100 and 1,000 files (200 B lines) and in lines of
 //	               100 B, 1 KB and 10 KB (1 file), each beside
@@ -27,10 +35,16 @@
 // input that wait is most of the wall. The wall column keeps it. CPU ns/line,
 // which no waiting blurs, is the figure to compare across rows.
 //
-// The agent's CPU and peak RSS come from the kernel (rusage of the child
-// for backfill and linear, /proc/PID/stat for the windows of the other two). Delays
-// come from the write time stamped into each line. Every scenario checks
-// that the output holds exactly the lines written.
+// The scenarios run the agent on default settings unless they are about a
+// setting, and count delivery at a sink that reads the output. The CPU
+// time and RSS of the agent and of the baselines come from /proc, sampled
+// while they run: for backfill the moment the sink counts the last line,
+// for steady and manyfiles at the edges of the window; shutdown is never
+// counted (linear still takes the child's rusage). Wake-ups are the
+// voluntary and involuntary context switches of every thread
+// (/proc/PID/task/*/status). Delays come from the write time stamped into
+// each line. Every scenario checks that the output holds exactly the lines
+// written.
 //
 // With -benchfmt FILE every run (not only the median of the table) is also
 // appended to FILE in the Go benchmark format, one line per run, such as
@@ -38,8 +52,10 @@
 //	BenchmarkE2E/backfill/lpm=1  1  1000123456 ns/op  6010000 lines/s  1080 MB/s  0.8600 cpu-s/GB  153.3 cpu-ns/line  33.20 peak-MB  0.8600 ratio
 //	BenchmarkE2E/linear/files=1000/line=200B  1  ...
 //
-// ratio is lines/s over that of tail -c +1 | cat on the same input in the
-// same run (the baselines are written too, as .../base=tail-cat), which
+// ratio is lines/s over that of tail -F -c +1 | cat on the same input in
+// the same run (the baselines are written too, as .../base=tail-cat), and
+// cpu-ratio the CPU time over the baseline's (steady: over that of
+// .../base=tail-F at the same cadence), which
 // holds better than absolute speed on a shared machine. Two commits then
 // compare with benchstat (make bin/benchstat), best with 6 runs or more:
 //
