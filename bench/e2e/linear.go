@@ -311,7 +311,9 @@ func linearAgent(inDir string, c linearCase, sum inputSum, run int) (row, error)
 	}
 	tr, err := waitSizeTrace(outFile, sum.size, a, 10*time.Minute)
 	wall := time.Since(a.started)
-	ru, serr := a.stop()
+	// CPU and peak RSS of the job, sampled before the agent is stopped.
+	u := sample(a)
+	_, serr := a.stop()
 	if err != nil {
 		return row{}, err
 	}
@@ -331,9 +333,9 @@ func linearAgent(inDir string, c linearCase, sum inputSum, run int) (row, error)
 		wall:  wall,
 		idle:  tr.idle,
 		first: tr.first,
-		cpu:   cpuSeconds(ru),
+		cpu:   u.cpu.Seconds(),
 		bytes: sum.size,
-		rss:   a.peak,
+		rss:   u.peak,
 		lines: sum.lines,
 		more: []metric{
 			{float64(tr.first.Nanoseconds()) / 1e6, "first-byte-ms"},

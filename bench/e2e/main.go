@@ -40,7 +40,9 @@
 // time and RSS of the agent and of the baselines come from /proc, sampled
 // while they run: for backfill the moment the sink counts the last line,
 // for steady and manyfiles at the edges of the window; shutdown is never
-// counted (linear still takes the child's rusage). Wake-ups are the
+// counted (linear's agent runs end when the output reaches the input's
+// size, and its tail -c +1 | cat baseline still stops at the end of the
+// input; the baselines that exit are measured by rusage). Wake-ups are the
 // voluntary and involuntary context switches of every thread
 // (/proc/PID/task/*/status). Delays come from the write time stamped into
 // each line. Every scenario checks that the output holds exactly the lines
