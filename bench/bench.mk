@@ -21,6 +21,9 @@
 #   make bench-steady BENCH_RUNS=1 BENCH_FLAGS='-window 5s -write-every 5ms'
 #   make bench-manyfiles BENCH_RUNS=1 BENCH_FLAGS='-many 1000 -many-settle 5s -many-window 10s'
 #
+# Many files with every file kept open (max_open_files above the file
+# count, the setting of issue 19's quiet-files goal): BENCH_FLAGS=-many-max-open=-1
+#
 # The 1 GB backfill file and the linear inputs (7 x 256 MB) are generated
 # once into BENCH_DIR and reused.
 #

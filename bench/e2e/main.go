@@ -116,6 +116,7 @@ var (
 	manyN      = flag.Int("many", 10_000, "manyfiles: files")
 	manyWindow = flag.Duration("many-window", 30*time.Second, "manyfiles: measured window")
 	manySettle = flag.Duration("many-settle", 30*time.Second, "manyfiles: lines are written this long after start-up before the window opens (steady state, not start-up, is measured)")
+	manyOpen   = flag.Int("many-max-open", 0, "manyfiles: the input's max_open_files; 0 keeps the default (4096), -1 raises it above the file count so that all stay open")
 	perFile    = flag.Duration("per-file", time.Minute, "manyfiles: each file gets a line this often")
 	newFiles   = flag.Int("new-files", 6, "manyfiles: new files created during the window, evenly spaced")
 	linearMB   = flag.Int("linear-mb", 256, "linear: MB of input per case, in every file count and line size")
@@ -1304,7 +1305,14 @@ func manyFiles() ([]row, error) {
 		if err != nil {
 			return nil, err
 		}
-		emit(fmt.Sprintf("manyfiles/files=%d", *manyN), r)
+		name := fmt.Sprintf("manyfiles/files=%d", *manyN)
+		switch {
+		case *manyOpen > 0:
+			name += fmt.Sprintf("/max-open=%d", *manyOpen)
+		case *manyOpen < 0:
+			name += "/all-open"
+		}
+		emit(name, r)
 		rs = append(rs, r)
 	}
 	slices.SortFunc(rs, func(a, b row) int { return int((a.cpu - b.cpu) * 1e6) })
@@ -1341,7 +1349,18 @@ func manyOnce(run int) (row, error) {
 	// Default settings: with more files than max_open_files (4096 by
 	// default), files are closed and opened again as they grow, and that
 	// cost, or starvation, is part of what is measured.
-	cfg := agentConfig(work, inDir+"/*.log", outFile, nil, nil, nil)
+	var input []string
+	setting := "default max_open_files"
+	switch {
+	case *manyOpen > 0:
+		input = []string{fmt.Sprintf("max_open_files: %d", *manyOpen)}
+	case *manyOpen < 0:
+		input = []string{fmt.Sprintf("max_open_files: %d", *manyN+*newFiles+100)}
+	}
+	if len(input) > 0 {
+		setting = input[0]
+	}
+	cfg := agentConfig(work, inDir+"/*.log", outFile, nil, input, nil)
 	idleRSS, err := emptyAgentRSS(work)
 	if err != nil {
 		return row{}, err
@@ -1473,8 +1492,8 @@ func manyOnce(run int) (row, error) {
 		perCore: true,
 		rss:     maxRSS,
 		p99:     p99,
-		extra: fmt.Sprintf("RSS per open file %s (%.1f MB above an idle agent's %.1f MB, over %d input files open at most, %d at the end; default max_open_files); new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s; %s settle, %.2f CPU s",
-			perOpenS, float64(maxRSS-idleRSS)/1e6, float64(idleRSS)/1e6, maxOpen, open, strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0 - startCPU).Seconds()),
+		extra: fmt.Sprintf("RSS per open file %s (%.1f MB above an idle agent's %.1f MB, over %d input files open at most, %d at the end; %s); new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s; %s settle, %.2f CPU s",
+			perOpenS, float64(maxRSS-idleRSS)/1e6, float64(idleRSS)/1e6, maxOpen, open, setting, strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0 - startCPU).Seconds()),
 	}
 	if a.perf != nil {
 		a.perf.perLine(&res, inWindow)
