@@ -7,8 +7,9 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 # Debian packages the tests need: Thrift's compiler and Python library for
 # the interop tests (a Scribe and a Flume server and a Scribe client that
-# are not ours), and ZooKeeper for the discovery and registration tests.
-TEST_DEBS := thrift-compiler python3-thrift zookeeper
+# are not ours), ZooKeeper for the discovery and registration tests, and
+# systemd-journal-remote to write the journal files the journald tests read.
+TEST_DEBS := thrift-compiler python3-thrift zookeeper systemd-journal-remote
 
 .DEFAULT_GOAL := build
 .PHONY: build run test test-deps test-go test-lint test-fuzz clean bench-rotation chaos-soak

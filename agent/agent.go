@@ -134,6 +134,7 @@ func (a *Agent) newRelay(cfg *Config, ic *InputConfig, host string, byID map[str
 		Publish:      (&inputRun{route: rr.route}).publish,
 		Failing:      rr.failing,
 		DrainTimeout: cfg.ShutdownTimeout,
+		Checkpoint:   a.store,
 		Log:          a.log.With("input", ic.ID),
 	})
 	if err != nil {

@@ -89,6 +89,11 @@ func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) er
 		ic := &cfg.Inputs[i]
 		if ic.kind != nil {
 			dryRunRelay(info, cfg, ic)
+			if c, ok := ic.kind.config.(interface{ Check() error }); ok {
+				if err := c.Check(); err != nil {
+					problem(true, "input "+ic.ID, "%v", err)
+				}
+			}
 			continue
 		}
 		fc := cfg.fileConfig(ic, host)

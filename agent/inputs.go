@@ -13,6 +13,7 @@ import (
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/inputs"
 	flumein "github.com/logagent/logagent/inputs/flume"
+	"github.com/logagent/logagent/inputs/journald"
 	"github.com/logagent/logagent/inputs/relay"
 	scribein "github.com/logagent/logagent/inputs/scribe"
 	"github.com/logagent/logagent/internal/zookeeper"
@@ -21,8 +22,9 @@ import (
 // inputTypes is every input type but file, by the name used in type:. The
 // file input, the default type, keeps its keys in InputConfig.
 var inputTypes = map[string]func() *inputKind{
-	"scribe": inputKindOf(scribein.DefaultConfig, scribein.New),
-	"flume":  inputKindOf(flumein.DefaultConfig, flumein.New),
+	"scribe":   inputKindOf(scribein.DefaultConfig, scribein.New),
+	"flume":    inputKindOf(flumein.DefaultConfig, flumein.New),
+	"journald": inputKindOf(journald.DefaultConfig, journald.New),
 }
 
 // inputKind is one input type with its configuration, decoded into config

@@ -78,6 +78,10 @@ type Entry struct {
 	// Updated is when Offset last moved; entries of files that are gone are
 	// dropped once they are older than the store's retention.
 	Updated time.Time `json:"updated"`
+	// Cursor is, for an input that is not a file (the journal), where
+	// reading resumes: every entry up to it is delivered. ID is then zero
+	// and Offset counts the entries delivered.
+	Cursor string `json:"cursor,omitempty"`
 }
 
 // Key identifies an entry.

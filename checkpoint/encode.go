@@ -106,7 +106,12 @@ func appendEntry(b []byte, e *Entry) ([]byte, error) {
 	if err != nil {
 		return b, err
 	}
-	b = append(b, `"}`...)
+	b = append(b, '"')
+	if e.Cursor != "" {
+		b = append(b, `,"cursor":`...)
+		b = appendString(b, e.Cursor)
+	}
+	b = append(b, '}')
 	return b, nil
 }
 

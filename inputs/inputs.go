@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/checkpoint"
 )
 
 // PublishFunc hands a chunk to every output the input is routed to, after
@@ -41,5 +42,8 @@ type Env struct {
 	// messages it published to be acknowledged (the agent's
 	// shutdown_timeout).
 	DrainTimeout time.Duration
-	Log          *slog.Logger
+	// Checkpoint is the agent's offset store, for an input that keeps a
+	// position of its own (the journal's cursor, under the input's id).
+	Checkpoint *checkpoint.Store
+	Log        *slog.Logger
 }

@@ -1,0 +1,131 @@
+package journald
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/logagent/logagent/inputs"
+)
+
+func binField(key string, val string) string {
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(val)))
+	return key + "\n" + string(n[:]) + val + "\n"
+}
+
+func TestExportReader(t *testing.T) {
+	long := strings.Repeat("x", 100<<10) // longer than the reader's buffer
+	tests := []struct {
+		name    string
+		in      string
+		want    []string // MESSAGE of each entry
+		wantErr error
+	}{
+		{"text", "__CURSOR=c1\nMESSAGE=hello\n_SYSTEMD_UNIT=u\n\n__CURSOR=c2\nMESSAGE=\n\n", []string{"hello", ""}, io.EOF},
+		{"binary", "__CURSOR=c1\n" + binField("MESSAGE", "a\nb\x00c") + binField("OTHER", "zz\n") + "\n", []string{"a\nb\x00c"}, io.EOF},
+		{"long line", "__CURSOR=c1\nMESSAGE=" + long + "\n\n", []string{long}, io.EOF},
+		{"no message", "__CURSOR=c1\nFOO=bar\n\n", []string{"<none>"}, io.EOF},
+		{"truncated entry", "__CURSOR=c1\nMESSAGE=x\n", nil, io.ErrUnexpectedEOF},
+		{"truncated binary", "__CURSOR=c1\nMESSAGE\n\x05\x00\x00\x00\x00\x00\x00\x00ab", nil, io.ErrUnexpectedEOF},
+		{"no cursor", "MESSAGE=x\n\n", nil, errors.New("no cursor")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := newExportReader(strings.NewReader(tt.in))
+			var got []string
+			var err error
+			for {
+				var e entry
+				if err = x.next(&e); err != nil {
+					break
+				}
+				if e.hasMsg {
+					got = append(got, string(e.message))
+				} else {
+					got = append(got, "<none>")
+				}
+			}
+			if tt.wantErr == io.EOF || tt.wantErr == io.ErrUnexpectedEOF {
+				if err != tt.wantErr {
+					t.Fatalf("err %v, want %v", err, tt.wantErr)
+				}
+			} else if err == nil || err == io.EOF {
+				t.Fatalf("err %v, want an error", err)
+			}
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+				t.Fatalf("messages %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEntryFields(t *testing.T) {
+	x := newExportReader(strings.NewReader("__CURSOR=c\nMESSAGE=m\nPRIORITY=3\n_PID=7\n_BOOT_ID=b\n_HOSTNAME=h\n_SYSTEMD_UNIT=u.service\n\n"))
+	var e entry
+	if err := x.next(&e); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join([]string{string(e.cursor), string(e.unit), string(e.priority), string(e.pid), string(e.bootID), string(e.hostname)}, ",")
+	if got != "c,u.service,3,7,b,h" {
+		t.Fatalf("fields %s", got)
+	}
+}
+
+// The committed cursor never passes a chunk not acknowledged, whatever
+// the order of acknowledgements.
+func TestTrackerCommitsInOrder(t *testing.T) {
+	var commits []string
+	var total int64
+	tr := tracker{idle: make(chan struct{}, 1), commit: func(c string, n int64) { commits = append(commits, c); total += n }}
+	a, b, c := tr.add("a", 1), tr.add("b", 2), tr.add("c", 3)
+	tr.done(b)
+	if len(commits) != 0 {
+		t.Fatalf("committed %v before a was acknowledged", commits)
+	}
+	tr.done(a)
+	tr.done(c)
+	if strings.Join(commits, ",") != "b,c" || total != 6 {
+		t.Fatalf("commits %v total %d, want b,c 6", commits, total)
+	}
+}
+
+func TestCheckWithoutJournalctl(t *testing.T) {
+	c := DefaultConfig()
+	c.Journalctl = "/nonexistent/journalctl"
+	if err := c.Check(); err == nil || !strings.Contains(err.Error(), "needs systemd's journalctl") {
+		t.Fatalf("Check: %v", err)
+	}
+	c = DefaultConfig()
+	c.JournalDirectory = t.TempDir() + "/none"
+	if _, err := New(c, testEnv()); err == nil || !strings.Contains(err.Error(), "no journal to read") {
+		t.Fatalf("New: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, p := range []string{"", "err", "3", "err..info", "0..7"} {
+		c := DefaultConfig()
+		c.Priority = p
+		if err := c.Validate(); err != nil {
+			t.Errorf("priority %q: %v", p, err)
+		}
+	}
+	for _, p := range []string{"errr", "8", "err..", "x..info"} {
+		c := DefaultConfig()
+		c.Priority = p
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "priority") {
+			t.Errorf("priority %q: %v", p, err)
+		}
+	}
+	c := DefaultConfig()
+	c.Units = []string{"a", " "}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "units[1]") {
+		t.Errorf("units: %v", err)
+	}
+
+}
+
+func testEnv() inputs.Env { return inputs.Env{ID: "j"} }
