@@ -119,10 +119,30 @@ outputs:
 	}
 	a := &testenv.Agent{Bin: testenv.Binary(t), ConfigPath: cfgPath, LogPath: filepath.Join(dir, "agent.log")}
 	glob := filepath.Join(dir, "out", "*.log")
+
+	// While the output fails (its directory is a file), entries are read
+	// but the cursor must not move: killed then, nothing is lost.
+	blocker := filepath.Join(dir, "out")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer a.Stop(time.Minute)
+	if !testenv.WaitUntil(2*time.Minute, func() bool { return a.LogCount("send failed") >= 1 }) {
+		t.Fatalf("the output did not fail; log:\n%s", a.Log())
+	}
+	if err := a.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := checkpoint.Load(filepath.Join(data, checkpoint.FileName)); len(entries) > 0 {
+		t.Fatalf("cursor committed while the output failed: %+v", entries)
+	}
+	os.Remove(blocker)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
 
 	// Kill -9 once a cursor is committed and some, not necessarily all,
 	// entries are delivered.
