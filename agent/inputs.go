@@ -137,8 +137,12 @@ func dryRunRelay(w io.Writer, cfg *Config, ic *InputConfig) {
 	if d, ok := ic.kind.config.(interface{ Describe() string }); ok {
 		what = d.Describe()
 	}
-	fmt.Fprintf(w, "\ninput %s (%s): %s; messages keep their own category; outputs %s\n",
-		ic.ID, ic.Type, what, strings.Join(cfg.routes(ic), ", "))
+	category := "messages keep their own category"
+	if c, ok := ic.kind.config.(interface{ CategoryFor(id string) string }); ok {
+		category = fmt.Sprintf("category %q", c.CategoryFor(ic.ID))
+	}
+	fmt.Fprintf(w, "\ninput %s (%s): %s; %s; outputs %s\n",
+		ic.ID, ic.Type, what, category, strings.Join(cfg.routes(ic), ", "))
 }
 
 // relayCollector serves, on /metrics, the counters of relay inputs and the

@@ -122,6 +122,14 @@ func (c *Config) Describe() string {
 		" (without a checkpointed cursor: from the start of the " + map[bool]string{true: "current boot", false: "journal"}[c.CurrentBootOnly] + ")"
 }
 
+// CategoryFor returns the category of the messages of input id.
+func (c *Config) CategoryFor(id string) string {
+	if c.Category == "" {
+		return id
+	}
+	return c.Category
+}
+
 // chunkMessages is the most entries published as one chunk.
 const chunkMessages = 512
 
@@ -153,9 +161,7 @@ func New(c Config, env inputs.Env) (*Input, error) {
 	if env.Checkpoint == nil {
 		return nil, errors.New("journald input: no checkpoint store")
 	}
-	if c.Category == "" {
-		c.Category = env.ID
-	}
+	c.Category = c.CategoryFor(env.ID)
 	path := "journal"
 	if c.JournalDirectory != "" {
 		path = "journal:" + c.JournalDirectory
