@@ -72,6 +72,7 @@ type InputConfig struct {
 	Exclude           []string          `yaml:"exclude"`
 	Category          string            `yaml:"category"`
 	StartAt           string            `yaml:"start_at"`
+	IgnoreOlder       time.Duration     `yaml:"ignore_older"`
 	MaxMessageBytes   logagent.Size     `yaml:"max_message_bytes"`
 	LinesPerMessage   int               `yaml:"lines_per_message"`
 	Fields            map[string]string `yaml:"fields"`
@@ -405,6 +406,9 @@ func (c *Config) validate() error {
 		if in.StartAt != "beginning" && in.StartAt != "end" {
 			bad(p+".start_at", "must be beginning or end, got %q", in.StartAt)
 		}
+		if in.IgnoreOlder < 0 {
+			bad(p+".ignore_older", "must be >= 0 (0: off), got %s", in.IgnoreOlder)
+		}
 		if in.MaxMessageBytes <= 0 {
 			bad(p+".max_message_bytes", "must be > 0, got %d", in.MaxMessageBytes)
 		} else if in.MaxMessageBytes > 256<<20 {
@@ -558,6 +562,7 @@ func (c *Config) fileConfig(in *InputConfig, host string) file.Config {
 		Exclude:           in.Exclude,
 		Category:          in.Category,
 		StartAtEnd:        in.StartAt == "end",
+		IgnoreOlder:       in.IgnoreOlder,
 		MaxMessageBytes:   int(in.MaxMessageBytes),
 		LinesPerMessage:   in.LinesPerMessage,
 		Fields:            in.Fields,

@@ -96,12 +96,12 @@ func TestParseExampleConfig(t *testing.T) {
 }
 
 func TestParseReportsEveryError(t *testing.T) {
-	data := "data_dir: /x\ninputs:\n  - id: a\n    max_message_bytes: 0\n    lines_per_message: 0\noutputs:\n  - id: o\n    type: stdout\n"
+	data := "data_dir: /x\ninputs:\n  - id: a\n    max_message_bytes: 0\n    lines_per_message: 0\n    ignore_older: -1h\noutputs:\n  - id: o\n    type: stdout\n"
 	_, err := Parse("c.yaml", []byte(data))
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"c.yaml:3: inputs[0].paths", "c.yaml:4: inputs[0].max_message_bytes: must be > 0, got 0", "c.yaml:5: inputs[0].lines_per_message: must be >= 1, got 0"} {
+	for _, want := range []string{"c.yaml:3: inputs[0].paths", "c.yaml:4: inputs[0].max_message_bytes: must be > 0, got 0", "c.yaml:5: inputs[0].lines_per_message: must be >= 1, got 0", "c.yaml:6: inputs[0].ignore_older: must be >= 0 (0: off), got -1h0m0s"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%s", want, err)
 		}

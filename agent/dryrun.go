@@ -261,10 +261,24 @@ func startReason(pf file.PlannedFile, ic *InputConfig) string {
 		return "resume from checkpoint"
 	case pf.Committed > pf.Size:
 		return "shorter than its checkpoint: from the beginning"
+	case pf.Old:
+		return "skip (older than " + shortDuration(ic.IgnoreOlder) + ")"
 	case pf.Start > 0:
 		return "start_at end: new file at first start"
 	}
 	return "new file: from the beginning"
+}
+
+// shortDuration is d without trailing zero units: 72h, not 72h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func quoteBody(b []byte, n int) string {

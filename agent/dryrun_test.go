@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestDryRun(t *testing.T) {
@@ -219,5 +220,30 @@ func TestDryRunEnvelopeAndFilters(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("dry-run output lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+// ignore_older: --dry-run shows a new file older than it as skipped to its
+// end, with no sample message from it.
+func TestDryRunIgnoreOlder(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("LOGAGENT_TEST_DIR", dir)
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+	old := filepath.Join(dir, "logs", "a.log")
+	os.WriteFile(old, []byte("old line\n"), 0o644)
+	long := time.Now().Add(-100 * time.Hour)
+	os.Chtimes(old, long, long)
+	cfg, err := Load(filepath.Join("testdata", "good", "minimal.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Inputs[0].IgnoreOlder = 72 * time.Hour
+	var out bytes.Buffer
+	if err := DryRun(context.Background(), cfg, &out, DryRunOptions{Messages: 5}); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if !strings.Contains(got, "start 9 (skip (older than 72h))") || strings.Contains(got, `"old line"`) {
+		t.Errorf("dry-run output:\n%s", got)
 	}
 }

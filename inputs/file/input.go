@@ -31,11 +31,14 @@ import (
 
 // Config is one input, resolved and validated by the agent.
 type Config struct {
-	ID              string
-	Paths           []string // absolute globs; ** matches any depth
-	Exclude         []string // globs on the base name or the full path
-	Category        string
-	StartAtEnd      bool // for files present at the input's very first start
+	ID         string
+	Paths      []string // absolute globs; ** matches any depth
+	Exclude    []string // globs on the base name or the full path
+	Category   string
+	StartAtEnd bool // for files present at the input's very first start
+	// IgnoreOlder, when > 0: a file without a checkpoint entry last
+	// modified longer ago than this is started at its end.
+	IgnoreOlder     time.Duration
 	MaxMessageBytes int
 	LinesPerMessage int
 	Fields          map[string]string
@@ -681,6 +684,9 @@ func (in *Input) open(path string, initial bool) {
 		in.log.Warn("file is shorter than its checkpoint; reading it from the start", "path", path, "offset", entry.Offset, "size", fi.Size())
 	case initial && in.firstRun && in.cfg.StartAtEnd:
 		start = fi.Size()
+	case tooOld(in.cfg, fi):
+		start = fi.Size()
+		in.log.Info("file older than ignore_older: only what is appended to it is read", "path", path, "modified", fi.ModTime(), "size", fi.Size())
 	}
 	// A new file next to files being read may be a copy made by
 	// copytruncate (its first bytes are theirs, or it is still empty):
@@ -1624,7 +1630,17 @@ type PlannedFile struct {
 	ID        logagent.FileID
 	Committed int64 // -1 when the checkpoint does not know the file
 	Start     int64
-	Err       error
+	// Old: the file has no checkpoint entry and is older than
+	// ignore_older; it is started at its end.
+	Old bool
+	Err error
+}
+
+// tooOld reports whether a file without a checkpoint entry is skipped to
+// its end by ignore_older. A file with an entry never is: that could lose
+// lines.
+func tooOld(cfg Config, fi os.FileInfo) bool {
+	return cfg.IgnoreOlder > 0 && time.Since(fi.ModTime()) > cfg.IgnoreOlder
 }
 
 // Plan tells, without reading past fingerprints or changing anything, which
@@ -1675,6 +1691,8 @@ func Plan(cfg Config, entries []checkpoint.Entry) []PlannedFile {
 		}
 		if pf.Committed < 0 && firstRun && cfg.StartAtEnd {
 			pf.Start = fi.Size()
+		} else if pf.Committed < 0 && tooOld(cfg, fi) {
+			pf.Start, pf.Old = fi.Size(), true
 		}
 		f.Close()
 		out = append(out, pf)

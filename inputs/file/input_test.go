@@ -378,3 +378,88 @@ func TestReadingListsFilesReadLately(t *testing.T) {
 		t.Fatalf("Reading() = %+v, want %s", got, path)
 	}
 }
+
+// ignore_older: a file never seen before and older than it is started at
+// its end (what is appended later is read); a file with a checkpoint entry
+// is resumed however old; a recent new file is read whole.
+func TestIgnoreOlder(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	ck, old, recent := filepath.Join(dir, "ck.log"), filepath.Join(dir, "old.log"), filepath.Join(dir, "recent.log")
+	writeLines(t, ck, 0, 100)
+	s := &sink{}
+	store := openStore(t, data)
+	_, stop := runInput(t, testConfig(dir), store, 8<<20, s)
+	waitFor(t, "100 lines", func() bool { return s.count() == 100 })
+	stop()
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	writeLines(t, ck, 100, 50)
+	writeLines(t, old, 10000, 1000)
+	writeLines(t, recent, 20000, 10)
+	long := time.Now().Add(-100 * time.Hour)
+	for _, p := range []string{ck, old} {
+		if err := os.Chtimes(p, long, long); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := testConfig(dir)
+	cfg.IgnoreOlder = 72 * time.Hour
+	entries, err := checkpoint.Load(filepath.Join(data, checkpoint.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := map[string]PlannedFile{}
+	for _, pf := range Plan(cfg, entries) {
+		plan[filepath.Base(pf.Path)] = pf
+	}
+	if pf := plan["old.log"]; !pf.Old || pf.Start != pf.Size {
+		t.Errorf("plan of old.log: %+v, want Old and Start at its size", pf)
+	}
+	if pf := plan["ck.log"]; pf.Old || pf.Start == 0 {
+		t.Errorf("plan of ck.log: %+v, want resumed", pf)
+	}
+	if pf := plan["recent.log"]; pf.Old || pf.Start != 0 {
+		t.Errorf("plan of recent.log: %+v, want from the beginning", pf)
+	}
+
+	s2 := &sink{}
+	in, stop2 := runInput(t, cfg, openStore(t, data), 8<<20, s2)
+	waitFor(t, "60 lines", func() bool { return s2.count() >= 60 })
+	waitFor(t, "old.log open", func() bool {
+		for _, f := range in.Files() {
+			if f.Path == old {
+				return true
+			}
+		}
+		return false
+	})
+	writeLines(t, old, 11000, 5)
+	waitFor(t, "65 lines", func() bool { return s2.count() >= 65 })
+	stop2()
+	s2.mu.Lock()
+	defer s2.mu.Unlock()
+	want := map[int]bool{}
+	for i := 100; i < 150; i++ {
+		want[i] = true
+	}
+	for i := 11000; i < 11005; i++ {
+		want[i] = true
+	}
+	for i := 20000; i < 20010; i++ {
+		want[i] = true
+	}
+	for _, l := range s2.lines {
+		var n int
+		fmt.Sscanf(l, "line %d", &n)
+		if !want[n] {
+			t.Fatalf("line %d read (old.log's lines before the start must be skipped, ck.log resumed)", n)
+		}
+		delete(want, n)
+	}
+	if len(want) > 0 {
+		t.Fatalf("%d lines missing", len(want))
+	}
+}
