@@ -217,6 +217,12 @@ echo "$out" | head -60 | sed 's/^/    /'
 check "logagent --dry-run on the default config exits 0 (as user logagent)" test "$rc" = 0
 check "logagent --dry-run --quiet (the unit's ExecStartPre) exits 0" \
 	sh -c 'cd /var/lib/logagent && timeout 60 runuser -u logagent -- /usr/bin/logagent -c /etc/logagent/logagent.yaml --dry-run --quiet'
+check "the default config reads the journal" grep -qF "input journal (journald)" <<<"$out"
+check "the default config reads /var/log/*.log" grep -qF "input varlog:" <<<"$out"
+check "the default config writes only to /dev/null (nothing can fill the disk)" \
+	sh -c 'test "$(grep -c "^output " <<<"$1")" = 1 && grep -qF "output discard (file): file /dev/null;" <<<"$1"' _ "$out"
+check "the default config has no stdout output (the journal would read it back)" \
+	sh -c '! grep -Eq "^[^#]*type: *stdout" /etc/logagent/logagent.yaml'
 if [ -f /var/log/syslog ] && [ "$(stat -c %G /var/log/syslog)" = adm ]; then
 	check "user logagent can read /var/log/syslog (group adm)" runuser -u logagent -- test -r /var/log/syslog
 fi
