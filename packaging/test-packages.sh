@@ -220,7 +220,7 @@ check "logagent --dry-run --quiet (the unit's ExecStartPre) exits 0" \
 check "the default config reads the journal" grep -qF "input journal (journald)" <<<"$out"
 check "the default config reads /var/log/*.log" grep -qF "input varlog:" <<<"$out"
 check "the default config writes only to /dev/null (nothing can fill the disk)" \
-	sh -c 'test "$(grep -c "^output " <<<"$1")" = 1 && grep -qF "output discard (file): file /dev/null;" <<<"$1"' _ "$out"
+	bash -c 'test "$(grep -c "^output " <<<"$1")" = 1 && grep -qF "output discard (file): file /dev/null;" <<<"$1"' _ "$out"
 check "the default config has no stdout output (the journal would read it back)" \
 	sh -c '! grep -Eq "^[^#]*type: *stdout" /etc/logagent/logagent.yaml'
 if [ -f /var/log/syslog ] && [ "$(stat -c %G /var/log/syslog)" = adm ]; then
