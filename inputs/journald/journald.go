@@ -45,6 +45,10 @@ type Config struct {
 	JournalDirectory string `yaml:"journal_directory"`
 	// Units keeps only the entries of these systemd units (journalctl -u).
 	Units []string `yaml:"units"`
+	// ExcludeUnits drops the entries of these units (their cursor still
+	// advances): the unit of the agent itself when an output writes to
+	// its stdout, which the journal would hand back (a loop).
+	ExcludeUnits []string `yaml:"exclude_units"`
 	// Priority keeps only entries of this level or more urgent, or of a
 	// range "err..info" (journalctl -p).
 	Priority string `yaml:"priority"`
@@ -72,6 +76,11 @@ func (c *Config) Validate() error {
 	for i, u := range c.Units {
 		if strings.TrimSpace(u) == "" {
 			errs = append(errs, logagent.FieldErrorf(fmt.Sprintf("units[%d]", i), "must not be empty"))
+		}
+	}
+	for i, u := range c.ExcludeUnits {
+		if strings.TrimSpace(u) == "" {
+			errs = append(errs, logagent.FieldErrorf(fmt.Sprintf("exclude_units[%d]", i), "must not be empty"))
 		}
 	}
 	return errors.Join(errs...)
@@ -104,6 +113,7 @@ func (c *Config) args(cursor string) []string {
 	for _, u := range c.Units {
 		a = append(a, "--unit="+u)
 	}
+	// ExcludeUnits are dropped by the input: journalctl has no such filter.
 	if c.Priority != "" {
 		a = append(a, "--priority="+c.Priority)
 	}
@@ -149,6 +159,9 @@ type Input struct {
 	store *checkpoint.Store
 	key   checkpoint.Key
 	path  string // the checkpoint entry's path: what the input reads
+	// excluded holds ExcludeUnits, with ".service" added to a name
+	// without a type, as journalctl -u does.
+	excluded map[string]bool
 
 	trk tracker
 }
@@ -166,7 +179,13 @@ func New(c Config, env inputs.Env) (*Input, error) {
 	if c.JournalDirectory != "" {
 		path = "journal:" + c.JournalDirectory
 	}
-	in := &Input{cfg: c, env: env, store: env.Checkpoint, key: checkpoint.Key{Input: env.ID}, path: path}
+	in := &Input{cfg: c, env: env, store: env.Checkpoint, key: checkpoint.Key{Input: env.ID}, path: path, excluded: map[string]bool{}}
+	for _, u := range c.ExcludeUnits {
+		if !strings.Contains(u, ".") {
+			u += ".service"
+		}
+		in.excluded[u] = true
+	}
 	in.trk.commit = in.commit
 	in.trk.idle = make(chan struct{}, 1)
 	return in, nil
@@ -294,7 +313,7 @@ func (in *Input) read(ctx context.Context, x *exportReader, cursor *string) erro
 		}
 		last = string(e.cursor)
 		entries++
-		if e.hasMsg {
+		if e.hasMsg && !in.excluded[string(e.unit)] {
 			body = append(body, e.message...)
 			msgs = append(msgs, logagent.Message{Body: e.message[:len(e.message):len(e.message)], ReadNano: now, Source: in.source(sources, &e)})
 		}

@@ -1,12 +1,16 @@
 package journald
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 
+	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/checkpoint"
 	"github.com/logagent/logagent/inputs"
 )
 
@@ -129,3 +133,53 @@ func TestValidate(t *testing.T) {
 }
 
 func testEnv() inputs.Env { return inputs.Env{ID: "j"} }
+
+// read publishes each entry's MESSAGE with its metadata, drops the
+// entries of exclude_units and those without a MESSAGE, and commits, once
+// acknowledged, the cursor of the last entry read, dropped ones included.
+func TestReadPublishesAndCommits(t *testing.T) {
+	store, err := checkpoint.Open(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var got []string
+	var fields []map[string]string
+	env := inputs.Env{ID: "j", Host: "agent", Checkpoint: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Publish: func(ctx context.Context, c *logagent.Chunk) error {
+			c.Expect(1)
+			for _, m := range c.Messages {
+				got = append(got, string(m.Body))
+				fields = append(fields, m.Source.Fields)
+			}
+			c.Ack(len(c.Messages))
+			return nil
+		}}
+	c := DefaultConfig()
+	c.JournalDirectory = t.TempDir()
+	c.ExcludeUnits = []string{"logagent"}
+	in, err := New(c, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := "__CURSOR=c1\nMESSAGE=one\n_SYSTEMD_UNIT=a.service\nPRIORITY=6\n_PID=1\n_BOOT_ID=b\n_HOSTNAME=h\n\n" +
+		"__CURSOR=c2\nMESSAGE=loop\n_SYSTEMD_UNIT=logagent.service\n\n" +
+		"__CURSOR=c3\n" + binField("MESSAGE", "two\nlines") + "\n" +
+		"__CURSOR=c4\nFOO=no message\n\n"
+	var cursor string
+	if err := in.read(context.Background(), newExportReader(strings.NewReader(stream)), &cursor); err != io.EOF {
+		t.Fatalf("read: %v", err)
+	}
+	if strings.Join(got, "|") != "one|two\nlines" {
+		t.Fatalf("published %q", got)
+	}
+	if f := fields[0]; f["unit"] != "a.service" || f["priority"] != "6" || f["pid"] != "1" || f["boot_id"] != "b" || f["hostname"] != "h" {
+		t.Fatalf("fields %v", f)
+	}
+	if cursor != "c4" || in.Cursor() != "c4" {
+		t.Fatalf("cursor read %q, committed %q; want c4", cursor, in.Cursor())
+	}
+	if e, _ := store.Get(in.key); e.Offset != 4 {
+		t.Fatalf("entries committed %d, want 4", e.Offset)
+	}
+}
