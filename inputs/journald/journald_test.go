@@ -4,10 +4,17 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/checkpoint"
@@ -181,5 +188,93 @@ func TestReadPublishesAndCommits(t *testing.T) {
 	}
 	if e, _ := store.Get(in.key); e.Offset != 4 {
 		t.Fatalf("entries committed %d, want 4", e.Offset)
+	}
+}
+
+// fakeJournalctl writes a script standing for journalctl: each run logs
+// its pid and arguments to dir/runs, prints one entry whose cursor is
+// the run's number, then exits, or, from run `stayFrom` on, stays (exec
+// sleep, same pid) until it is stopped.
+func fakeJournalctl(t *testing.T, dir string, stayFrom int) string {
+	t.Helper()
+	script := filepath.Join(dir, "journalctl")
+	runs := filepath.Join(dir, "runs")
+	body := fmt.Sprintf(`#!/bin/sh
+n=$(( $(cat %[1]s 2>/dev/null | wc -l) + 1 ))
+echo "$$ $*" >> %[1]s
+printf '__CURSOR=c%%d\nMESSAGE=run %%d\n\n' $n $n
+if [ $n -ge %[2]d ]; then exec sleep 1000; fi
+`, runs, stayFrom)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return script
+}
+
+func readRuns(dir string) []string {
+	b, _ := os.ReadFile(filepath.Join(dir, "runs"))
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+// journalctl that exits is started again after the last entry read; on
+// stop, the one running is stopped (by its pid) before Run returns.
+func TestJournalctlRestartedAndStopped(t *testing.T) {
+	dir := t.TempDir()
+	store, err := checkpoint.Open(filepath.Join(dir, "data"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var mu sync.Mutex
+	var got []string
+	env := inputs.Env{ID: "j", Checkpoint: store, DrainTimeout: time.Minute, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Publish: func(ctx context.Context, c *logagent.Chunk) error {
+			c.Expect(1)
+			mu.Lock()
+			for _, m := range c.Messages {
+				got = append(got, string(m.Body))
+			}
+			mu.Unlock()
+			go c.Ack(len(c.Messages))
+			return nil
+		}}
+	c := DefaultConfig()
+	c.Journalctl = fakeJournalctl(t, dir, 3)
+	c.JournalDirectory = dir
+	in, err := New(c, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- in.Run(ctx) }()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %q, runs %q", got, readRuns(dir))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	runs := readRuns(dir)
+	if len(runs) != 3 || strings.Contains(runs[0], "--after-cursor") ||
+		!strings.Contains(runs[1], "--after-cursor=c1") || !strings.Contains(runs[2], "--after-cursor=c2") {
+		t.Fatalf("runs:\n%s", strings.Join(runs, "\n"))
+	}
+	if in.Cursor() != "c3" {
+		t.Fatalf("committed %q, want c3", in.Cursor())
+	}
+	pid, _ := strconv.Atoi(strings.Fields(runs[2])[0])
+	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
+		t.Fatalf("journalctl (pid %d) still there after Run returned: %v", pid, err)
 	}
 }
