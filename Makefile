@@ -52,7 +52,8 @@ test-lint: $(STATICCHECK)
 	$(STATICCHECK) $$($(GO) list ./... | grep -v /internal/thriftgen/)
 
 # Short fuzzing of the chunker, the config loader, the checkpoint's
-# encoder and decoders and the JSON envelope (seed corpora in testdata/).
+# encoder and decoders, the JSON envelope and the journal's export format
+# (seed corpora in testdata/ or the targets).
 # Budgets are counts of runs, not durations: with a duration, Go's fuzz
 # coordinator (before Go 1.27, go.dev/issue/75804) can fail a target with
 # "context deadline exceeded" at the deadline on a busy machine, having
@@ -63,6 +64,7 @@ test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 100000x ./checkpoint
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendEntry$$' -fuzztime 30000x ./checkpoint
 	$(GO) test -run '^$$' -fuzz '^FuzzAppend$$' -fuzztime 100000x ./outputs/envelope
+	$(GO) test -run '^$$' -fuzz '^FuzzExport$$' -fuzztime 50000x ./inputs/journald
 
 # Rename, copytruncate, delete and date-named rotation at full speed,
 # through logagent and through nxadm/tail: lines written, lost, duplicated.

@@ -57,6 +57,9 @@ func awkwardEntries() []Entry {
 		Entry{Input: "zone", Path: "/west", Updated: time.Date(2024, 1, 1, 5, 30, 0, 0, time.FixedZone("", -(9*3600+30*60)))},
 		Entry{Input: "zone", Path: "/seconds", Updated: time.Date(2024, 1, 1, 5, 30, 0, 0, time.FixedZone("LMT", 3661))},
 		Entry{Input: "zone", Path: "/monotonic", Updated: time.Now()},
+		Entry{Input: "journal", Path: "journal", Offset: 7, Updated: t0,
+			Cursor: "s=0e34d3e36f2d404e803a1e4e820a49b4;i=2;b=0123456789abcdef0123456789abcdef;m=3e9;t=60a24181e4001;x=60f66565e8276860"},
+		Entry{Input: "journal", Path: "journal:/odd", Updated: t0, Cursor: "\"\\\n\xff\u2028"},
 	)
 	return out
 }
@@ -130,7 +133,7 @@ func checkEntry(t testing.TB, e Entry) {
 	// Exactly e, unless e holds what JSON or RFC 3339 cannot: invalid
 	// UTF-8, a zone offset in seconds.
 	_, zone := e.Updated.Zone()
-	if utf8.ValidString(e.Input) && utf8.ValidString(e.Path) && zone%60 == 0 && !sameEntry(back, e) {
+	if utf8.ValidString(e.Input) && utf8.ValidString(e.Path) && utf8.ValidString(e.Cursor) && zone%60 == 0 && !sameEntry(back, e) {
 		t.Fatalf("%+v: reads back as %+v", e, back)
 	}
 }
@@ -264,6 +267,8 @@ func FuzzAppendEntry(f *testing.F) {
 	f.Fuzz(func(t *testing.T, input, path string, dev, ino, fp uint64, fpLen int, offset, sec, nsec int64, zone int) {
 		e := Entry{Input: input, ID: logagent.FileID{Dev: dev, Ino: ino, Fingerprint: fp, FingerprintLen: fpLen},
 			Path: path, Offset: offset, Updated: time.Unix(sec, nsec).In(time.FixedZone("", zone%(48*3600)))}
+		checkEntry(t, e)
+		e.Cursor = path // a journal input's entry
 		checkEntry(t, e)
 	})
 }

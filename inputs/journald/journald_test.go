@@ -1,6 +1,7 @@
 package journald
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/logagent/logagent"
@@ -277,4 +279,34 @@ func TestJournalctlRestartedAndStopped(t *testing.T) {
 	if err := syscall.Kill(pid, 0); err != syscall.ESRCH {
 		t.Fatalf("journalctl (pid %d) still there after Run returned: %v", pid, err)
 	}
+}
+
+// FuzzExport: no stream makes the parser panic or loop; every entry it
+// returns has a cursor; a stream it parses whole parses the same when read
+// a byte at a time.
+func FuzzExport(f *testing.F) {
+	f.Add([]byte("__CURSOR=c1\nMESSAGE=hello\n_SYSTEMD_UNIT=u\n\n__CURSOR=c2\nMESSAGE=\n\n"))
+	f.Add([]byte("__CURSOR=c1\n" + binField("MESSAGE", "a\nb\x00c") + "\n"))
+	f.Add([]byte("__CURSOR=c1\nMESSAGE\n\xff\xff\xff\xff\xff\xff\xff\xff\n\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		parse := func(r io.Reader) ([]string, error) {
+			x := newExportReader(r)
+			var out []string
+			for {
+				var e entry
+				if err := x.next(&e); err != nil {
+					return out, err
+				}
+				if len(e.cursor) == 0 {
+					t.Fatal("an entry without a cursor")
+				}
+				out = append(out, string(e.cursor)+"\x00"+string(e.message))
+			}
+		}
+		a, errA := parse(bytes.NewReader(data))
+		b, errB := parse(iotest.OneByteReader(bytes.NewReader(data)))
+		if strings.Join(a, "\x01") != strings.Join(b, "\x01") || (errA == io.EOF) != (errB == io.EOF) {
+			t.Fatalf("whole: %q %v; byte by byte: %q %v", a, errA, b, errB)
+		}
+	})
 }
