@@ -266,7 +266,7 @@ func (in *Input) follow(ctx context.Context, cursor *string) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	if rerr != nil && rerr != io.EOF {
+	if rerr != io.EOF { // read returns only with an error
 		return fmt.Errorf("read journalctl (pid %d): %w; stderr: %s", pid, rerr, stderr.String())
 	}
 	return fmt.Errorf("journalctl (pid %d) exited: %v; stderr: %s", pid, werr, stderr.String())
