@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,6 +66,9 @@ func journalOutput(t *testing.T, glob string) (map[int]int, int) {
 				continue // a line being written
 			}
 			var n int
+			if strings.HasPrefix(m.Message, "debug ") && m.Fields["priority"] == "7" {
+				continue // read once the reload below allows debug
+			}
 			if _, err := fmt.Sscanf(m.Message, "j %d", &n); err != nil {
 				t.Fatalf("unexpected message %q (the filters should have dropped it)", m.Message)
 			}
@@ -192,6 +197,7 @@ outputs:
 		t.Fatalf("entries appended later missing; log:\n%s", a.Log())
 	}
 	seen, lines := journalOutput(t, glob)
+	reloadJournald(t, a, cfgPath, cfg, jdir, glob, n2)
 	dups := lines - n2
 	for i, c := range seen {
 		if i >= before && c > 1 {
@@ -204,5 +210,81 @@ outputs:
 	t.Logf("%d entries, %d duplicates", n2, dups)
 	if err := a.Stop(time.Minute); err != nil {
 		t.Fatalf("stop: %v; log:\n%s", err, a.Log())
+	}
+}
+
+// journalctls returns the pids of the journalctl children of pid.
+func journalctls(pid int) []int {
+	var out []int
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		p, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || !strings.Contains(s[:i], "(journalctl") {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// reloadJournald changes the input's priority to debug and reloads: the
+// journalctl running is stopped and a new one follows from the committed
+// cursor, so that old entries are not read again, and the debug entries
+// after that cursor (the last one of before, and those appended) arrive.
+func reloadJournald(t *testing.T, a *testenv.Agent, cfgPath, cfg, jdir, glob string, n int) {
+	t.Helper()
+	old := journalctls(a.PID())
+	if len(old) != 1 {
+		t.Fatalf("journalctl children of the agent: %v, want one", old)
+	}
+	cfg = strings.Replace(cfg, "priority: info", "priority: debug", 1)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(a.PID(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if !testenv.WaitUntil(2*time.Minute, func() bool { return a.LogCount("reload: applied") == 1 }) {
+		t.Fatalf("not reloaded; log:\n%s", a.Log())
+	}
+	now := journalctls(a.PID())
+	if len(now) != 1 || now[0] == old[0] {
+		t.Fatalf("journalctl pids before the reload %v, after %v", old, now)
+	}
+	if err := syscall.Kill(old[0], 0); err != syscall.ESRCH {
+		t.Fatalf("the old journalctl (pid %d) still runs: %v", old[0], err)
+	}
+	writeJournal(t, filepath.Join(jdir, "c.journal"), n, n+10)
+	debug := func() int {
+		c := 0
+		files, _ := filepath.Glob(glob)
+		for _, f := range files {
+			data, _ := os.ReadFile(f)
+			c += strings.Count(string(data), `"message":"debug `)
+		}
+		return c
+	}
+	// The debug entry after the last one delivered, then the 10 appended.
+	if !testenv.WaitUntil(2*time.Minute, func() bool { return debug() >= 11 }) || debug() != 11 {
+		t.Fatalf("%d debug entries after the reload, want 11; log:\n%s", debug(), a.Log())
+	}
+	seen, _ := journalOutput(t, glob)
+	for i := n; i < n+10; i++ {
+		if seen[i] != 1 {
+			t.Fatalf("entry %d delivered %d times after the reload", i, seen[i])
+		}
 	}
 }
