@@ -17,6 +17,7 @@ import (
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/checkpoint"
 	"github.com/logagent/logagent/inputs/file"
+	"github.com/logagent/logagent/inputs/journald"
 	"github.com/logagent/logagent/outputs/envelope"
 )
 
@@ -89,6 +90,15 @@ func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) er
 		ic := &cfg.Inputs[i]
 		if ic.kind != nil {
 			dryRunRelay(info, cfg, ic)
+			if _, ok := ic.kind.config.(*journald.Config); ok {
+				cursor := "none: nothing read yet"
+				for _, e := range entries {
+					if e.Input == ic.ID && e.Cursor != "" {
+						cursor = fmt.Sprintf("%s (%d entries delivered)", e.Cursor, e.Offset)
+					}
+				}
+				fmt.Fprintf(info, "  checkpoint %s\n", cursor)
+			}
 			if c, ok := ic.kind.config.(interface{ Check() error }); ok {
 				if err := c.Check(); err != nil {
 					problem(true, "input "+ic.ID, "%v", err)

@@ -3,12 +3,16 @@ package agent
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/logagent/logagent/checkpoint"
 )
 
 func TestDryRun(t *testing.T) {
@@ -245,5 +249,42 @@ func TestDryRunIgnoreOlder(t *testing.T) {
 	got := out.String()
 	if !strings.Contains(got, "start 9 (skip (older than 72h))") || strings.Contains(got, `"old line"`) {
 		t.Errorf("dry-run output:\n%s", got)
+	}
+}
+
+// A journald input: --dry-run shows its checkpointed cursor, and is an
+// error when journalctl cannot be run.
+func TestDryRunJournald(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	st, err := checkpoint.Open(data, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Set(checkpoint.Entry{Input: "j", Path: "journal", Offset: 42, Cursor: "s=abc;i=2a", Updated: time.Now()})
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	yaml := func(journalctl string) string {
+		return "data_dir: " + data + "\ninputs:\n  - id: j\n    type: journald\n    journal_directory: " + dir +
+			"\n    journalctl: " + journalctl + "\noutputs:\n  - id: o\n    type: stdout\n"
+	}
+	for _, tt := range []struct {
+		journalctl string
+		fails      bool
+		want       string
+	}{
+		{"/bin/true", false, "checkpoint s=abc;i=2a (42 entries delivered)"},
+		{"/nonexistent/journalctl", true, "error: type: journald needs systemd's journalctl, which cannot be run here"},
+	} {
+		cfg, err := Parse("c.yaml", []byte(yaml(tt.journalctl)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		err = DryRun(context.Background(), cfg, &out, DryRunOptions{Messages: 5})
+		if (err != nil) != tt.fails || !strings.Contains(out.String(), tt.want) {
+			t.Errorf("journalctl %s: err %v, output:\n%s\nwant %q", tt.journalctl, err, out.String(), tt.want)
+		}
 	}
 }
