@@ -195,6 +195,11 @@ func TestStopping(t *testing.T) {
 	go func() { defer close(done); in.Run(ctx) }()
 	waiting := dial(t, in.Addr())
 	other := dial(t, in.Addr())
+	// A connection the kernel took but the server has not accepted yet is
+	// closed once the relay stops: one call makes sure it was accepted.
+	if _, err := other.fb.GetStatus(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	res := make(chan gen.ResultCode, 1)
 	go func() {
 		r, _ := waiting.Log(context.Background(), []*gen.LogEntry{{Category: "a", Message: "x"}})
