@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -112,23 +113,33 @@ func joinPath(path, key string) string {
 	return path + "." + key
 }
 
-// yamlFields maps the yaml keys of struct type t to field indexes.
-func yamlFields(t reflect.Type) (map[string]int, []string) {
-	m := map[string]int{}
+// yamlFields maps the yaml keys of struct type t to field index paths
+// (reflect.Value.FieldByIndex). The keys of an embedded struct tagged
+// `yaml:",inline"` are t's own, as yaml.v3 has them.
+func yamlFields(t reflect.Type) (map[string][]int, []string) {
+	m := map[string][]int{}
 	var names []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := f.Tag.Get("yaml")
-		name, _, _ := strings.Cut(tag, ",")
-		if name == "-" || !f.IsExported() {
-			continue
+	var walk func(t reflect.Type, index []int)
+	walk = func(t reflect.Type, index []int) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			idx := append(slices.Clone(index), i)
+			if opts == "inline" && f.Anonymous && f.Type.Kind() == reflect.Struct {
+				walk(f.Type, idx)
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			m[name] = idx
+			names = append(names, name)
 		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		m[name] = i
-		names = append(names, name)
 	}
+	walk(t, nil)
 	sort.Strings(names)
 	return m, names
 }
@@ -281,7 +292,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, skip 
 			d.errorf(k, p, "unknown key (known keys here: %s)", strings.Join(known, ", "))
 			continue
 		}
-		d.decode(val, v.Field(idx), p)
+		d.decode(val, v.FieldByIndex(idx), p)
 	}
 }
 

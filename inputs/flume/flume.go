@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/logagent/logagent"
@@ -24,52 +23,23 @@ import (
 
 // Config is the configuration of a flume input.
 type Config struct {
-	Listen string `yaml:"listen"`
+	relay.Limits `yaml:",inline"`
 	// Protocol is compact (Flume's default) or binary.
 	Protocol string `yaml:"protocol"`
 	// Category is the category of events without a "category" header;
 	// default: the input's id.
-	Category         string          `yaml:"category"`
-	MaxConnections   int             `yaml:"max_connections"`
-	MaxFrameBytes    logagent.Size   `yaml:"max_frame_bytes"`
-	IdleTimeout      time.Duration   `yaml:"idle_timeout"`
-	ReadTimeout      time.Duration   `yaml:"read_timeout"`
-	WriteTimeout     time.Duration   `yaml:"write_timeout"`
-	MaxInflightBytes logagent.Size   `yaml:"max_inflight_bytes"`
-	Register         *relay.Register `yaml:"register"`
+	Category string          `yaml:"category"`
+	Register *relay.Register `yaml:"register"`
 }
 
 // DefaultConfig returns a Config with every default filled in.
 func DefaultConfig() Config {
-	l := relay.DefaultLimits("0.0.0.0:4141")
-	return Config{
-		Listen:           l.Listen,
-		Protocol:         "compact",
-		MaxConnections:   l.MaxConnections,
-		MaxFrameBytes:    l.MaxFrameBytes,
-		IdleTimeout:      l.IdleTimeout,
-		ReadTimeout:      l.ReadTimeout,
-		WriteTimeout:     l.WriteTimeout,
-		MaxInflightBytes: l.MaxInflightBytes,
-	}
-}
-
-func (c *Config) limits() relay.Limits {
-	return relay.Limits{
-		Listen:           c.Listen,
-		MaxConnections:   c.MaxConnections,
-		MaxFrameBytes:    c.MaxFrameBytes,
-		IdleTimeout:      c.IdleTimeout,
-		ReadTimeout:      c.ReadTimeout,
-		WriteTimeout:     c.WriteTimeout,
-		MaxInflightBytes: c.MaxInflightBytes,
-	}
+	return Config{Limits: relay.DefaultLimits("0.0.0.0:4141"), Protocol: "compact"}
 }
 
 // Validate checks c; problems are *logagent.FieldError values, joined.
 func (c *Config) Validate() error {
-	l := c.limits()
-	errs := []error{l.Validate()}
+	errs := []error{c.Limits.Validate()}
 	if c.Protocol != "compact" && c.Protocol != "binary" {
 		errs = append(errs, logagent.FieldErrorf("protocol", "must be compact or binary, got %q", c.Protocol))
 	}
@@ -81,16 +51,7 @@ func (c *Config) Validate() error {
 
 // Describe tells, for --dry-run, what the input would serve.
 func (c *Config) Describe() string {
-	d := fmt.Sprintf("Flume Thrift source (framed, %s) on %s, at most %d connections, frames of %s, %s in flight",
-		c.Protocol, c.Listen, c.MaxConnections, c.MaxFrameBytes, c.MaxInflightBytes)
-	if r := c.Register; r != nil {
-		addr := r.Advertise
-		if addr == "" {
-			addr = c.Listen
-		}
-		d += fmt.Sprintf("; registers %s under %s in zookeeper %s", addr, r.ZooKeeper.Path, strings.Join(r.ZooKeeper.Servers, ","))
-	}
-	return d
+	return fmt.Sprintf("Flume Thrift source (framed, %s) ", c.Protocol) + c.Limits.Describe(c.Register)
 }
 
 // Input is a running Flume relay.
@@ -102,8 +63,7 @@ type Input struct {
 
 // New listens on c.Listen; nothing is served until Run.
 func New(c Config, env inputs.Env) (*Input, error) {
-	l := c.limits()
-	srv, err := relay.Listen(l.Options(c.Protocol == "compact", c.Register), env)
+	srv, err := relay.Listen(c.Limits.Options(c.Protocol == "compact", c.Register), env)
 	if err != nil {
 		return nil, err
 	}

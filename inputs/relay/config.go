@@ -2,24 +2,25 @@ package relay
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/internal/zookeeper"
 )
 
-// Limits are the keys every relay input type has, with their yaml names.
-// An input type's Config holds the same fields (the config decoder has no
-// inline structs) and converts them with Options.
+// Limits are the keys every relay input type has. An input type's Config
+// embeds them inline, so that they are keys of its own.
 type Limits struct {
-	Listen           string
-	MaxConnections   int
-	MaxFrameBytes    logagent.Size
-	IdleTimeout      time.Duration
-	ReadTimeout      time.Duration
-	WriteTimeout     time.Duration
-	MaxInflightBytes logagent.Size
+	Listen           string        `yaml:"listen"`
+	MaxConnections   int           `yaml:"max_connections"`
+	MaxFrameBytes    logagent.Size `yaml:"max_frame_bytes"`
+	IdleTimeout      time.Duration `yaml:"idle_timeout"`
+	ReadTimeout      time.Duration `yaml:"read_timeout"`
+	WriteTimeout     time.Duration `yaml:"write_timeout"`
+	MaxInflightBytes logagent.Size `yaml:"max_inflight_bytes"`
 }
 
 // DefaultMaxFrameBytes is Flume's limit on a Thrift frame, 16,384,000 bytes.
@@ -117,4 +118,19 @@ func (r *Register) advertised(addr net.Addr) string {
 		return r.Advertise
 	}
 	return addr.String()
+}
+
+// Describe tells, for --dry-run, where and within which limits a relay
+// serves, and where it registers (r may be nil).
+func (l *Limits) Describe(r *Register) string {
+	d := fmt.Sprintf("on %s, at most %d connections, frames of %s, %s in flight",
+		l.Listen, l.MaxConnections, l.MaxFrameBytes, l.MaxInflightBytes)
+	if r != nil {
+		addr := r.Advertise
+		if addr == "" {
+			addr = l.Listen
+		}
+		d += fmt.Sprintf("; registers %s under %s in zookeeper %s", addr, r.ZooKeeper.Path, strings.Join(r.ZooKeeper.Servers, ","))
+	}
+	return d
 }

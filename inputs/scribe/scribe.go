@@ -9,8 +9,6 @@ package scribe
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 	"unsafe"
 
@@ -20,50 +18,21 @@ import (
 	"github.com/logagent/logagent/internal/thriftgen/scribe"
 )
 
-// Config is the configuration of a scribe input.
+// Config is the configuration of a scribe input. Port 1463 is Scribe's.
 type Config struct {
-	// Listen is host:port; port 1463 is Scribe's.
-	Listen           string        `yaml:"listen"`
-	MaxConnections   int           `yaml:"max_connections"`
-	MaxFrameBytes    logagent.Size `yaml:"max_frame_bytes"`
-	IdleTimeout      time.Duration `yaml:"idle_timeout"`
-	ReadTimeout      time.Duration `yaml:"read_timeout"`
-	WriteTimeout     time.Duration `yaml:"write_timeout"`
-	MaxInflightBytes logagent.Size `yaml:"max_inflight_bytes"`
+	relay.Limits `yaml:",inline"`
 	// Register, when set, keeps a node for this relay in ZooKeeper.
 	Register *relay.Register `yaml:"register"`
 }
 
 // DefaultConfig returns a Config with every default filled in.
 func DefaultConfig() Config {
-	l := relay.DefaultLimits("0.0.0.0:1463")
-	return Config{
-		Listen:           l.Listen,
-		MaxConnections:   l.MaxConnections,
-		MaxFrameBytes:    l.MaxFrameBytes,
-		IdleTimeout:      l.IdleTimeout,
-		ReadTimeout:      l.ReadTimeout,
-		WriteTimeout:     l.WriteTimeout,
-		MaxInflightBytes: l.MaxInflightBytes,
-	}
-}
-
-func (c *Config) limits() relay.Limits {
-	return relay.Limits{
-		Listen:           c.Listen,
-		MaxConnections:   c.MaxConnections,
-		MaxFrameBytes:    c.MaxFrameBytes,
-		IdleTimeout:      c.IdleTimeout,
-		ReadTimeout:      c.ReadTimeout,
-		WriteTimeout:     c.WriteTimeout,
-		MaxInflightBytes: c.MaxInflightBytes,
-	}
+	return Config{Limits: relay.DefaultLimits("0.0.0.0:1463")}
 }
 
 // Validate checks c; problems are *logagent.FieldError values, joined.
 func (c *Config) Validate() error {
-	l := c.limits()
-	errs := []error{l.Validate()}
+	errs := []error{c.Limits.Validate()}
 	if c.Register != nil {
 		errs = append(errs, logagent.JoinField("register", c.Register.Validate(c.Listen)))
 	}
@@ -78,8 +47,7 @@ type Input struct {
 
 // New listens on c.Listen; nothing is served until Run.
 func New(c Config, env inputs.Env) (*Input, error) {
-	l := c.limits()
-	srv, err := relay.Listen(l.Options(false, c.Register), env)
+	srv, err := relay.Listen(c.Limits.Options(false, c.Register), env)
 	if err != nil {
 		return nil, err
 	}
@@ -146,14 +114,5 @@ func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)
 
 // Describe tells, for --dry-run, what the input would serve.
 func (c *Config) Describe() string {
-	d := fmt.Sprintf("Scribe server (framed, binary) on %s, at most %d connections, frames of %s, %s in flight",
-		c.Listen, c.MaxConnections, c.MaxFrameBytes, c.MaxInflightBytes)
-	if r := c.Register; r != nil {
-		addr := r.Advertise
-		if addr == "" {
-			addr = c.Listen
-		}
-		d += fmt.Sprintf("; registers %s under %s in zookeeper %s", addr, r.ZooKeeper.Path, strings.Join(r.ZooKeeper.Servers, ","))
-	}
-	return d
+	return "Scribe server (framed, binary) " + c.Limits.Describe(c.Register)
 }
