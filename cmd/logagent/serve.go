@@ -45,6 +45,26 @@ func (s *service) stop() {
 	}
 }
 
+// stopSignal takes a SIGTERM or SIGINT that came while the agent reloads
+// or drains, and reports whether it is the first (the caller then stops).
+// A copy within signalGrace of the first is logged; a later one exits at
+// once (exit code 1): the offsets of what was not delivered were never
+// committed, so nothing is lost.
+func (s *service) stopSignal(sig os.Signal) (first bool) {
+	switch {
+	case !s.stopping:
+		s.stop()
+		return true
+	case time.Since(s.stopAt) < signalGrace:
+		s.log.Info("signal repeated right after the first (as timeout(1) sends it to the process group too): still delivering; send it again to exit at once", "signal", sig.String())
+	default:
+		s.log.Warn("second signal: exiting now; undelivered lines are sent again at the next start", "signal", sig.String())
+		s.lim.flush()
+		os.Exit(1)
+	}
+	return false
+}
+
 // run runs cfg, and the configs SIGHUP loads, until SIGTERM or SIGINT. It
 // returns the exit code.
 func (s *service) run(cfg *agent.Config) int {
@@ -179,43 +199,26 @@ func (s *service) reload(a *agent.Agent, next *agent.Config, stop context.Cancel
 				s.log.Warn("SIGHUP ignored: the previous reload is still being applied")
 				continue
 			}
-			if s.stopping && time.Since(s.stopAt) >= signalGrace {
-				s.log.Warn("second signal: exiting now; undelivered lines are sent again at the next start", "signal", sig.String())
-				s.lim.flush()
-				os.Exit(1)
+			if s.stopSignal(sig) {
+				s.log.Info("stopping on signal; the reload is cut short", "signal", sig.String())
+				cancel()
 			}
-			if s.stopping {
-				continue // a copy of the first (see signalGrace)
-			}
-			s.log.Info("stopping on signal; the reload is cut short", "signal", sig.String())
-			s.stop()
-			cancel()
 		}
 	}
 }
 
-// drain waits for the stopping agent to return. A SIGTERM or SIGINT during
-// a reload cancels the reload; a second one, signalGrace or more after the
-// first, exits at once (exit code 1): the offsets of what was not
-// delivered were never committed, so nothing is lost.
+// drain waits for the stopping agent to return, taking signals meanwhile
+// (stopSignal).
 func (s *service) drain(done <-chan error) error {
 	for {
 		select {
 		case err := <-done:
 			return err
 		case sig := <-s.sigs:
-			switch {
-			case sig == syscall.SIGHUP:
+			if sig == syscall.SIGHUP {
 				s.log.Warn("SIGHUP ignored: the running configuration is still stopping")
-			case s.stopping && time.Since(s.stopAt) < signalGrace:
-				s.log.Info("signal repeated right after the first (as timeout(1) sends it to the process group too): still delivering; send it again to exit at once", "signal", sig.String())
-			case s.stopping:
-				s.log.Warn("second signal: exiting now; undelivered lines are sent again at the next start", "signal", sig.String())
-				s.lim.flush()
-				os.Exit(1)
-			default:
+			} else if s.stopSignal(sig) {
 				s.log.Info("stopping on signal; the reload is cancelled", "signal", sig.String())
-				s.stop()
 			}
 		}
 	}
