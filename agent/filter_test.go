@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -84,32 +83,15 @@ func TestLineFilterAgent(t *testing.T) {
 	if err := os.WriteFile(logPath, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfgPath := filepath.Join(dir, "logagent.yaml")
-	os.WriteFile(cfgPath, fmt.Appendf(nil, `data_dir: %s/state
+	a, stop := runAgent(t, dir, fmt.Sprintf(`data_dir: %s/state
 inputs:
   - id: app
     paths: ["%s/logs/*.log"]
     exclude_lines: ['^DEBUG ']
 outputs:
   - {id: out, type: file, path: "%s/out/{category}.log", batch: {flush_interval: 10ms}}
-`, dir, dir, dir), 0o644)
-	cfg, err := Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+`, dir, dir, dir))
+	defer stop()
 
 	deadline := time.Now().Add(hang)
 	var st *Status

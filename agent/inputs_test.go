@@ -75,17 +75,7 @@ func TestParseInputTypes(t *testing.T) {
 // to its output before answering OK, and counts it on /metrics.
 func TestRelayInAgent(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := Parse("c.yaml", []byte("data_dir: "+dir+"\ninputs:\n  - id: r\n    type: scribe\n    listen: 127.0.0.1:0\noutputs:\n  - id: o\n    type: file\n    path: "+dir+"/{category}.log\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	a, stop := runAgent(t, dir, "data_dir: "+dir+"\ninputs:\n  - id: r\n    type: scribe\n    listen: 127.0.0.1:0\noutputs:\n  - id: o\n    type: file\n    path: "+dir+"/{category}.log\n")
 	addr := a.relays[0].in.(*scribein.Input).Addr()
 	out, err := scribeout.New("c", scribeout.Config{Hosts: []string{addr}, Timeout: time.Minute}, nil)
 	if err != nil {
@@ -93,7 +83,7 @@ func TestRelayInAgent(t *testing.T) {
 	}
 	defer out.Close()
 	src := &logagent.Source{Category: "web"}
-	if err := out.Send(ctx, []logagent.Message{{Body: []byte("one"), Source: src}, {Body: []byte("two"), Source: src}}); err != nil {
+	if err := out.Send(context.Background(), []logagent.Message{{Body: []byte("one"), Source: src}, {Body: []byte("two"), Source: src}}); err != nil {
 		t.Fatal(err)
 	}
 	// Answered OK: the file output has written both.
@@ -105,10 +95,7 @@ func TestRelayInAgent(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), `logagent_relay_total{counter="received",input="r"} 2`) {
 		t.Errorf("metrics lack the relay's counters:\n%s", rec.Body.String())
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 }
 
 // TestDryRunZooKeeperUnreachable: --dry-run says ZooKeeper could not be
