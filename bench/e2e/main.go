@@ -95,9 +95,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/logagent/logagent"
-	"github.com/logagent/logagent/outputs/envelope"
 )
 
 var (
@@ -337,14 +334,26 @@ func backfill() ([]row, error) {
 		add(r, "base=wc-l")
 
 		for _, lpm := range lpmList {
-			r, err := backfillAgent(in, sum, lpm, i)
+			r, err := backfillAgent(in, sum, i, agentCase{
+				name:      fmt.Sprintf("logagent, lines_per_message %d", lpm),
+				key:       fmt.Sprintf("lpm%d", lpm),
+				top:       []string{"shutdown_timeout: 60s"},
+				input:     []string{fmt.Sprintf("lines_per_message: %d", lpm)},
+				summarize: summarize,
+			})
 			if err != nil {
 				return nil, err
 			}
 			add(r, fmt.Sprintf("lpm=%d", lpm))
 		}
 		if *jsonRun {
-			r, err := backfillJSON(in, sum, i)
+			r, err := backfillAgent(in, sum, i, agentCase{
+				name:      "logagent, format: json",
+				key:       "json",
+				top:       []string{"shutdown_timeout: 60s", "hostname: bench"},
+				output:    []string{"format: json"},
+				summarize: summarizeMessages, // the envelopes' messages
+			})
 			if err != nil {
 				return nil, err
 			}
@@ -431,17 +440,25 @@ func untilLines(s shipper, out string, want int64, limit time.Duration) (usage, 
 	}
 }
 
+// agentCase is one way of running the agent in the backfill: extra
+// top-level, input and output keys, and how its output is read back to be
+// compared with the input.
+type agentCase struct {
+	name, key          string // the row's name; the work and log name
+	top, input, output []string
+	summarize          func(path string) (inputSum, error)
+}
+
 // backfillAgent runs the agent once on in until the sink has counted
 // every line of the output; wall time ends there, before the agent is
-// stopped.
-func backfillAgent(in string, sum inputSum, lpm, run int) (row, error) {
-	work := filepath.Join(*dir, "backfill", fmt.Sprintf("agent-lpm%d", lpm))
+// stopped. The output, read back with c.summarize, must be the input.
+func backfillAgent(in string, sum inputSum, run int, c agentCase) (row, error) {
+	work := filepath.Join(*dir, "backfill", "agent-"+c.key)
 	os.RemoveAll(work)
 	defer os.RemoveAll(work)
 	outFile := filepath.Join(work, "out", "bench.log")
-	cfg := agentConfig(work, in, outFile, []string{"shutdown_timeout: 60s"},
-		[]string{fmt.Sprintf("lines_per_message: %d", lpm)}, nil)
-	a, err := startAgent(work, cfg, fmt.Sprintf("backfill-lpm%d-run%d", lpm, run), false)
+	cfg := agentConfig(work, in, outFile, c.top, c.input, c.output)
+	a, err := startAgent(work, cfg, fmt.Sprintf("backfill-%s-run%d", c.key, run), false)
 	if err != nil {
 		return row{}, err
 	}
@@ -453,95 +470,27 @@ func backfillAgent(in string, sum inputSum, lpm, run int) (row, error) {
 	if serr != nil {
 		return row{}, serr
 	}
-	got, err := summarize(outFile)
+	got, err := c.summarize(outFile)
 	if err != nil {
 		return row{}, err
 	}
 	if got != sum {
-		return row{}, fmt.Errorf("lpm %d: output differs from input: %d lines, %d bytes, sha256 %s; want %d lines, %d bytes, sha256 %s",
-			lpm, got.lines, got.size, got.sum, sum.lines, sum.size, sum.sum)
+		return row{}, fmt.Errorf("%s: output differs from input: %d lines, %d bytes, sha256 %s; want %d lines, %d bytes, sha256 %s",
+			c.name, got.lines, got.size, got.sum, sum.lines, sum.size, sum.sum)
+	}
+	extra := "output verified"
+	if fi, err := os.Stat(outFile); err == nil && fi.Size() != sum.size {
+		extra += fmt.Sprintf(" (%.2f GB written)", float64(fi.Size())/1e9)
 	}
 	return row{
-		name:  fmt.Sprintf("logagent, lines_per_message %d", lpm),
+		name:  c.name,
 		wall:  u.at.Sub(a.started),
 		cpu:   u.cpu.Seconds(),
 		bytes: sum.size,
 		rss:   u.peak,
 		lines: sum.lines,
-		extra: "output verified",
+		extra: extra,
 	}, nil
-}
-
-// backfillJSON runs the agent once on in with format: json and waits until
-// the output holds every envelope (their size is known in advance: the
-// envelope of a line depends only on it, its offset and the fixed
-// metadata). The messages, decoded, must be the input byte for byte.
-func backfillJSON(in string, sum inputSum, run int) (row, error) {
-	work := filepath.Join(*dir, "backfill", "agent-json")
-	os.RemoveAll(work)
-	defer os.RemoveAll(work)
-	outFile := filepath.Join(work, "out", "bench.log")
-	abs, err := filepath.Abs(in)
-	if err != nil {
-		return row{}, err
-	}
-	size, err := envelopeSize(abs)
-	if err != nil {
-		return row{}, err
-	}
-	cfg := agentConfig(work, in, outFile, []string{"shutdown_timeout: 60s", "hostname: bench"}, nil, []string{"format: json"})
-	a, err := startAgent(work, cfg, fmt.Sprintf("backfill-json-run%d", run), false)
-	if err != nil {
-		return row{}, err
-	}
-	u, err := untilLines(a, outFile, sum.lines, 10*time.Minute)
-	_, serr := a.stop()
-	if err != nil {
-		return row{}, err
-	}
-	if serr != nil {
-		return row{}, serr
-	}
-	got, err := summarizeMessages(outFile)
-	if err != nil {
-		return row{}, err
-	}
-	if got != sum {
-		return row{}, fmt.Errorf("format json: messages differ from input: %d lines, %d bytes, sha256 %s; want %d lines, %d bytes, sha256 %s",
-			got.lines, got.size, got.sum, sum.lines, sum.size, sum.sum)
-	}
-	return row{
-		name:  "logagent, format: json",
-		wall:  u.at.Sub(a.started),
-		cpu:   u.cpu.Seconds(),
-		bytes: sum.size,
-		rss:   u.peak,
-		lines: sum.lines,
-		extra: fmt.Sprintf("output verified (%.2f GB of JSON)", float64(size)/1e9),
-	}, nil
-}
-
-// envelopeSize returns the size of the output of format: json for the
-// lines of path (input and category "bench", host "bench", no fields).
-func envelopeSize(path string) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	src := &logagent.Source{Input: "bench", Category: "bench", Path: path, Host: "bench"}
-	var enc envelope.Encoder
-	var buf []byte
-	var size, off int64
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		off += int64(len(sc.Bytes())) + 1
-		m := logagent.Message{Body: sc.Bytes(), Offset: off, Source: src}
-		buf = enc.Append(buf[:0], &m)
-		size += int64(len(buf)) + 1
-	}
-	return size, sc.Err()
 }
 
 // summarizeMessages decodes every envelope of path and summarizes their
