@@ -34,27 +34,7 @@ type Peer struct {
 // (by its PID) when the test ends.
 func Start(t testing.TB, service, protocol string) *Peer {
 	t.Helper()
-	thriftBin, err := exec.LookPath("thrift")
-	if err != nil {
-		missing(t, "the thrift compiler (Debian package thrift-compiler)")
-	}
-	python := findPython()
-	if python == "" {
-		missing(t, "python3 with the thrift module (Debian package python3-thrift)")
-	}
-	dir := t.TempDir()
-	gen := filepath.Join(dir, "gen")
-	if err := os.Mkdir(gen, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	idl := filepath.Join(repoRoot(t), "thrift", service+".thrift")
-	if out, err := exec.Command(thriftBin, "--gen", "py", "-out", gen, idl).CombinedOutput(); err != nil {
-		t.Fatalf("thrift --gen py %s: %v\n%s", idl, err, out)
-	}
-	scriptPath := filepath.Join(dir, "server.py")
-	if err := os.WriteFile(scriptPath, script, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	python, dir, gen, scriptPath := prepare(t, service, "server.py", script)
 	port := freePort(t)
 	p := &Peer{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), out: filepath.Join(dir, "received.jsonl")}
 	cmd := exec.Command(python, scriptPath, "--gen", gen, "--service", service,
@@ -162,27 +142,7 @@ type Client struct {
 // process is killed (by its PID) when the test ends.
 func StartClient(t testing.TB, addr, category, tag string, count, batch int) *Client {
 	t.Helper()
-	thriftBin, err := exec.LookPath("thrift")
-	if err != nil {
-		missing(t, "the thrift compiler (Debian package thrift-compiler)")
-	}
-	python := findPython()
-	if python == "" {
-		missing(t, "python3 with the thrift module (Debian package python3-thrift)")
-	}
-	dir := t.TempDir()
-	gen := filepath.Join(dir, "gen")
-	if err := os.Mkdir(gen, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	idl := filepath.Join(repoRoot(t), "thrift", "scribe.thrift")
-	if out, err := exec.Command(thriftBin, "--gen", "py", "-out", gen, idl).CombinedOutput(); err != nil {
-		t.Fatalf("thrift --gen py %s: %v\n%s", idl, err, out)
-	}
-	scriptPath := filepath.Join(dir, "client.py")
-	if err := os.WriteFile(scriptPath, clientScript, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	python, dir, gen, scriptPath := prepare(t, "scribe", "client.py", clientScript)
 	host, port, _ := net.SplitHostPort(addr)
 	c := &Client{acked: filepath.Join(dir, "acked"), done: make(chan error, 1)}
 	cmd := exec.Command(python, scriptPath, "--gen", gen, "--host", host, "--port", port,
@@ -220,4 +180,34 @@ func (c *Client) Acked(t testing.TB) []int64 {
 		}
 	}
 	return out
+}
+
+// prepare finds python3 and Thrift's compiler (skipping the test, or
+// failing it under CI, when one is missing), generates service's Python
+// code into dir/gen and writes script as dir/name: what a Python peer
+// runs.
+func prepare(t testing.TB, service, name string, script []byte) (python, dir, gen, scriptPath string) {
+	t.Helper()
+	thriftBin, err := exec.LookPath("thrift")
+	if err != nil {
+		missing(t, "the thrift compiler (Debian package thrift-compiler)")
+	}
+	python = findPython()
+	if python == "" {
+		missing(t, "python3 with the thrift module (Debian package python3-thrift)")
+	}
+	dir = t.TempDir()
+	gen = filepath.Join(dir, "gen")
+	if err := os.Mkdir(gen, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	idl := filepath.Join(repoRoot(t), "thrift", service+".thrift")
+	if out, err := exec.Command(thriftBin, "--gen", "py", "-out", gen, idl).CombinedOutput(); err != nil {
+		t.Fatalf("thrift --gen py %s: %v\n%s", idl, err, out)
+	}
+	scriptPath = filepath.Join(dir, name)
+	if err := os.WriteFile(scriptPath, script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return python, dir, gen, scriptPath
 }
