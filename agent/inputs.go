@@ -145,13 +145,14 @@ func dryRunRelay(w io.Writer, cfg *Config, ic *InputConfig) {
 		ic.ID, ic.Type, what, category, strings.Join(cfg.routes(ic), ", "))
 }
 
-// relayCollector serves, on /metrics, the counters of relay inputs and the
-// state of outputs' ZooKeeper discovery, read at scrape time.
+// relayCollector serves, on /metrics, the counters of relay and journald
+// inputs and the state of outputs' ZooKeeper discovery, read at scrape time.
 type relayCollector struct{ a *Agent }
 
 var (
 	descRelay     = desc("relay_total", "What a relay input did, by counter (as fb303's getCounters): calls, received, try_later, connections_rejected, closed_idle, ...", "input", "counter")
 	descRelayOpen = desc("relay_connections_open", "Connections open to a relay input.", "input")
+	descJournald  = desc("journald_total", "What a journald input did, by counter: entries (read from journalctl), messages and bytes (entries with a MESSAGE, not excluded), excluded (entries of exclude_units), restarts (of journalctl).", "input", "counter")
 	descZKOK      = desc("output_zookeeper_ok", "1 while the output's ZooKeeper members are current (connected and listed), 0 while ZooKeeper is unreachable; after the output's first send.", "output")
 	descZKMembers = desc("output_zookeeper_members", "Members the output last found in ZooKeeper.", "output")
 )
@@ -159,6 +160,7 @@ var (
 func (c relayCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRelay
 	ch <- descRelayOpen
+	ch <- descJournald
 	ch <- descZKOK
 	ch <- descZKMembers
 }
@@ -181,6 +183,12 @@ func (c relayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descZKMembers, prometheus.GaugeValue, float64(members), r.cfg.ID)
 	}
 	for _, rr := range c.a.runningRelays() {
+		if jc, ok := rr.in.(interface{ Counters() map[string]int64 }); ok {
+			for name, v := range jc.Counters() {
+				ch <- prometheus.MustNewConstMetric(descJournald, prometheus.CounterValue, float64(v), rr.cfg.ID, name)
+			}
+			continue
+		}
 		cs, ok := rr.in.(interface{ Counters() *relay.Counters })
 		if !ok {
 			continue

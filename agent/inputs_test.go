@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,40 @@ func TestRelayInAgent(t *testing.T) {
 		t.Errorf("metrics lack the relay's counters:\n%s", rec.Body.String())
 	}
 	stop()
+}
+
+// TestJournaldInAgent: a journald input's entries reach its output with
+// the time the journal gives them, and its counters are on /metrics.
+func TestJournaldInAgent(t *testing.T) {
+	dir := t.TempDir()
+	journal := filepath.Join(dir, "journal")
+	os.Mkdir(journal, 0o755)
+	// journalctl's stand-in prints two entries, one of an excluded unit,
+	// and stays until it is stopped.
+	script := filepath.Join(dir, "journalctl")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '__CURSOR=c1\\n__REALTIME_TIMESTAMP=1700000000000001\\nMESSAGE=hello\\n\\n__CURSOR=c2\\nMESSAGE=own\\n_SYSTEMD_UNIT=logagent.service\\n\\n'\nexec sleep 1000\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a, stop := runAgent(t, dir, "data_dir: "+dir+"/data\ninputs:\n  - id: j\n    type: journald\n    journalctl: "+script+"\n    journal_directory: "+journal+"\n    exclude_units: [logagent]\noutputs:\n  - id: o\n    type: file\n    format: json\n    path: "+dir+"/out.log\n")
+	defer stop()
+	var line []byte
+	if !testenv.WaitUntil(time.Minute, func() bool { line, _ = os.ReadFile(dir + "/out.log"); return len(line) > 0 }) {
+		t.Fatal("the entry did not reach the output")
+	}
+	if !strings.Contains(string(line), `"@timestamp":"2023-11-14T22:13:20.000001000Z","message":"hello"`) {
+		t.Fatalf("out.log = %s; want @timestamp from __REALTIME_TIMESTAMP", line)
+	}
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`logagent_journald_total{counter="entries",input="j"} 2`,
+		`logagent_journald_total{counter="messages",input="j"} 1`,
+		`logagent_journald_total{counter="excluded",input="j"} 1`,
+	} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, rec.Body.String())
+		}
+	}
 }
 
 // TestDryRunZooKeeperUnreachable: --dry-run says ZooKeeper could not be

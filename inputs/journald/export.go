@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 )
 
@@ -26,6 +27,9 @@ type entry struct {
 	pid      []byte
 	bootID   []byte
 	hostname []byte
+	// realtime is __REALTIME_TIMESTAMP: when the entry was written, in
+	// microseconds since the Unix epoch, as decimal digits.
+	realtime []byte
 }
 
 func (e *entry) reset() { *e = entry{} }
@@ -59,6 +63,7 @@ const (
 	fPID
 	fBootID
 	fHostname
+	fRealtime
 )
 
 func fieldOf(key []byte) int {
@@ -77,6 +82,8 @@ func fieldOf(key []byte) int {
 		return fBootID
 	case "_HOSTNAME":
 		return fHostname
+	case "__REALTIME_TIMESTAMP":
+		return fRealtime
 	}
 	return -1
 }
@@ -157,6 +164,8 @@ func (x *exportReader) next(e *entry) error {
 			e.bootID = v
 		case fHostname:
 			e.hostname = v
+		case fRealtime:
+			e.realtime = v
 		}
 	}
 	if len(e.cursor) == 0 {
@@ -191,6 +200,23 @@ func (x *exportReader) line() ([]byte, error) {
 		return nil, unexpected(err)
 	}
 	return long[:len(long)-1], nil
+}
+
+// writtenNano returns when the entry was written (__REALTIME_TIMESTAMP), in
+// nanoseconds since the Unix epoch, or 0 when the entry has no valid one.
+func (e *entry) writtenNano() int64 {
+	if len(e.realtime) == 0 {
+		return 0
+	}
+	var us int64
+	for _, c := range e.realtime {
+		d := int64(c - '0')
+		if c < '0' || c > '9' || us > (math.MaxInt64/1000-d)/10 {
+			return 0
+		}
+		us = us*10 + d
+	}
+	return us * 1000
 }
 
 func unexpected(err error) error {

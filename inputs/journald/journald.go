@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -163,7 +164,29 @@ type Input struct {
 	// without a type, as journalctl -u does.
 	excluded map[string]bool
 
-	trk tracker
+	trk      tracker
+	counters counters
+}
+
+// counters count what the input did. Safe for concurrent use.
+type counters struct {
+	entries  atomic.Int64 // entries read from journalctl
+	messages atomic.Int64 // messages made of them (entries with a MESSAGE, not excluded)
+	bytes    atomic.Int64 // their bodies' bytes
+	excluded atomic.Int64 // entries of exclude_units, dropped
+	restarts atomic.Int64 // times journalctl exited or failed and was started again
+}
+
+// Counters returns what the input did, by counter name, for /metrics.
+func (in *Input) Counters() map[string]int64 {
+	c := &in.counters
+	return map[string]int64{
+		"entries":  c.entries.Load(),
+		"messages": c.messages.Load(),
+		"bytes":    c.bytes.Load(),
+		"excluded": c.excluded.Load(),
+		"restarts": c.restarts.Load(),
+	}
 }
 
 // New checks that the journal can be read; nothing is read until Run.
@@ -217,6 +240,7 @@ func (in *Input) Run(ctx context.Context) error {
 		if time.Since(started) > backoffReset {
 			backoff = backoffFirst
 		}
+		in.counters.restarts.Add(1)
 		in.env.Log.Warn("journalctl stopped; starting it again", "err", err, "after", backoff)
 		t := time.NewTimer(backoff)
 		select {
@@ -313,9 +337,22 @@ func (in *Input) read(ctx context.Context, x *exportReader, cursor *string) erro
 		}
 		last = string(e.cursor)
 		entries++
-		if e.hasMsg && !in.excluded[string(e.unit)] {
+		in.counters.entries.Add(1)
+		switch {
+		case !e.hasMsg:
+		case in.excluded[string(e.unit)]:
+			in.counters.excluded.Add(1)
+		default:
 			body = append(body, e.message...)
-			msgs = append(msgs, logagent.Message{Body: e.message[:len(e.message):len(e.message)], ReadNano: now, Source: in.source(sources, &e)})
+			// The envelope's @timestamp: when the entry was written, which
+			// the journal knows, rather than when it was read.
+			at := e.writtenNano()
+			if at == 0 {
+				at = now
+			}
+			msgs = append(msgs, logagent.Message{Body: e.message[:len(e.message):len(e.message)], ReadNano: at, Source: in.source(sources, &e)})
+			in.counters.messages.Add(1)
+			in.counters.bytes.Add(int64(len(e.message)))
 		}
 		if entries >= chunkMessages || !x.Buffered() {
 			if err := publish(); err != nil {

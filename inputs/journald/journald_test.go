@@ -75,6 +75,24 @@ func TestExportReader(t *testing.T) {
 	}
 }
 
+func TestWrittenNano(t *testing.T) {
+	for in, want := range map[string]int64{
+		"1765003501123456":     1765003501123456000,
+		"0":                    0,
+		"":                     0,
+		"17650035011234x6":     0,
+		"-1":                   0,
+		"99999999999999999999": 0, // overflows int64 nanoseconds
+		"9223372036854775":     9223372036854775000,
+		"9223372036854776":     0,
+	} {
+		e := entry{realtime: []byte(in)}
+		if got := e.writtenNano(); got != want {
+			t.Errorf("writtenNano(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
 func TestEntryFields(t *testing.T) {
 	x := newExportReader(strings.NewReader("__CURSOR=c\nMESSAGE=m\nPRIORITY=3\n_PID=7\n_BOOT_ID=b\n_HOSTNAME=h\n_SYSTEMD_UNIT=u.service\n\n"))
 	var e entry
@@ -154,12 +172,14 @@ func TestReadPublishesAndCommits(t *testing.T) {
 	defer store.Close()
 	var got []string
 	var fields []map[string]string
+	var at []int64
 	env := inputs.Env{ID: "j", Host: "agent", Checkpoint: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Publish: func(ctx context.Context, c *logagent.Chunk) error {
 			c.Expect(1)
 			for _, m := range c.Messages {
 				got = append(got, string(m.Body))
 				fields = append(fields, m.Source.Fields)
+				at = append(at, m.ReadNano)
 			}
 			c.Ack(len(c.Messages))
 			return nil
@@ -171,7 +191,7 @@ func TestReadPublishesAndCommits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream := "__CURSOR=c1\nMESSAGE=one\n_SYSTEMD_UNIT=a.service\nPRIORITY=6\n_PID=1\n_BOOT_ID=b\n_HOSTNAME=h\n\n" +
+	stream := "__CURSOR=c1\n__REALTIME_TIMESTAMP=1765003501123456\nMESSAGE=one\n_SYSTEMD_UNIT=a.service\nPRIORITY=6\n_PID=1\n_BOOT_ID=b\n_HOSTNAME=h\n\n" +
 		"__CURSOR=c2\nMESSAGE=loop\n_SYSTEMD_UNIT=logagent.service\n\n" +
 		"__CURSOR=c3\n" + binField("MESSAGE", "two\nlines") + "\n" +
 		"__CURSOR=c4\nFOO=no message\n\n"
@@ -184,6 +204,18 @@ func TestReadPublishesAndCommits(t *testing.T) {
 	}
 	if f := fields[0]; f["unit"] != "a.service" || f["priority"] != "6" || f["pid"] != "1" || f["boot_id"] != "b" || f["hostname"] != "h" {
 		t.Fatalf("fields %v", f)
+	}
+	// @timestamp: when the journal says the entry was written; the read
+	// time for an entry without __REALTIME_TIMESTAMP.
+	if at[0] != 1765003501123456000 {
+		t.Fatalf("ReadNano %d, want the entry's __REALTIME_TIMESTAMP 1765003501123456000", at[0])
+	}
+	if age := time.Since(time.Unix(0, at[1])); age < 0 || age > time.Hour {
+		t.Fatalf("ReadNano of an entry without __REALTIME_TIMESTAMP: %v ago, want the read time", age)
+	}
+	wantCounters := map[string]int64{"entries": 4, "messages": 2, "bytes": 12, "excluded": 1, "restarts": 0}
+	if got := in.Counters(); fmt.Sprint(got) != fmt.Sprint(wantCounters) {
+		t.Fatalf("counters %v, want %v", got, wantCounters)
 	}
 	if cursor != "c4" || in.Cursor() != "c4" {
 		t.Fatalf("cursor read %q, committed %q; want c4", cursor, in.Cursor())

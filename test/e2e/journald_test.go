@@ -59,8 +59,9 @@ func journalOutput(t *testing.T, glob string) (map[int]int, int) {
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {
 			var m struct {
-				Message string            `json:"message"`
-				Fields  map[string]string `json:"fields"`
+				Timestamp time.Time         `json:"@timestamp"`
+				Message   string            `json:"message"`
+				Fields    map[string]string `json:"fields"`
 			}
 			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 				continue // a line being written
@@ -75,6 +76,9 @@ func journalOutput(t *testing.T, glob string) (map[int]int, int) {
 			if m.Fields["unit"] != "test.service" || m.Fields["priority"] != "6" || m.Fields["pid"] != fmt.Sprint(100+n%7) ||
 				m.Fields["hostname"] != "jhost" || m.Fields["boot_id"] != "0123456789abcdef0123456789abcdef" {
 				t.Fatalf("message %q has fields %v", m.Message, m.Fields)
+			}
+			if want := time.UnixMicro(1700000000000000 + int64(n)*10); !m.Timestamp.Equal(want) {
+				t.Fatalf("message %q has @timestamp %v, want %v (its __REALTIME_TIMESTAMP)", m.Message, m.Timestamp, want)
 			}
 			seen[n]++
 			lines++
