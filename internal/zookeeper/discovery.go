@@ -14,10 +14,11 @@ import (
 )
 
 // Pool is what discovery feeds: an output's host pool.
-type Pool interface {
-	SetAddrs(addrs []string)
-	SetNoHostsReason(why string)
-}
+type Pool = hostpool.Target
+
+// A Discovery is what an output's hostpool.Hosted starts, describes,
+// checks and stops.
+var _ hostpool.Discovery = (*Discovery)(nil)
 
 // Discovery runs a Watcher for an output's host pool: started by the
 // output's first Send (building an output, as --dry-run does, starts

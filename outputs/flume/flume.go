@@ -25,7 +25,6 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
@@ -98,11 +97,11 @@ var ErrFailed = errors.New("flume answered FAILED")
 
 // Output sends batches to Flume.
 type Output struct {
-	id       string
-	log      *slog.Logger
-	protocol string
-	pool     *hostpool.Pool[*client]
-	enc      *encoder
+	hostpool.Hosted // Hosts, Probe, Describe, Check, Close
+	id              string
+	log             *slog.Logger
+	pool            *hostpool.Pool[*client]
+	enc             *encoder
 	// maxFrame is the largest frame sent: MaxFrameBytes (tests lower it,
 	// so as to split batches without moving tens of megabytes).
 	maxFrame int
@@ -131,14 +130,16 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 	if c.ZooKeeper != nil {
 		path = c.ZooKeeper.Path
 	}
-	return &Output{id: id, log: log, protocol: c.Protocol, pool: hostpool.New(addrs, c.Timeout, open, log), enc: newEncoder(c.Protocol), maxFrame: MaxFrameBytes,
-		zk: zookeeper.NewDiscovery(c.ZooKeeper, path, log)}, nil
+	o := &Output{id: id, log: log, pool: hostpool.New(addrs, c.Timeout, open, log), enc: newEncoder(c.Protocol), maxFrame: MaxFrameBytes,
+		zk: zookeeper.NewDiscovery(c.ZooKeeper, path, log)}
+	o.Hosted = hostpool.NewHosted(o.pool, o.zk, "flume thrift source: framed, "+c.Protocol)
+	return o, nil
 }
 
 // Send delivers batch in as few appendBatch calls as the frame limit
 // allows, failing over to the next host if the connection breaks.
 func (o *Output) Send(ctx context.Context, batch []logagent.Message) error {
-	o.zk.Start(o.pool)
+	o.StartDiscovery()
 	return o.pool.Send(ctx, len(batch), func(ctx context.Context, c *hostpool.Conn[*client], pending []int) hostpool.Result {
 		return o.attempt(ctx, c.State, batch, pending)
 	})
@@ -414,25 +415,8 @@ func writeAppendBatchArgs(ctx context.Context, p thrift.TProtocol, w *thrift.TFr
 	return p.WriteFieldEnd(ctx)
 }
 
-// Close closes the connections.
-func (o *Output) Close() error {
-	o.zk.Stop()
-	return o.pool.Close()
-}
-
-// Hosts returns the health of each host, for metrics.
-func (o *Output) Hosts() []hostpool.HostStatus { return o.pool.Hosts() }
-
-// Probe reports whether a send could get through now (hostpool.Pool.Probe).
-func (o *Output) Probe(ctx context.Context) error { return o.pool.Probe(ctx) }
-
 // Discovery returns the output's ZooKeeper discovery, nil without one.
 func (o *Output) Discovery() *zookeeper.Discovery { return o.zk }
-
-// Describe returns the hosts and protocol, for --dry-run.
-func (o *Output) Describe() string {
-	return "hosts " + strings.Join(o.pool.Addrs(), ", ") + " (flume thrift source: framed, " + o.protocol + ")" + o.zk.Describe()
-}
 
 // Destination returns the category header m carries: where it goes past
 // the Flume source is up to the Flume agent's configuration.
@@ -441,11 +425,6 @@ func (o *Output) Destination(m *logagent.Message) string {
 		return "header category="
 	}
 	return "header category=" + m.Source.Category
-}
-
-// Check resolves the host names, without connecting.
-func (o *Output) Check(ctx context.Context) error {
-	return errors.Join(hostpool.Check(ctx, o.pool.Addrs()), o.zk.Check())
 }
 
 var (

@@ -158,9 +158,9 @@ func ValidQueue(q string) bool {
 
 // Output sends batches to Kestrel.
 type Output struct {
-	id       string
-	log      *slog.Logger
-	protocol string
+	hostpool.Hosted // Hosts, Probe, Describe, Check, Close
+	id              string
+	log             *slog.Logger
 	// expiry in the protocol's unit: seconds for memcache, ms for thrift.
 	expiry int64
 	// maxItem is max_item_bytes (0: no limit).
@@ -179,7 +179,7 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	addrs, _ := hostpool.ParseHosts(c.Hosts, c.port())
-	o := &Output{id: id, log: log, protocol: c.Protocol, maxItem: int(c.MaxItemBytes)}
+	o := &Output{id: id, log: log, maxItem: int(c.MaxItemBytes)}
 	if c.Protocol == "thrift" {
 		o.expiry = int64((c.Expiry + time.Millisecond - 1) / time.Millisecond)
 		open := func(nc net.Conn) *thriftrpc.Client { return thriftrpc.New(nc, thriftrpc.Binary) }
@@ -193,17 +193,18 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 		// <prefix>/write; a writer uses write.
 		o.zk = zookeeper.NewDiscovery(c.ZooKeeper, strings.TrimSuffix(c.ZooKeeper.Path, "/")+"/write", log)
 	}
+	if o.th != nil {
+		o.Hosted = hostpool.NewHosted(o.th, o.zk, "kestrel: thrift framed, binary")
+	} else {
+		o.Hosted = hostpool.NewHosted(o.mc, o.zk, "kestrel: memcache")
+	}
 	return o, nil
 }
 
 // Send delivers batch, failing over to the next host if a connection
 // breaks.
 func (o *Output) Send(ctx context.Context, batch []logagent.Message) error {
-	if o.th != nil {
-		o.zk.Start(o.th)
-	} else {
-		o.zk.Start(o.mc)
-	}
+	o.StartDiscovery()
 	if o.th != nil {
 		return o.th.Send(ctx, len(batch), func(ctx context.Context, c *hostpool.Conn[*thriftrpc.Client], pending []int) hostpool.Result {
 			return o.putThrift(ctx, c.State, batch, pending)
@@ -271,49 +272,8 @@ func (o *Output) badItems(batch []logagent.Message, pending []int) (good, bad []
 	return good, bad, why
 }
 
-// Close closes the connections.
-func (o *Output) Close() error {
-	o.zk.Stop()
-	if o.th != nil {
-		return o.th.Close()
-	}
-	return o.mc.Close()
-}
-
-// Hosts returns the health of each host, for metrics.
-func (o *Output) Hosts() []hostpool.HostStatus {
-	if o.th != nil {
-		return o.th.Hosts()
-	}
-	return o.mc.Hosts()
-}
-
-// Probe reports whether a send could get through now (hostpool.Pool.Probe).
-func (o *Output) Probe(ctx context.Context) error {
-	if o.th != nil {
-		return o.th.Probe(ctx)
-	}
-	return o.mc.Probe(ctx)
-}
-
-func (o *Output) addrs() []string {
-	if o.th != nil {
-		return o.th.Addrs()
-	}
-	return o.mc.Addrs()
-}
-
 // Discovery returns the output's ZooKeeper discovery, nil without one.
 func (o *Output) Discovery() *zookeeper.Discovery { return o.zk }
-
-// Describe returns the hosts and protocol, for --dry-run.
-func (o *Output) Describe() string {
-	proto := "memcache"
-	if o.th != nil {
-		proto = "thrift framed, binary"
-	}
-	return "hosts " + strings.Join(o.addrs(), ", ") + " (kestrel: " + proto + ")" + o.zk.Describe()
-}
 
 // Destination returns the queue m goes to.
 func (o *Output) Destination(m *logagent.Message) string {
@@ -325,11 +285,6 @@ func (o *Output) Destination(m *logagent.Message) string {
 		return fmt.Sprintf("nowhere: %q is not a valid queue name", q)
 	}
 	return "queue " + m.Source.Category
-}
-
-// Check resolves the host names, without connecting.
-func (o *Output) Check(ctx context.Context) error {
-	return errors.Join(hostpool.Check(ctx, o.addrs()), o.zk.Check())
 }
 
 var (

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
@@ -67,10 +66,11 @@ var ErrTryLater = errors.New("scribe answered TRY_LATER")
 
 // Output sends batches to Scribe.
 type Output struct {
-	id   string
-	log  *slog.Logger
-	pool *hostpool.Pool[*thriftrpc.Client]
-	zk   *zookeeper.Discovery // nil without zookeeper:
+	hostpool.Hosted // Hosts, Probe, Describe, Check, Close
+	id              string
+	log             *slog.Logger
+	pool            *hostpool.Pool[*thriftrpc.Client]
+	zk              *zookeeper.Discovery // nil without zookeeper:
 }
 
 // New returns an output for c, which must be valid. It does no I/O.
@@ -83,13 +83,15 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 	}
 	addrs, _ := hostpool.ParseHosts(c.Hosts, DefaultPort)
 	open := func(nc net.Conn) *thriftrpc.Client { return thriftrpc.New(nc, thriftrpc.Binary) }
-	return &Output{id: id, log: log, pool: hostpool.New(addrs, c.Timeout, open, log), zk: zookeeper.NewDiscovery(c.ZooKeeper, pathOf(c.ZooKeeper), log)}, nil
+	o := &Output{id: id, log: log, pool: hostpool.New(addrs, c.Timeout, open, log), zk: zookeeper.NewDiscovery(c.ZooKeeper, pathOf(c.ZooKeeper), log)}
+	o.Hosted = hostpool.NewHosted(o.pool, o.zk, "scribe: thrift framed, binary")
+	return o, nil
 }
 
 // Send delivers batch with one Log call, failing over to the next host if
 // the connection breaks.
 func (o *Output) Send(ctx context.Context, batch []logagent.Message) error {
-	o.zk.Start(o.pool)
+	o.StartDiscovery()
 	return o.pool.Send(ctx, len(batch), func(ctx context.Context, c *hostpool.Conn[*thriftrpc.Client], pending []int) hostpool.Result {
 		return o.attempt(ctx, c.State, batch, pending)
 	})
@@ -189,25 +191,8 @@ func writeLogArgs(ctx context.Context, p thrift.TProtocol, framed *thrift.TFrame
 // entryEnd ends an entry: the message's newline, the struct's stop.
 var entryEnd = []byte{'\n', 0}
 
-// Close closes the connections.
-func (o *Output) Close() error {
-	o.zk.Stop()
-	return o.pool.Close()
-}
-
-// Hosts returns the health of each host, for metrics.
-func (o *Output) Hosts() []hostpool.HostStatus { return o.pool.Hosts() }
-
-// Probe reports whether a send could get through now (hostpool.Pool.Probe).
-func (o *Output) Probe(ctx context.Context) error { return o.pool.Probe(ctx) }
-
 // Discovery returns the output's ZooKeeper discovery, nil without one.
 func (o *Output) Discovery() *zookeeper.Discovery { return o.zk }
-
-// Describe returns the hosts and protocol, for --dry-run.
-func (o *Output) Describe() string {
-	return "hosts " + strings.Join(o.pool.Addrs(), ", ") + " (scribe: thrift framed, binary)" + o.zk.Describe()
-}
 
 // Destination returns the Scribe category m goes to.
 func (o *Output) Destination(m *logagent.Message) string {
@@ -215,11 +200,6 @@ func (o *Output) Destination(m *logagent.Message) string {
 		return "nowhere: no category"
 	}
 	return "category " + m.Source.Category
-}
-
-// Check resolves the host names, without connecting.
-func (o *Output) Check(ctx context.Context) error {
-	return errors.Join(hostpool.Check(ctx, o.pool.Addrs()), o.zk.Check())
 }
 
 func pathOf(c *zookeeper.Config) string {
