@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Size is a number of bytes written in the configuration as a plain integer
@@ -44,19 +42,6 @@ func ParseSize(s string) (Size, error) {
 	return Size(n * mult), nil
 }
 
-// UnmarshalYAML accepts an integer or a string with a unit.
-func (s *Size) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("expected a size such as 64KiB, got a %s", kindName(n.Kind))
-	}
-	v, err := ParseSize(n.Value)
-	if err != nil {
-		return err
-	}
-	*s = v
-	return nil
-}
-
 func (s Size) String() string {
 	switch {
 	case s != 0 && s%(1<<30) == 0:
@@ -67,18 +52,4 @@ func (s Size) String() string {
 		return fmt.Sprintf("%dKiB", s>>10)
 	}
 	return strconv.FormatInt(int64(s), 10)
-}
-
-func kindName(k yaml.Kind) string {
-	switch k {
-	case yaml.MappingNode:
-		return "mapping"
-	case yaml.SequenceNode:
-		return "list"
-	case yaml.AliasNode:
-		return "alias"
-	case yaml.DocumentNode:
-		return "document"
-	}
-	return "scalar"
 }

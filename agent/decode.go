@@ -50,6 +50,7 @@ type decoder struct {
 
 var (
 	durationType = reflect.TypeOf(time.Duration(0))
+	sizeType     = reflect.TypeOf(logagent.Size(0))
 	unmarshaler  = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 )
 
@@ -160,6 +161,21 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			}
 			return
 		}
+	}
+	if v.Type() == sizeType {
+		// Before the null check: an empty size is an error, not the
+		// default.
+		if n.Kind != yaml.ScalarNode {
+			d.errorf(n, path, "expected a size such as 64KiB, got a %s", kindName(n.Kind))
+			return
+		}
+		s, err := logagent.ParseSize(n.Value)
+		if err != nil {
+			d.errorf(n, path, "%v", err)
+			return
+		}
+		v.SetInt(int64(s))
+		return
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" && v.Kind() != reflect.String {
 		return // "key:" with no value keeps the default
