@@ -459,14 +459,14 @@ func (c *Config) validate() error {
 				bad(f, "%q is listed twice", id)
 			case o == nil:
 				bad(f, "no output has id %q (outputs: %s)", id, strings.Join(c.outputIDs(), ", "))
-			default:
-				c.checkMessageFits(in, o, p, bad)
 			}
 			seen[id] = true
 		}
-		if len(in.Outputs) == 0 {
-			for i := range c.Outputs {
-				c.checkMessageFits(in, &c.Outputs[i], p, bad)
+		checked := map[string]bool{}
+		for _, id := range c.routes(in) {
+			if o := outputs[id]; o != nil && !checked[id] {
+				checked[id] = true
+				c.checkMessageFits(in, o, p, bad)
 			}
 		}
 	}
