@@ -37,6 +37,9 @@ type peer struct {
 	// "ok", "failed" or "drop".
 	fault func(call int) string
 	last  map[string]string // headers of the last event
+	// hold, if set, is closed by the next call, which then waits for
+	// release.
+	hold, release chan struct{}
 }
 
 func newPeer() *peer { return &peer{count: outputtest.NewCounter()} }
@@ -47,6 +50,13 @@ func (p *peer) Append(ctx context.Context, e *gen.ThriftFlumeEvent) (gen.Status,
 
 func (p *peer) AppendBatch(ctx context.Context, events []*gen.ThriftFlumeEvent) (gen.Status, error) {
 	p.mu.Lock()
+	if hold := p.hold; hold != nil {
+		p.hold = nil
+		p.mu.Unlock()
+		close(hold)
+		<-p.release
+		p.mu.Lock()
+	}
 	defer p.mu.Unlock()
 	p.calls++
 	what := "ok"
@@ -101,11 +111,59 @@ func newOutput(t testing.TB, protocol string, hosts ...string) *Output {
 	return o
 }
 
-func testContext(t testing.TB) context.Context {
-	// A bound for a hung test, not a timing assertion.
-	ctx, cancel := context.WithTimeout(context.Background(), outputtest.Hang)
-	t.Cleanup(cancel)
-	return ctx
+func testContext(t testing.TB) context.Context { return outputtest.Context(t) }
+
+// suitePeer is a peer for outputtest.Conformance.
+type suitePeer struct {
+	*peer
+	*thrifttest.Server
+}
+
+func (p suitePeer) Received() *outputtest.Counter { return p.count }
+
+func (p suitePeer) Hold() (<-chan struct{}, func()) {
+	held, release := make(chan struct{}), make(chan struct{})
+	p.set(func(p *peer) { p.hold, p.release = held, release })
+	return held, func() { close(release) }
+}
+
+// TestConformance runs the tests every network output passes against an
+// apache/thrift Flume Thrift source, in each protocol.
+func TestConformance(t *testing.T) {
+	for _, proto := range []string{"compact", "binary"} {
+		t.Run(proto, func(t *testing.T) {
+			outputtest.Conformance(t, outputtest.Harness{
+				Start: func(t testing.TB) outputtest.Peer {
+					p, srv := startPeer(t, proto)
+					return suitePeer{p, srv}
+				},
+				New: func(t testing.TB, addrs ...string) outputtest.Output { return newOutput(t, proto, addrs...) },
+				Faults: []outputtest.Fault{
+					{Name: "failed", Set: func(p outputtest.Peer) { p.(suitePeer).set(func(p *peer) { p.failed = 5 }) }},
+					{Name: "drop mid-call", Set: func(p outputtest.Peer) { p.(suitePeer).set(func(p *peer) { p.drop = 3 }) }},
+				},
+				Delivered: func(t *testing.T, sp outputtest.Peer, msgs []logagent.Message) {
+					p := sp.(suitePeer).peer
+					p.mu.Lock()
+					defer p.mu.Unlock()
+					last := msgs[len(msgs)-1]
+					want := map[string]string{
+						"timestamp": strconv.FormatInt(last.ReadNano/int64(time.Millisecond), 10),
+						"host":      last.Source.Host,
+						"path":      last.Source.Path,
+						"offset":    strconv.FormatInt(last.Offset, 10),
+						"category":  last.Source.Category,
+						"input":     last.Source.Input,
+						"env":       "prod",
+						"dc":        "eu1",
+					}
+					if fmt.Sprint(p.last) != fmt.Sprint(want) {
+						t.Errorf("headers %v, want %v", p.last, want)
+					}
+				},
+			})
+		})
+	}
 }
 
 func TestValidate(t *testing.T) {
@@ -141,37 +199,6 @@ func TestValidate(t *testing.T) {
 	}
 	if d := DefaultConfig(); d.Protocol != "compact" || d.MaxMessageBytes() >= MaxFrameBytes {
 		t.Errorf("defaults %+v, max message %d", d, d.MaxMessageBytes())
-	}
-}
-
-func TestDeliver(t *testing.T) {
-	for _, proto := range []string{"compact", "binary"} {
-		t.Run(proto, func(t *testing.T) {
-			p, srv := startPeer(t, proto)
-			o := newOutput(t, proto, srv.Addr())
-			const n = 4000
-			src := outputtest.Source("web")
-			src.Fields = map[string]string{"env": "prod", "dc": "eu1", "host": "ignored"}
-			msgs := outputtest.Messages(src, 0, n, 100)
-			outputtest.DeliverBatches(testContext(t), t, o, msgs, 500)
-			if missing, dups := p.count.Check(0, n); len(missing) > 0 || dups > 0 {
-				t.Fatalf("missing %d, duplicates %d", len(missing), dups)
-			}
-			last := msgs[n-1]
-			want := map[string]string{
-				"timestamp": strconv.FormatInt(last.ReadNano/int64(time.Millisecond), 10),
-				"host":      src.Host,
-				"path":      src.Path,
-				"offset":    strconv.FormatInt(last.Offset, 10),
-				"category":  "web",
-				"input":     src.Input,
-				"env":       "prod",
-				"dc":        "eu1",
-			}
-			if fmt.Sprint(p.last) != fmt.Sprint(want) {
-				t.Errorf("headers %v, want %v", p.last, want)
-			}
-		})
 	}
 }
 
@@ -244,66 +271,6 @@ func TestPartial(t *testing.T) {
 	missing, dups := p.count.Check(0, n)
 	if fmt.Sprint(missing) != "[5]" || dups > 0 {
 		t.Fatalf("missing %v (want [5]), duplicates %d", missing, dups)
-	}
-}
-
-func TestFaults(t *testing.T) {
-	tests := []struct {
-		name  string
-		fault func(p *peer, srv *thrifttest.Server)
-	}{
-		{"failed", func(p *peer, _ *thrifttest.Server) { p.set(func(p *peer) { p.failed = 5 }) }},
-		{"drop mid-call", func(p *peer, _ *thrifttest.Server) { p.set(func(p *peer) { p.drop = 3 }) }},
-		{"restart", func(_ *peer, srv *thrifttest.Server) {
-			srv.Stop()
-			time.Sleep(100 * time.Millisecond)
-			srv.Restart()
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p, srv := startPeer(t, "compact")
-			o := newOutput(t, "compact", srv.Addr())
-			const n, batch = 3000, 100
-			msgs := outputtest.Messages(outputtest.Source("web"), 0, n, 50)
-			ctx := testContext(t)
-			st := outputtest.DeliverBatches(ctx, t, o, msgs[:n/3], batch)
-			tt.fault(p, srv)
-			st2 := outputtest.DeliverBatches(ctx, t, o, msgs[n/3:], batch)
-			missing, dups := p.count.Check(0, n)
-			if len(missing) > 0 {
-				t.Fatalf("missing %d: %v", len(missing), missing[:min(10, len(missing))])
-			}
-			retries := st.Retries + st2.Retries
-			if retries == 0 {
-				t.Error("the fault caused no retry")
-			}
-			if dups > batch*retries {
-				t.Errorf("%d duplicates for %d retries", dups, retries)
-			}
-		})
-	}
-}
-
-func TestFailover(t *testing.T) {
-	pa, a := startPeer(t, "compact")
-	pb, b := startPeer(t, "compact")
-	o := newOutput(t, "compact", a.Addr(), b.Addr())
-	ctx := testContext(t)
-	src := outputtest.Source("web")
-	const batch = 50
-	a.Stop()
-	outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 0, 1000, 20), batch)
-	if pb.count.Total() < 1000 {
-		t.Fatalf("with a down, b got %d of 1000", pb.count.Total())
-	}
-	a.Restart()
-	outputtest.WaitFor(t, outputtest.Hang, "a to be used again", func() bool {
-		outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 1000, batch, 20), batch)
-		return pa.count.Total() > 0
-	})
-	if h := o.Hosts(); !h[0].Healthy || !h[1].Healthy {
-		t.Errorf("hosts %+v, want both up", h)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,16 +26,107 @@ type peer struct {
 	addr    func() string
 	stop    func()
 	restart func()
+	// got counts what Received drained from the queues.
+	got *outputtest.Counter
 }
 
 func startPeer(t testing.TB, protocol string) *peer {
 	q := kestreltest.NewQueues()
 	if protocol == "thrift" {
 		s := kestreltest.StartThrift(t, q)
-		return &peer{Q: q, addr: s.Addr, stop: s.Stop, restart: s.Restart}
+		return &peer{Q: q, addr: s.Addr, stop: s.Stop, restart: s.Restart, got: outputtest.NewCounter()}
 	}
 	s := kestreltest.Start(t, q)
-	return &peer{Q: q, addr: s.Addr, stop: s.Stop, restart: s.Restart}
+	return &peer{Q: q, addr: s.Addr, stop: s.Stop, restart: s.Restart, got: outputtest.NewCounter()}
+}
+
+// The methods of an outputtest.Peer.
+
+func (p *peer) Addr() string { return p.addr() }
+func (p *peer) Stop()        { p.stop() }
+func (p *peer) Restart()     { p.restart() }
+
+// Received drains every queue into the count of what the peer received.
+func (p *peer) Received() *outputtest.Counter {
+	for _, q := range p.Q.Names() {
+		p.count(p.got, q)
+	}
+	return p.got
+}
+
+// Hold makes the next item offered wait, holding the queues, until
+// release.
+func (p *peer) Hold() (<-chan struct{}, func()) {
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	p.Q.Set(func(q *kestreltest.Queues) {
+		prev := q.Fault
+		q.Fault = func(queue string, n int) kestreltest.Answer {
+			once.Do(func() {
+				close(held)
+				<-release
+			})
+			if prev != nil {
+				return prev(queue, n)
+			}
+			return kestreltest.Store
+		}
+	})
+	return held, func() { close(release) }
+}
+
+// faultEvery returns a Fault answering a every nth item.
+func faultEvery(nth int, a kestreltest.Answer) func(string, int) kestreltest.Answer {
+	return func(_ string, n int) kestreltest.Answer {
+		if n%nth == 0 {
+			return a
+		}
+		return kestreltest.Store
+	}
+}
+
+// TestConformance runs the tests every network output passes against
+// kestreltest's server, in each protocol.
+func TestConformance(t *testing.T) {
+	for _, proto := range protocols {
+		t.Run(proto, func(t *testing.T) {
+			set := func(f func(string, int) kestreltest.Answer) func(outputtest.Peer) {
+				return func(p outputtest.Peer) {
+					p.(*peer).Q.Set(func(q *kestreltest.Queues) { q.Fault = f })
+				}
+			}
+			faults := []outputtest.Fault{
+				{Name: "not stored", Set: set(func(_ string, n int) kestreltest.Answer {
+					if n >= 1050 && n < 1100 {
+						return kestreltest.NotStored
+					}
+					return kestreltest.Store
+				})},
+				{Name: "drop mid-batch", Set: set(faultEvery(650, kestreltest.Drop))},
+			}
+			if proto == "memcache" {
+				faults = append(faults, outputtest.Fault{Name: "server error", Set: set(faultEvery(700, kestreltest.ServerError))})
+			}
+			outputtest.Conformance(t, outputtest.Harness{
+				Start:  func(t testing.TB) outputtest.Peer { return startPeer(t, proto) },
+				New:    func(t testing.TB, addrs ...string) outputtest.Output { return newOutput(t, proto, addrs...) },
+				Faults: faults,
+				Delivered: func(t *testing.T, sp outputtest.Peer, msgs []logagent.Message) {
+					p := sp.(*peer)
+					if p.Q.Len("web") != len(msgs)/2 || p.Q.Len("db") != len(msgs)/2 {
+						t.Errorf("queues web %d, db %d", p.Q.Len("web"), p.Q.Len("db"))
+					}
+					want := int64(90)
+					if proto == "thrift" {
+						want = 90000
+					}
+					if p.Q.Expiry != want {
+						t.Errorf("expiry %d, want %d", p.Q.Expiry, want)
+					}
+				},
+			})
+		})
+	}
 }
 
 // count drains queue into a new Counter.
@@ -64,12 +156,7 @@ func newOutput(t testing.TB, protocol string, hosts ...string) *Output {
 	return o
 }
 
-func testContext(t testing.TB) context.Context {
-	// A bound for a hung test, not a timing assertion.
-	ctx, cancel := context.WithTimeout(context.Background(), outputtest.Hang)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testContext(t testing.TB) context.Context { return outputtest.Context(t) }
 
 var protocols = []string{"memcache", "thrift"}
 
@@ -142,42 +229,6 @@ func TestDescribe(t *testing.T) {
 	}
 	if err := o.Check(context.Background()); err != nil {
 		t.Errorf("Check: %v", err)
-	}
-}
-
-func TestDeliver(t *testing.T) {
-	for _, proto := range protocols {
-		t.Run(proto, func(t *testing.T) {
-			p := startPeer(t, proto)
-			o := newOutput(t, proto, p.addr())
-			const n = 4000
-			msgs := append(outputtest.Messages(outputtest.Source("web"), 0, n/2, 100),
-				outputtest.Messages(outputtest.Source("db"), n/2, n/2, 100)...)
-			// Interleave the queues within batches.
-			for i := 0; i < n/2; i += 2 {
-				msgs[i], msgs[n/2+i] = msgs[n/2+i], msgs[i]
-			}
-			st := outputtest.DeliverBatches(testContext(t), t, o, msgs, 700)
-			if st.Retries > 0 {
-				t.Errorf("%d retries", st.Retries)
-			}
-			if p.Q.Len("web") != n/2 || p.Q.Len("db") != n/2 {
-				t.Errorf("queues web %d, db %d", p.Q.Len("web"), p.Q.Len("db"))
-			}
-			c := outputtest.NewCounter()
-			p.count(c, "web")
-			p.count(c, "db")
-			if missing, dups := c.Check(0, n); len(missing) > 0 || dups > 0 {
-				t.Fatalf("missing %d, duplicates %d", len(missing), dups)
-			}
-			want := int64(90)
-			if proto == "thrift" {
-				want = 90000
-			}
-			if p.Q.Expiry != want {
-				t.Errorf("expiry %d, want %d", p.Q.Expiry, want)
-			}
-		})
 	}
 }
 
@@ -284,117 +335,6 @@ func TestExpiry(t *testing.T) {
 			p.Q.Set(func(q *kestreltest.Queues) { q.Now = func() time.Time { return hi.Add(time.Second) } })
 			if n := p.Q.Len("web"); n != 0 {
 				t.Fatalf("%d items after their expiry", n)
-			}
-		})
-	}
-}
-
-// TestFaults makes the peer misbehave while batches flow, and checks that
-// every line still arrives.
-func TestFaults(t *testing.T) {
-	window := func(from, to int, a kestreltest.Answer) func(string, int) kestreltest.Answer {
-		return func(_ string, n int) kestreltest.Answer {
-			if n >= from && n < to {
-				return a
-			}
-			return kestreltest.Store
-		}
-	}
-	tests := []struct {
-		name   string
-		protos []string
-		fault  func(p *peer)
-	}{
-		{"not stored", protocols, func(p *peer) {
-			p.Q.Set(func(q *kestreltest.Queues) { q.Fault = window(1050, 1100, kestreltest.NotStored) })
-		}},
-		{"server error", []string{"memcache"}, func(p *peer) {
-			p.Q.Set(func(q *kestreltest.Queues) {
-				q.Fault = func(_ string, n int) kestreltest.Answer {
-					if n%700 == 0 {
-						return kestreltest.ServerError
-					}
-					return kestreltest.Store
-				}
-			})
-		}},
-		{"drop mid-batch", protocols, func(p *peer) {
-			p.Q.Set(func(q *kestreltest.Queues) {
-				q.Fault = func(_ string, n int) kestreltest.Answer {
-					if n%650 == 0 {
-						return kestreltest.Drop
-					}
-					return kestreltest.Store
-				}
-			})
-		}},
-		{"restart", protocols, func(p *peer) {
-			p.stop()
-			time.Sleep(100 * time.Millisecond)
-			p.restart()
-		}},
-	}
-	for _, tt := range tests {
-		for _, proto := range tt.protos {
-			t.Run(tt.name+"/"+proto, func(t *testing.T) {
-				p := startPeer(t, proto)
-				o := newOutput(t, proto, p.addr())
-				const n, batch = 3000, 100
-				msgs := outputtest.Messages(outputtest.Source("web"), 0, n, 50)
-				ctx := testContext(t)
-				st := outputtest.DeliverBatches(ctx, t, o, msgs[:n/3], batch)
-				tt.fault(p)
-				st2 := outputtest.DeliverBatches(ctx, t, o, msgs[n/3:], batch)
-				c := outputtest.NewCounter()
-				p.count(c, "web")
-				missing, dups := c.Check(0, n)
-				if len(missing) > 0 {
-					t.Fatalf("missing %d: %v", len(missing), missing[:min(10, len(missing))])
-				}
-				retries := st.Retries + st2.Retries
-				if retries == 0 {
-					t.Error("the fault caused no retry")
-				}
-				if dups > batch*retries {
-					t.Errorf("%d duplicates for %d retries", dups, retries)
-				}
-				if st.Permanent+st2.Permanent > 0 {
-					t.Errorf("%d permanent", st.Permanent+st2.Permanent)
-				}
-			})
-		}
-	}
-}
-
-func TestFailover(t *testing.T) {
-	for _, proto := range protocols {
-		t.Run(proto, func(t *testing.T) {
-			a, b := startPeer(t, proto), startPeer(t, proto)
-			o := newOutput(t, proto, a.addr(), b.addr())
-			ctx := testContext(t)
-			src := outputtest.Source("web")
-			const batch = 50
-			outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 0, 500, 20), batch)
-			if a.Q.Len("web") == 0 || b.Q.Len("web") == 0 {
-				t.Fatalf("round robin: a %d, b %d", a.Q.Len("web"), b.Q.Len("web"))
-			}
-			a.stop()
-			c := outputtest.NewCounter()
-			a.count(c, "web")
-			bBefore := b.Q.Len("web")
-			outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 500, 500, 20), batch)
-			if got := b.Q.Len("web") - bBefore; got < 500 {
-				t.Fatalf("with a down, b got %d of 500", got)
-			}
-			a.restart()
-			outputtest.WaitFor(t, outputtest.Hang, "a to be used again", func() bool {
-				outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 1000, batch, 20), batch)
-				return a.Q.Len("web") > 0
-			})
-			a.count(c, "web")
-			b.count(c, "web")
-			if missing, _ := c.Check(0, 1000); len(missing) > 0 {
-				t.Fatalf("missing %v", missing)
 			}
 		})
 	}

@@ -35,12 +35,22 @@ type peer struct {
 	drop       int // next calls whose connection is closed before answering
 	categories map[string]int
 	badEntries int
+	// hold, if set, is closed by the next call, which then waits for
+	// release.
+	hold, release chan struct{}
 }
 
 func newPeer() *peer { return &peer{count: outputtest.NewCounter(), categories: map[string]int{}} }
 
 func (p *peer) Log(ctx context.Context, msgs []*gen.LogEntry) (gen.ResultCode, error) {
 	p.mu.Lock()
+	if hold := p.hold; hold != nil {
+		p.hold = nil
+		p.mu.Unlock()
+		close(hold)
+		<-p.release
+		p.mu.Lock()
+	}
 	defer p.mu.Unlock()
 	p.calls++
 	if p.drop > 0 {
@@ -77,6 +87,44 @@ func startPeer(t testing.TB) (*peer, *thrifttest.Server) {
 	return p, thrifttest.Start(t, gen.NewScribeProcessor(p), false)
 }
 
+// suitePeer is a peer for outputtest.Conformance.
+type suitePeer struct {
+	*peer
+	*thrifttest.Server
+}
+
+func (p suitePeer) Received() *outputtest.Counter { return p.count }
+
+func (p suitePeer) Hold() (<-chan struct{}, func()) {
+	held, release := make(chan struct{}), make(chan struct{})
+	p.set(func(p *peer) { p.hold, p.release = held, release })
+	return held, func() { close(release) }
+}
+
+// TestConformance runs the tests every network output passes against an
+// apache/thrift Scribe server.
+func TestConformance(t *testing.T) {
+	outputtest.Conformance(t, outputtest.Harness{
+		Start: func(t testing.TB) outputtest.Peer {
+			p, srv := startPeer(t)
+			return suitePeer{p, srv}
+		},
+		New: func(t testing.TB, addrs ...string) outputtest.Output { return newOutput(t, addrs...) },
+		Faults: []outputtest.Fault{
+			{Name: "try later", Set: func(p outputtest.Peer) { p.(suitePeer).set(func(p *peer) { p.tryLater = 5 }) }},
+			{Name: "drop mid-call", Set: func(p outputtest.Peer) { p.(suitePeer).set(func(p *peer) { p.drop = 3 }) }},
+		},
+		Delivered: func(t *testing.T, sp outputtest.Peer, msgs []logagent.Message) {
+			p := sp.(suitePeer).peer
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if p.categories["web"] != len(msgs)/2 || p.categories["db"] != len(msgs)/2 || p.badEntries != 0 {
+				t.Errorf("categories %v, bad entries %d", p.categories, p.badEntries)
+			}
+		},
+	})
+}
+
 func newOutput(t testing.TB, hosts ...string) *Output {
 	t.Helper()
 	c := DefaultConfig()
@@ -93,12 +141,7 @@ func newOutput(t testing.TB, hosts ...string) *Output {
 	return o
 }
 
-func testContext(t testing.TB) context.Context {
-	// A bound for a hung test, not a timing assertion.
-	ctx, cancel := context.WithTimeout(context.Background(), outputtest.Hang)
-	t.Cleanup(cancel)
-	return ctx
-}
+func testContext(t testing.TB) context.Context { return outputtest.Context(t) }
 
 func TestValidate(t *testing.T) {
 	tests := []struct {
@@ -153,26 +196,6 @@ func TestDescribe(t *testing.T) {
 	}
 }
 
-// TestDeliver ships messages of two categories and counts them at the peer.
-func TestDeliver(t *testing.T) {
-	p, srv := startPeer(t)
-	o := newOutput(t, srv.Addr())
-	const n = 5000
-	msgs := append(outputtest.Messages(outputtest.Source("web"), 0, n/2, 100),
-		outputtest.Messages(outputtest.Source("db"), n/2, n/2, 100)...)
-	st := outputtest.DeliverBatches(testContext(t), t, o, msgs, 256)
-	missing, dups := p.count.Check(0, n)
-	if len(missing) > 0 || dups > 0 || st.Retries > 0 {
-		t.Fatalf("missing %d, duplicates %d, retries %d", len(missing), dups, st.Retries)
-	}
-	if p.categories["web"] != n/2 || p.categories["db"] != n/2 || p.badEntries != 0 {
-		t.Errorf("categories %v, bad entries %d", p.categories, p.badEntries)
-	}
-	if h := o.Hosts(); len(h) != 1 || !h[0].Healthy {
-		t.Errorf("hosts %+v", h)
-	}
-}
-
 func TestEmptyCategoryIsPermanent(t *testing.T) {
 	p, srv := startPeer(t)
 	o := newOutput(t, srv.Addr())
@@ -185,93 +208,6 @@ func TestEmptyCategoryIsPermanent(t *testing.T) {
 	}
 	if p.count.Total() != 3 {
 		t.Errorf("peer got %d, want 3", p.count.Total())
-	}
-}
-
-// TestFaults makes the peer misbehave and checks that every line still
-// arrives, duplicated at most for batches in flight.
-func TestFaults(t *testing.T) {
-	tests := []struct {
-		name  string
-		fault func(p *peer, srv *thrifttest.Server)
-	}{
-		{"try later", func(p *peer, _ *thrifttest.Server) { p.set(func(p *peer) { p.tryLater = 5 }) }},
-		{"drop mid-call", func(p *peer, _ *thrifttest.Server) { p.set(func(p *peer) { p.drop = 3 }) }},
-		{"restart", func(_ *peer, srv *thrifttest.Server) {
-			srv.Stop()
-			time.Sleep(100 * time.Millisecond)
-			srv.Restart()
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p, srv := startPeer(t)
-			o := newOutput(t, srv.Addr())
-			const n, batch = 3000, 100
-			msgs := outputtest.Messages(outputtest.Source("web"), 0, n, 50)
-			ctx := testContext(t)
-			// Deliver the first third, break the peer, deliver the rest.
-			st := outputtest.DeliverBatches(ctx, t, o, msgs[:n/3], batch)
-			tt.fault(p, srv)
-			st2 := outputtest.DeliverBatches(ctx, t, o, msgs[n/3:], batch)
-			missing, dups := p.count.Check(0, n)
-			if len(missing) > 0 {
-				t.Fatalf("missing %d: %v", len(missing), missing[:min(10, len(missing))])
-			}
-			if st.Retries+st2.Retries == 0 {
-				t.Error("the fault caused no retry")
-			}
-			if dups > batch*(st.Retries+st2.Retries) {
-				t.Errorf("%d duplicates for %d retries", dups, st.Retries+st2.Retries)
-			}
-		})
-	}
-}
-
-// TestFailover stops one of two hosts: batches go to the other; once it is
-// back, it gets batches again.
-func TestFailover(t *testing.T) {
-	pa, a := startPeer(t)
-	pb, b := startPeer(t)
-	o := newOutput(t, a.Addr(), b.Addr())
-	ctx := testContext(t)
-	src := outputtest.Source("web")
-	const batch = 50
-
-	outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 0, 1000, 20), batch)
-	if pa.count.Total() == 0 || pb.count.Total() == 0 {
-		t.Fatalf("round robin: a got %d, b got %d", pa.count.Total(), pb.count.Total())
-	}
-
-	a.Stop()
-	beforeB := pb.count.Total()
-	outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 1000, 1000, 20), batch)
-	if got := pb.count.Total() - beforeB; got < 1000 {
-		t.Fatalf("with a down, b got %d of 1000", got)
-	}
-	if h := o.Hosts(); h[0].Healthy || !h[1].Healthy {
-		t.Errorf("hosts %+v, want a down and b up", h)
-	}
-
-	a.Restart()
-	beforeA := pa.count.Total()
-	outputtest.WaitFor(t, outputtest.Hang, "a to be used again", func() bool {
-		outputtest.DeliverBatches(ctx, t, o, outputtest.Messages(src, 2000, batch, 20), batch)
-		return pa.count.Total() > beforeA
-	})
-	if h := o.Hosts(); !h[0].Healthy {
-		t.Errorf("hosts %+v, want a up", h)
-	}
-	missing := 0
-	for i := 0; i < 2000; i++ {
-		ma, _ := pa.count.Check(i, 1)
-		mb, _ := pb.count.Check(i, 1)
-		if len(ma) > 0 && len(mb) > 0 {
-			missing++
-		}
-	}
-	if missing > 0 {
-		t.Fatalf("%d messages reached neither host", missing)
 	}
 }
 

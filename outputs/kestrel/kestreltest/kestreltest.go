@@ -25,6 +25,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -181,6 +182,20 @@ func (q *Queues) Drain(queue string) [][]byte {
 		out[i] = it.Data
 	}
 	return out
+}
+
+// Names returns the names of the queues that hold items, sorted.
+func (q *Queues) Names() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var names []string
+	for name, items := range q.queues {
+		if len(items) > 0 {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // Items returns the items of queue that have not expired, leaving them
