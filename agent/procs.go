@@ -15,17 +15,14 @@ import (
 // An agent mostly waits: for an fsnotify event, a read, a write. With several
 // Ps, each hand-off between its goroutines (fsnotify, input, harvester,
 // output) wakes another thread that finds little to do, and that costs more
-// than the work: on two cores, tailing 10,000 files each written once a
-// minute took 1.4% of a core with two Ps and 1.1% with one, and a 1 GB
-// backfill 0.55–0.96 CPU s with two Ps against 0.34–0.39 with one, at the
-// same speed. So with max_procs 0 (the default) the agent runs on one P while
-// it uses less than procsUpCores of a core, and on as many as the runtime
-// would use by default (the CPUs, or the container's CPU limit) while work
-// that can use them (compressing for Kafka, many outputs) keeps it busier
-// than that, or at once when an input finds a file far behind (Backlog): a
-// 1 GB backfill takes a fraction of a second, over before a busy second is
-// seen, and reads at 0.6× the speed on one P as on two. It goes back to one
-// P after procsDownAfter below procsDownCores.
+// than the work: extra Ps add CPU time without adding speed. So with
+// max_procs 0 (the default) the agent runs on one P while it uses less than
+// procsUpCores of a core, and on as many as the runtime would use by
+// default (the CPUs, or the container's CPU limit) while work that can use
+// them (compressing for Kafka, many outputs) keeps it busier than that, or
+// at once when an input finds a file far behind (Backlog): a backfill can
+// be over before a busy second is seen, and it reads faster on several Ps.
+// It goes back to one P after procsDownAfter below procsDownCores.
 // With max_procs N it runs on N. A GOMAXPROCS environment variable wins over
 // both.
 //

@@ -26,11 +26,11 @@ const (
 	// batchTimeout is how long kafka-go waits for a partition's last,
 	// partial batch to fill before sending it. Send makes one
 	// WriteMessages call at a time and waits for it, so nothing more can
-	// come to fill the batch: waiting is pure latency (1ms of a 2ms call
-	// for 1000 messages to a local broker). kafka-go adds a call's
-	// messages of one partition to its batch under the partition's lock,
-	// which the timeout's goroutine takes before sending the batch, so a
-	// batch still holds every message of the call (up to BatchBytes).
+	// come to fill the batch: waiting only adds its length to every call.
+	// kafka-go adds a call's messages of one partition to its batch under
+	// the partition's lock, which the timeout's goroutine takes before
+	// sending the batch, so a batch still holds every message of the call
+	// (up to BatchBytes).
 	// Zero would mean kafka-go's default, 1s.
 	batchTimeout = time.Nanosecond
 	// maxAttempts bounds the library's own retries of a partition batch on
