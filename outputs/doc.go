@@ -27,9 +27,12 @@
 //	MaxMessageBytes() int
 //
 // and the agent refuses, at load, an input whose max_message_bytes is larger
-// than an output it routes to accepts.
+// than an output it routes to accepts (agent's checkMessageFits, the one
+// place that compares the two; an output adds no check of its own there).
 //
-// An output that sends to hosts (through outputs/hostpool) implements
+// An output that sends to hosts (through outputs/hostpool) embeds a
+// hostpool.Hosted, which gives it Describe, Check, Hosts (for metrics and
+// /status), Close, and
 //
 //	Probe(ctx context.Context) error
 //
@@ -37,4 +40,9 @@
 // that delivered nothing: nil when a host that had failed accepts a
 // connection again, and the scheduler then sends at once instead of waiting
 // out its backoff.
+//
+// outputs/outputtest.Conformance is what every such output passes against
+// its real peer (delivery, faults and peer restarts, failover, a cancelled
+// send); each output's tests run it, and test on their own only what is
+// their protocol's.
 package outputs
