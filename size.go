@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Size is a number of bytes written in the configuration as a plain integer
@@ -40,6 +42,21 @@ func ParseSize(s string) (Size, error) {
 		return 0, fmt.Errorf("size %q is too large", s)
 	}
 	return Size(n * mult), nil
+}
+
+// UnmarshalYAML accepts an integer or a string with a unit. (The agent's
+// config decoder decodes a Size itself, to name the key in its errors.)
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	var text string
+	if err := n.Decode(&text); err != nil {
+		return err
+	}
+	v, err := ParseSize(text)
+	if err != nil {
+		return err
+	}
+	*s = v
+	return nil
 }
 
 func (s Size) String() string {

@@ -150,20 +150,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
-	if v.CanAddr() {
-		if cd, ok := v.Addr().Interface().(customDecoder); ok {
-			cd.decodeNode(d, n, path)
-			return
-		}
-		if v.Addr().Type().Implements(unmarshaler) {
-			if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
-				d.errorf(n, path, "%v", err)
-			}
-			return
-		}
-	}
 	if v.Type() == sizeType {
-		// Before the null check: an empty size is an error, not the
+		// Before Size's own UnmarshalYAML, for this decoder's message,
+		// and before the null check: an empty size is an error, not the
 		// default.
 		if n.Kind != yaml.ScalarNode {
 			d.errorf(n, path, "expected a size such as 64KiB, got a %s", kindName(n.Kind))
@@ -176,6 +165,18 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		v.SetInt(int64(s))
 		return
+	}
+	if v.CanAddr() {
+		if cd, ok := v.Addr().Interface().(customDecoder); ok {
+			cd.decodeNode(d, n, path)
+			return
+		}
+		if v.Addr().Type().Implements(unmarshaler) {
+			if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
+				d.errorf(n, path, "%v", err)
+			}
+			return
+		}
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" && v.Kind() != reflect.String {
 		return // "key:" with no value keeps the default
