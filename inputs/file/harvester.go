@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/checkpoint"
 )
 
 // fileState tells whether the harvested file is still under the name it
@@ -32,42 +34,123 @@ func (s fileState) String() string {
 // case its writer still appends; a removed file holds disk space.
 const removedIdle = 5 * time.Second
 
+// harvestEnv is what every harvester of an input is given: the same for
+// all of them, set by New and never changed. A harvester touches nothing of
+// its input but this and its host.
+type harvestEnv struct {
+	log *slog.Logger
+	// mu is Input.mu. It guards the harvester fields marked "under
+	// Input.mu": the harvester takes it to change them, the input to read
+	// them.
+	mu *sync.Mutex
+	// chunker frames the bytes read into messages (see harvester.cut).
+	chunker Chunker
+	// small and large are the pools of read blocks (see ensureRoom).
+	small, large *blockPool
+	// publish hands a chunk to the outputs (see harvester.emit).
+	publish PublishFunc
+	// store is the checkpoint: a file's entry is on disk before its first
+	// message goes out (emit).
+	store   *checkpoint.Store
+	metrics *Metrics
+
+	pollInterval     time.Duration
+	closeInactive    time.Duration
+	fingerprintBytes int
+	onBacklog        func() // Config.OnBacklog, or nil
+}
+
+// host is what a harvester asks of the input that runs it. Every method is
+// called from the harvester's own goroutine, without Input.mu held; h is the
+// harvester calling.
+type host interface {
+	// park makes h idle, without a goroutine, until it is signalled or
+	// its next poll in d is due. It reports false when h must go on
+	// running (a signal came in meanwhile, or the input is stopping).
+	// After true, h's goroutine returns at once without touching h.
+	park(h *harvester, d time.Duration) bool
+	// exited is told once, as h has closed its file and ends.
+	exited(h *harvester)
+	// adoptCopy is told that h's file was truncated while h had read it
+	// up to readPos: the copy of the old content (copytruncate) is found
+	// and read from readPos.
+	adoptCopy(h *harvester, readPos int64)
+	// copyCheck reports whether the pending file of h, whose identity is
+	// id now, may still be a copytruncate copy of a file being read, and
+	// is to be held unread.
+	copyCheck(h *harvester, id logagent.FileID) (hold bool)
+	// notifyScan asks for a scan of the globs soon; it never blocks.
+	notifyScan()
+	// isWatched reports whether fsnotify watches dir and its events come.
+	isWatched(dir string) bool
+}
+
 // harvester reads one file, through one descriptor, from its committed
 // offset to its end and on as it grows, whatever happens to its name.
+//
+// Its owner is the goroutine running it (loop); while it is parked, the
+// goroutine of the input that took it out of the poll queue (pollDue,
+// evictIdle, closeParked). What the input does for it through host runs on
+// its owner goroutine and may read its owner-only fields.
 type harvester struct {
-	in   *Input
+	// immutable after newHarvester (watchPath, watchReal: set by the input
+	// as it registers the harvester, before it first runs)
+	env  *harvestEnv
+	host host
 	f    *os.File
-	path string // the name it was opened by
+	dev  uint64
+	ino  uint64
+	tr   *tracker
+	wake chan struct{} // a token: look at the file again (Input.signal)
+	// ctx ends the harvester; cancel ends it (then Input.signal wakes it
+	// if parked).
+	ctx    context.Context
+	cancel context.CancelFunc
+	// watchPath is the name it is registered under for fsnotify events
+	// (Input.byPath). watchReal is the target of the followed link it was
+	// opened by, if it was, registered there too.
+	watchPath, watchReal string
+
+	// under Input.mu: written by the owner holding it (setState,
+	// setIdentity, setFingerprint), read by the owner without it and by
+	// the input with it
+	path  string // its name: the one it was opened by, until renamed
+	id    logagent.FileID
+	state fileState
+
+	// under Input.mu, written by the input: parked is set while the
+	// harvester has no goroutine, an entry of the input's poll queue at
+	// pollIdx (-1 when not queued); adoptAt is where a pending file is to
+	// start once the original adopted it (-1: not adopted).
+	parked  bool
+	pollIdx int
+	adoptAt int64
+
+	// atomic
+	// forceClose is set when close_removed_after closes the file before
+	// it was read to its end.
+	forceClose atomic.Bool
+	// nameEvent is set by an fsnotify event that named the file's path
+	// (created, renamed, removed), until its name is looked up.
+	nameEvent atomic.Bool
+	// intactAt is when the file last held the content being read (the
+	// generation of h.id); unix nanos.
+	intactAt atomic.Int64
+	// pending is set while the file may be a copy made by copytruncate
+	// (see Input.copyCheck): it is held open, unread.
+	pending atomic.Bool
+	size    atomic.Int64 // last size seen, for status
+	readPos atomic.Int64 // end of the last message handed out, for status
+
+	// owner only
+	src *logagent.Source // of the messages read from now on
+	// real is the target of the followed link it was opened by while path
+	// is the link ("" otherwise): its directory is the file's, where it is
+	// watched and where it is looked for once rotated.
+	real string
 	// dir is the directory of dirOf, a path it had (see dirWatched).
 	dir, dirOf string
-	// watchPath is the name it is registered under for fsnotify events
-	// (in.byPath), set once by start.
-	watchPath string
-	dev       uint64
-	ino       uint64
-	id        logagent.FileID
-	src       *logagent.Source
-	tr        *tracker
-	wake      chan struct{}
-	// watchReal is the target of the followed link it was opened by, if
-	// it was, registered in in.byPath too; set once by start. real is
-	// that target while path is the link ("" otherwise): its directory is
-	// the file's, where it is watched and where it is looked for once
-	// rotated. Owner only.
-	watchReal, real string
-	// ctx ends the harvester; cancel ends it (then signal wakes it if
-	// parked). forceClose is set when close_removed_after closes the
-	// file before it was read to its end.
-	ctx        context.Context
-	cancel     context.CancelFunc
-	forceClose atomic.Bool
-	// parked, under in.mu, is set while the harvester has no goroutine:
-	// an idle file waits for an event or its next poll as an entry of
-	// the input's poll queue (at pollIdx), not as a
-	// goroutine and a timer. idlePolls, owned by whoever runs the
-	// harvester, counts polls that found nothing.
-	parked    bool
-	pollIdx   int // in in.polls; -1 when not queued
+	// idlePolls counts polls that found nothing (pollDelay).
 	idlePolls int
 	// seen is the file's inode times and link count at the last look at
 	// its end, and seenOffset the read offset then; cheapPolls counts the
@@ -80,27 +163,19 @@ type harvester struct {
 	r, w   int   // blk.buf[r:w] is read but not yet in a message
 	offset int64 // file offset of blk.buf[w]: the next byte to read
 
-	state    fileState
-	goneAt   time.Time
+	// lastData is when the last read returned data. The input reads it
+	// of a parked harvester, whose owner wrote it before parking (under
+	// Input.mu).
 	lastData time.Time
-	// nameEvent is set by an fsnotify event that named the file's path
-	// (created, renamed, removed), until its name is looked up; when
-	// last, nameCheckedAt.
-	nameEvent     atomic.Bool
+	// nameCheckedAt is when the name was last looked up (nameDue).
 	nameCheckedAt time.Time
 	// atEnd is set when the last read stopped at the end of the file.
 	atEnd    bool
 	lastRead time.Time // when the last read returned data
-	// intactAt is when the file last held the content being read (the
-	// generation of h.id); seenGens are the earlier generations this
-	// descriptor read before copytruncate rotations replaced them.
-	intactAt atomic.Int64 // unix nanos
-	// pending is set while the file may be a copy made by copytruncate
-	// (see Input.copyCheck): it is held open, unread. adoptAt, under
-	// in.mu, is where to start once the original adopted it (-1: not).
-	pending      atomic.Bool
+	// pendingSince is when a pending file began to wait for its copy
+	// check. seenGens are the earlier generations this descriptor read
+	// before copytruncate rotations replaced them.
 	pendingSince time.Time
-	adoptAt      int64
 	seenGens     []logagent.FileID
 	// check is a fast hash (checkHash) of the first checkLen bytes, known
 	// to be those of h.id when checkLen == h.id.FingerprintLen: the
@@ -112,16 +187,57 @@ type harvester struct {
 	// offset, taken from the read buffer as they are read (no read of its
 	// own). A file rewritten in place with the same first bytes, to the
 	// same size or past the offset, is told by them (tailChanged); 0: not
-	// known. Owner only.
+	// known.
 	tail    uint64
 	tailLen int
-
 	// recorded is set once the file's checkpoint entry was on disk
-	// before its first message went out (cut). Owner goroutine only.
+	// before its first message went out (emit).
 	recorded bool
+}
 
-	size    atomic.Int64 // last size seen, for status
-	readPos atomic.Int64 // end of the last message handed out, for status
+// openedFile is a file its input opened and decided to read.
+type openedFile struct {
+	f        *os.File
+	path     string // the name it was opened by
+	real     string // the target of the followed link path is, or ""
+	dev, ino uint64
+	id       logagent.FileID
+	offset   int64 // where reading starts
+	size     int64
+	state    fileState
+	pending  bool // may be a copytruncate copy: held unread (copyCheck)
+}
+
+// newHarvester returns a harvester of o.f, which is positioned at
+// o.offset, with the tracker of its offsets and the Source of its
+// messages. It ends with ctx; it runs once its input registered it.
+func newHarvester(ctx context.Context, env *harvestEnv, hst host, o openedFile, src *logagent.Source, tr *tracker) *harvester {
+	now := time.Now()
+	h := &harvester{
+		env:      env,
+		host:     hst,
+		f:        o.f,
+		dev:      o.dev,
+		ino:      o.ino,
+		tr:       tr,
+		wake:     make(chan struct{}, 1),
+		path:     o.path,
+		id:       o.id,
+		state:    o.state,
+		pollIdx:  -1,
+		adoptAt:  -1,
+		src:      src,
+		real:     o.real,
+		offset:   o.offset,
+		lastData: now,
+		checkLen: -1,
+	}
+	h.ctx, h.cancel = context.WithCancel(ctx)
+	h.size.Store(o.size)
+	h.readPos.Store(o.offset)
+	h.intactAt.Store(now.UnixNano())
+	h.pending.Store(o.pending)
+	return h
 }
 
 // chunk is a logagent.Chunk with what its completion must release.
@@ -152,24 +268,8 @@ func (c *chunk) finish() {
 	chunkPool.Put(c)
 }
 
-// signal wakes the harvester: it looks at its file again at once. Under
-// in.mu, so that a harvester about to park cannot miss it (see park).
-func (h *harvester) signal() {
-	in := h.in
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if h.parked {
-		in.unparkLocked(h)
-		return
-	}
-	select {
-	case h.wake <- struct{}{}:
-	default:
-	}
-}
-
 // loop runs the harvester, on a worker of the input (runHarvester), until
-// it parks or is done; done, it closes the file.
+// it parks or is done; done, it closes the file and tells its host.
 func (h *harvester) loop() {
 	if h.run(h.ctx) {
 		return
@@ -188,7 +288,7 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 		}
 	}()
 	if h.pending.Load() {
-		poll = time.NewTimer(h.in.cfg.PollInterval)
+		poll = time.NewTimer(h.env.pollInterval)
 		if !h.waitCopyCheck(ctx, poll) {
 			return false
 		}
@@ -200,7 +300,7 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 		n, err := h.readOnce(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
-				h.in.log.Error("read failed; the file is retried on the next scan", "path", h.path, "err", err)
+				h.env.log.Error("read failed; the file is retried on the next scan", "path", h.path, "err", err)
 			}
 			return false
 		}
@@ -224,7 +324,7 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 		// A file under its name waits parked. A rotated or removed one
 		// (few at a time) keeps its goroutine: it must notice being
 		// done, and events name it no more.
-		if h.state == stateActive && h.in.park(h, d) {
+		if h.state == stateActive && h.host.park(h, d) {
 			return true
 		}
 		if poll == nil {
@@ -274,7 +374,7 @@ func (h *harvester) parkAfterShortRead() bool {
 	}
 	h.sawEnd(fi) // not rewritten: read up to here just now
 	h.dropIdleBlock()
-	return h.in.park(h, h.pollDelay())
+	return h.host.park(h, h.pollDelay())
 }
 
 // dirWatched reports whether fsnotify watches the file's directory and its
@@ -289,7 +389,7 @@ func (h *harvester) dirWatched() bool {
 	if h.dirOf != p {
 		h.dirOf, h.dir = p, filepath.Dir(p)
 	}
-	return h.in.isWatched(h.dir)
+	return h.host.isWatched(h.dir)
 }
 
 // fileDir is the directory holding the file: its link's target's for a
@@ -312,13 +412,13 @@ func (h *harvester) fileDir() string {
 func (h *harvester) pollDelay() time.Duration {
 	watched := h.dirWatched()
 	if watched && h.state == stateActive {
-		return h.in.cfg.PollInterval << 9
+		return h.env.pollInterval << 9
 	}
 	shift := 3
 	if watched {
 		shift = 7
 	}
-	d := h.in.cfg.PollInterval << min(h.idlePolls, shift)
+	d := h.env.pollInterval << min(h.idlePolls, shift)
 	h.idlePolls++
 	return d
 }
@@ -329,14 +429,14 @@ func (h *harvester) pollDelay() time.Duration {
 func (h *harvester) waitCopyCheck(ctx context.Context, poll *time.Timer) bool {
 	h.pendingSince = time.Now()
 	for {
-		h.in.mu.Lock()
+		h.env.mu.Lock()
 		adoptAt := h.adoptAt
-		h.in.mu.Unlock()
-		id, fi, err := identify(h.f, h.in.cfg.FingerprintBytes)
+		h.env.mu.Unlock()
+		id, fi, err := identify(h.f, h.env.fingerprintBytes)
 		if err != nil {
 			return false
 		}
-		if adoptAt >= 0 || !h.in.copyCheck(h, id) {
+		if adoptAt >= 0 || !h.host.copyCheck(h, id) {
 			start := max(adoptAt, 0)
 			if _, err := h.f.Seek(start, io.SeekStart); err != nil {
 				return false
@@ -356,7 +456,7 @@ func (h *harvester) waitCopyCheck(ctx context.Context, poll *time.Timer) bool {
 			default:
 			}
 		}
-		poll.Reset(h.in.cfg.PollInterval)
+		poll.Reset(h.env.pollInterval)
 		select {
 		case <-ctx.Done():
 			return false
@@ -364,15 +464,6 @@ func (h *harvester) waitCopyCheck(ctx context.Context, poll *time.Timer) bool {
 		case <-poll.C:
 		}
 	}
-}
-
-// adopt starts the pending harvester at offset: it holds the copy of a
-// truncated file, read up to there through the original.
-func (h *harvester) adopt(offset int64) {
-	h.in.mu.Lock()
-	h.adoptAt = offset
-	h.in.mu.Unlock()
-	h.signal()
 }
 
 // readOnce reads what the file has past h.offset, up to a block, and
@@ -460,6 +551,21 @@ const recheckAfter = 100 * time.Millisecond
 
 // cut hands out the whole messages in blk.buf[r:w]; with final, the last
 // line too, newline or not.
+//
+// cut is the one place where bytes read become messages, and emit the one
+// place where messages leave the harvester. A stage that changes messages
+// (joining the lines of a multiline event) goes between the two, where
+// marked below, under this contract:
+//   - every message's Offset is the file offset just past the bytes it
+//     covers, and Offsets grow from message to message: the tracker
+//     commits the end of a chunk (end) once it is delivered;
+//   - used counts the bytes of blk.buf[r:w] covered by the messages handed
+//     out. Bytes a stage holds back (the lines of an event not complete
+//     yet) are not in used: they stay in blk.buf[r:w] and come to cut again
+//     with the next read, or with final set once the file is done, so that
+//     the offset committed never passes a line not yet published;
+//   - bodies point into blk.buf (the chunk holds the block until it is
+//     acknowledged), or into memory of the stage's own.
 func (h *harvester) cut(ctx context.Context, final bool) error {
 	if h.blk == nil || h.r == h.w {
 		return nil
@@ -467,43 +573,52 @@ func (h *harvester) cut(ctx context.Context, final bool) error {
 	c := getChunk()
 	base := h.offset - int64(h.w-h.r)
 	var used int
-	c.Messages, used = h.in.chunker.Cut(h.blk.buf[h.r:h.w], base, h.src, h.lastData, c.Messages[:0], final)
+	c.Messages, used = h.env.chunker.Cut(h.blk.buf[h.r:h.w], base, h.src, h.lastData, c.Messages[:0], final)
+	// ← a stage transforming c.Messages (and used) goes here.
 	if used == 0 {
 		chunkPool.Put(c)
 		return nil
 	}
 	h.r += used
-	end := base + int64(used)
+	return h.emit(ctx, c, base+int64(used), used)
+}
+
+// emit publishes the chunk c of messages covering the file up to end (used
+// bytes read from blk): the tracker is told of it, so that its
+// acknowledgement (chunk.finish, as c.OnDone) commits end to the
+// checkpoint, and the block is held until then. It blocks while the outputs
+// are behind, and returns an error only when ctx is done.
+func (h *harvester) emit(ctx context.Context, c *chunk, end int64, used int) error {
 	h.readPos.Store(end)
 	h.blk.retain()
 	c.blk, c.tr, c.tc = h.blk, h.tr, h.tr.add(end)
 	c.CaughtUp = h.atEnd
-	h.in.metrics.addRead(len(c.Messages), used)
+	h.env.metrics.addRead(len(c.Messages), used)
 	if !h.recorded {
 		// The file's identity reaches the checkpoint on disk before
 		// anything of it is delivered: a crash now, and a rename out of
 		// the globs before the restart, and the restart still finds it
 		// by identity (recoverRenamed). Should the write fail, reading
 		// goes on: the offsets stay in memory.
-		h.in.store.Sync()
+		h.env.store.Sync()
 		h.recorded = true
 	}
-	return h.in.publish(ctx, &c.Chunk)
+	return h.env.publish(ctx, &c.Chunk)
 }
 
 // ensureRoom makes sure blk has room to read into, and that the unfinished
 // line at blk.buf[r:w] can grow to MaxMessageBytes+1 so that the chunker
 // can always make progress.
 func (h *harvester) ensureRoom(ctx context.Context) error {
-	need := h.in.chunker.MaxMessageBytes + 1
+	need := h.env.chunker.MaxMessageBytes + 1
 	if h.blk != nil && len(h.blk.buf)-h.r >= need && len(h.blk.buf)-h.w >= minRead {
 		return nil
 	}
-	pool := h.in.small
-	if behind := h.backlog(); behind > int64(h.in.small.size)/2 || h.w-h.r+need > h.in.small.size {
-		pool = h.in.large
-		if behind > backlogBlocks*int64(h.in.large.size) && h.in.cfg.OnBacklog != nil {
-			h.in.cfg.OnBacklog()
+	pool := h.env.small
+	if behind := h.backlog(); behind > int64(h.env.small.size)/2 || h.w-h.r+need > h.env.small.size {
+		pool = h.env.large
+		if behind > backlogBlocks*int64(h.env.large.size) && h.env.onBacklog != nil {
+			h.env.onBacklog()
 		}
 	}
 	nb := pool.tryGet()
@@ -524,7 +639,7 @@ func (h *harvester) ensureRoom(ctx context.Context) error {
 		// charged at most the input's reserve: waiting for it depends on
 		// this input's outputs alone, never on another input's.
 		var err error
-		if nb, err = h.in.small.get(ctx); err != nil {
+		if nb, err = h.env.small.get(ctx); err != nil {
 			return err
 		}
 		h.w = copy(nb.buf, carry)
@@ -570,7 +685,7 @@ func (h *harvester) atEOF() bool {
 	now := time.Now()
 	fi, err := h.f.Stat()
 	if err != nil {
-		h.in.log.Error("stat failed", "path", h.path, "err", err)
+		h.env.log.Error("stat failed", "path", h.path, "err", err)
 		return true
 	}
 	// Modified but neither grown nor read since the last look: truncated
@@ -589,7 +704,7 @@ func (h *harvester) atEOF() bool {
 			return false
 		}
 		if rewritten && h.tailChanged() {
-			h.in.log.Warn("file rewritten in place (same first bytes); reading it again from the start", "path", h.path, "size", fi.Size())
+			h.env.log.Warn("file rewritten in place (same first bytes); reading it again from the start", "path", h.path, "size", fi.Size())
 			h.truncated(fi.Size())
 			return false
 		}
@@ -599,19 +714,19 @@ func (h *harvester) atEOF() bool {
 		h.checkName(fi)
 	}
 	idle := now.Sub(h.lastData)
-	cfg := &h.in.cfg
+	closeInactive := h.env.closeInactive
 	switch h.state {
 	case stateActive:
-		if cfg.CloseInactive > 0 && idle >= cfg.CloseInactive && h.tr.inflight() == 0 {
-			h.in.log.Debug("closing inactive file", "path", h.path, "idle", idle.Round(time.Second))
+		if closeInactive > 0 && idle >= closeInactive && h.tr.inflight() == 0 {
+			h.env.log.Debug("closing inactive file", "path", h.path, "idle", idle.Round(time.Second))
 			return true
 		}
 	case stateRenamed:
-		if idle >= cfg.CloseInactive {
+		if idle >= closeInactive {
 			return h.finish()
 		}
 	case stateRemoved:
-		if idle >= min(cfg.CloseInactive, removedIdle) {
+		if idle >= min(closeInactive, removedIdle) {
 			return h.finish()
 		}
 	}
@@ -656,7 +771,7 @@ func (h *harvester) finish() bool {
 	if h.state == stateRemoved {
 		h.tr.forget()
 	}
-	h.in.log.Info("closed rotated file read to its end", "path", h.path, "state", h.state.String(), "offset", h.offset)
+	h.env.log.Info("closed rotated file read to its end", "path", h.path, "state", h.state.String(), "offset", h.offset)
 	return true
 }
 
@@ -686,36 +801,35 @@ func (h *harvester) checkName(fi os.FileInfo) {
 			return
 		}
 	}
-	h.goneAt = time.Now()
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
 		h.setState(stateRemoved)
-		h.in.log.Info("file removed; reading it to its end", "path", h.path)
+		h.env.log.Info("file removed; reading it to its end", "path", h.path)
 		return
 	}
 	h.setState(stateRenamed)
 	if newPath := findByInode(h.fileDir(), h.dev, h.ino); newPath != "" {
 		h.rename(newPath)
 	}
-	h.in.log.Info("file rotated; reading it to its end", "path", h.path)
-	h.in.notifyScan() // its old name may hold a new file already
+	h.env.log.Info("file rotated; reading it to its end", "path", h.path)
+	h.host.notifyScan() // its old name may hold a new file already
 }
 
-// setState changes h.state; other goroutines read it under in.mu.
+// setState changes h.state; other goroutines read it under Input.mu.
 func (h *harvester) setState(s fileState) {
-	h.in.mu.Lock()
+	h.env.mu.Lock()
 	h.state = s
-	h.in.mu.Unlock()
+	h.env.mu.Unlock()
 }
 
 // setIdentity changes the file's name or identity; other goroutines read
-// them under in.mu. Messages read from now on carry a new Source.
+// them under Input.mu. Messages read from now on carry a new Source.
 func (h *harvester) setIdentity(path string, id logagent.FileID) {
-	h.in.mu.Lock()
+	h.env.mu.Lock()
 	if id != h.id {
 		h.checkLen = -1
 	}
 	h.path, h.id = path, id
-	h.in.mu.Unlock()
+	h.env.mu.Unlock()
 	src := *h.src
 	src.Path, src.ID = path, id
 	h.src = &src
@@ -740,7 +854,7 @@ func (h *harvester) rename(path string) {
 func (h *harvester) lookAtContent(size int64) (replaced bool) {
 	have := h.id.FingerprintLen
 	n := have
-	if want := h.in.cfg.FingerprintBytes; have < want && size > int64(have) {
+	if want := h.env.fingerprintBytes; have < want && size > int64(have) {
 		n = int(min(int64(want), size))
 	}
 	if n == 0 {
@@ -781,7 +895,7 @@ func (h *harvester) lookAtContent(size int64) (replaced bool) {
 // (to up to size bytes), so that identity rests on as many bytes as
 // configured.
 func (h *harvester) extendFingerprint(size int64) {
-	want := h.in.cfg.FingerprintBytes
+	want := h.env.fingerprintBytes
 	if h.id.FingerprintLen >= want || size <= int64(h.id.FingerprintLen) {
 		return
 	}
@@ -801,11 +915,11 @@ func (h *harvester) extendFingerprint(size int64) {
 // time no longer moves its checkpoint entry to a new key, with two journal
 // records and a new Source, at every line.
 func (h *harvester) setFingerprint(fp uint64, n int) {
-	h.in.mu.Lock()
+	h.env.mu.Lock()
 	h.id.Fingerprint, h.id.FingerprintLen = fp, n
 	h.checkLen = -1
-	h.in.mu.Unlock()
-	if n < h.in.cfg.FingerprintBytes && n < 2*h.src.ID.FingerprintLen {
+	h.env.mu.Unlock()
+	if n < h.env.fingerprintBytes && n < 2*h.src.ID.FingerprintLen {
 		return
 	}
 	h.setIdentity(h.path, h.id)
@@ -820,26 +934,26 @@ const maxSeenGens = 16
 
 func (h *harvester) truncated(size int64) {
 	readPos := h.offset - int64(h.w-h.r)
-	h.in.log.Warn("file truncated; reading it again from the start", "path", h.path, "size", size, "read_offset", readPos)
-	h.in.adoptCopy(h, readPos)
+	h.env.log.Warn("file truncated; reading it again from the start", "path", h.path, "size", size, "read_offset", readPos)
+	h.host.adoptCopy(h, readPos)
 	h.seenGens = append(h.seenGens, h.id)
 	if len(h.seenGens) > maxSeenGens {
 		h.seenGens = h.seenGens[1:]
 	}
 	if _, err := h.f.Seek(0, io.SeekStart); err != nil {
-		h.in.log.Error("seek failed", "path", h.path, "err", err)
+		h.env.log.Error("seek failed", "path", h.path, "err", err)
 	}
 	h.offset = 0
 	h.r, h.w = 0, 0
 	h.tailLen = 0
 	h.dropIdleBlock()
-	if id, fi, err := identify(h.f, h.in.cfg.FingerprintBytes); err == nil {
+	if id, fi, err := identify(h.f, h.env.fingerprintBytes); err == nil {
 		h.setIdentity(h.path, id)
 		h.size.Store(fi.Size())
 	}
 	h.tr.reset(h.id)
 	h.readPos.Store(0)
-	h.in.metrics.truncations.Add(1)
+	h.env.metrics.truncations.Add(1)
 }
 
 func (h *harvester) close() {
@@ -848,7 +962,7 @@ func (h *harvester) close() {
 		h.blk = nil
 	}
 	h.f.Close()
-	h.in.exited(h)
+	h.host.exited(h)
 }
 
 // findByInode returns the path in dir of the file dev:ino, or "".

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/logagent/logagent"
@@ -128,8 +129,8 @@ func TestLookAtContentFastCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &Input{cfg: Config{FingerprintBytes: DefaultFingerprintBytes}}
-	h := &harvester{in: in, f: f, id: id, checkLen: -1, src: &logagent.Source{ID: id}}
+	env := &harvestEnv{mu: new(sync.Mutex), fingerprintBytes: DefaultFingerprintBytes}
+	h := &harvester{env: env, f: f, id: id, checkLen: -1, src: &logagent.Source{ID: id}}
 
 	if h.lookAtContent(int64(len(content))) {
 		t.Fatal("unchanged file taken as replaced (fingerprint compared)")

@@ -72,13 +72,11 @@ type PublishFunc func(ctx context.Context, c *logagent.Chunk) error
 
 // Input harvests the files of one input.
 type Input struct {
-	cfg     Config
-	log     *slog.Logger
-	store   *checkpoint.Store
-	publish PublishFunc
-	chunker Chunker
-	small   *blockPool
-	large   *blockPool
+	cfg   Config
+	log   *slog.Logger
+	store *checkpoint.Store
+	// env is what every harvester is given (newHarvester).
+	env     harvestEnv
 	metrics Metrics
 
 	scanReq  chan struct{}
@@ -176,14 +174,10 @@ func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFun
 	need := cfg.MaxMessageBytes + 1
 	smallSize := max(64<<10, need+minRead)
 	largeSize := max(cfg.BlockBytes, 2*smallSize)
-	return &Input{
+	in := &Input{
 		cfg:        cfg,
 		log:        log.With("input", cfg.ID),
 		store:      store,
-		publish:    publish,
-		chunker:    Chunker{MaxMessageBytes: cfg.MaxMessageBytes, LinesPerMessage: cfg.LinesPerMessage},
-		small:      &blockPool{size: smallSize, budget: budget},
-		large:      &blockPool{size: largeSize, budget: budget},
 		scanReq:    make(chan struct{}, 1),
 		byInode:    make(map[devIno]*harvester),
 		byPath:     make(map[string]*harvester),
@@ -197,6 +191,21 @@ func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFun
 		recent:     make(map[*harvester]struct{}),
 		idleWorker: make(chan *harvester),
 	}
+	in.env = harvestEnv{
+		log:              in.log,
+		mu:               &in.mu,
+		chunker:          Chunker{MaxMessageBytes: cfg.MaxMessageBytes, LinesPerMessage: cfg.LinesPerMessage},
+		small:            &blockPool{size: smallSize, budget: budget},
+		large:            &blockPool{size: largeSize, budget: budget},
+		publish:          publish,
+		store:            store,
+		metrics:          &in.metrics,
+		pollInterval:     cfg.PollInterval,
+		closeInactive:    cfg.CloseInactive,
+		fingerprintBytes: cfg.FingerprintBytes,
+		onBacklog:        cfg.OnBacklog,
+	}
+	return in
 }
 
 // Metrics returns the input's counters.
@@ -316,7 +325,7 @@ func (in *Input) handleEvent(w *dirWatch, ev fsnotify.Event) {
 		if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove) {
 			h.nameEvent.Store(true) // before the wake that acts on it
 		}
-		h.signal()
+		in.signal(h)
 	}
 	switch {
 	case ev.Has(fsnotify.Create):
@@ -601,7 +610,7 @@ func (in *Input) closeRemoved() {
 			"path", h.path, "close_removed_after", in.cfg.CloseRemovedAfter, "undelivered_bytes", unread)
 		h.tr.forget()
 		h.cancel()
-		h.signal() // a parked harvester runs to see it is cancelled
+		in.signal(h) // a parked harvester runs to see it is cancelled
 	}
 }
 
@@ -1054,7 +1063,7 @@ func (in *Input) adoptCopy(orig *harvester, readPos int64) {
 			}
 			from := min(readPos, fi.Size())
 			in.log.Info("reading the rest of a truncated file from its copy", "copy", h.path, "from", from, "size", fi.Size())
-			h.adopt(from)
+			in.adopt(h, from)
 			foundCopy = true
 			break
 		}
@@ -1099,6 +1108,15 @@ func (in *Input) adoptCopy(orig *harvester, readPos int64) {
 	if !foundCopy {
 		in.log.Warn("truncated file has no copy in its directory; lines written after the last read are lost", "path", orig.path, "read_offset", readPos)
 	}
+}
+
+// adopt starts the pending harvester h at offset: it holds the copy of a
+// truncated file, read up to there through the original.
+func (in *Input) adopt(h *harvester, offset int64) {
+	in.mu.Lock()
+	h.adoptAt = offset
+	in.mu.Unlock()
+	in.signal(h)
 }
 
 // missedGeneration reports whether the file f (named name, in the
@@ -1338,31 +1356,6 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 		in.log.Error("seek failed", "path", path, "err", err)
 		return
 	}
-	h := &harvester{
-		in:       in,
-		f:        f,
-		path:     path,
-		dev:      dev,
-		ino:      ino,
-		id:       id,
-		real:     real,
-		checkLen: -1,
-		wake:     make(chan struct{}, 1),
-		offset:   offset,
-		state:    state,
-		lastData: time.Now(),
-		goneAt:   time.Now(),
-		src: &logagent.Source{
-			Input: in.cfg.ID, Category: in.cfg.Category, Path: path, ID: id,
-			Host: in.cfg.Host, Fields: in.cfg.Fields,
-		},
-	}
-	h.pollIdx = -1
-	h.size.Store(size)
-	h.readPos.Store(offset)
-	h.intactAt.Store(time.Now().UnixNano())
-	h.pending.Store(pending)
-	h.adoptAt = -1
 	in.mu.Lock()
 	if _, dup := in.byInode[devIno{dev, ino}]; dup {
 		// Opened meanwhile by another path (a scan and a copy adoption
@@ -1373,7 +1366,15 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 	}
 	// A pending file has no checkpoint entry until it is known where it
 	// starts: after a restart it is checked again.
-	h.tr = newTracker(in.store, checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: path, Offset: offset, Updated: time.Now()}, !pending)
+	tr := newTracker(in.store, checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: path, Offset: offset, Updated: time.Now()}, !pending)
+	src := &logagent.Source{
+		Input: in.cfg.ID, Category: in.cfg.Category, Path: path, ID: id,
+		Host: in.cfg.Host, Fields: in.cfg.Fields,
+	}
+	h := newHarvester(in.ctx, &in.env, in, openedFile{
+		f: f, path: path, real: real, dev: dev, ino: ino, id: id,
+		offset: offset, size: size, state: state, pending: pending,
+	}, src, tr)
 	in.byInode[devIno{dev, ino}] = h
 	in.busy[h] = struct{}{}
 	if state == stateActive {
@@ -1386,7 +1387,6 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 	}
 	in.mu.Unlock()
 	in.log.Debug("harvesting", "path", path, "offset", offset, "size", size, "id", id.String())
-	h.ctx, h.cancel = context.WithCancel(in.ctx)
 	in.runHarvester(h)
 }
 

@@ -36,6 +36,21 @@ func (in *Input) park(h *harvester, d time.Duration) bool {
 	return true
 }
 
+// signal wakes h: it looks at its file again at once. Under in.mu, so that
+// a harvester about to park cannot miss it (see park).
+func (in *Input) signal(h *harvester) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if h.parked {
+		in.unparkLocked(h)
+		return
+	}
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
 // unparkLocked runs the parked harvester h again. in.mu is held.
 func (in *Input) unparkLocked(h *harvester) {
 	if in.stopping {
@@ -168,7 +183,7 @@ func (h *harvester) quiet(now time.Time) (quiet, missed bool) {
 	if h.cheapPolls+1 >= fullPollEvery {
 		return false, missed
 	}
-	if cfg := &h.in.cfg; cfg.CloseInactive > 0 && now.Sub(h.lastData) >= cfg.CloseInactive {
+	if ci := h.env.closeInactive; ci > 0 && now.Sub(h.lastData) >= ci {
 		return false, missed
 	}
 	if fi.Size() != h.offset || sigOf(fi) != h.seen {
@@ -211,7 +226,7 @@ func (in *Input) nameEventsIn(dir string) {
 	in.mu.Unlock()
 	for _, h := range hs {
 		h.nameEvent.Store(true)
-		h.signal()
+		in.signal(h)
 	}
 }
 

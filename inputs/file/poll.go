@@ -90,7 +90,7 @@ func (in *Input) notHeld(files []string) []string {
 			continue
 		}
 		x.h.nameEvent.Store(true)
-		x.h.signal()
+		in.signal(x.h)
 		files = append(files, x.path)
 	}
 	return files
