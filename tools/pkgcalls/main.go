@@ -73,7 +73,8 @@ func run(dir string) error {
 
 type report struct {
 	files   []string
-	lines   map[string]int // receiver type → lines of its methods
+	lines   map[string]int    // receiver type → lines of its methods
+	inFile  map[[2]string]int // {receiver type, file} → lines
 	methods map[string]int
 	reaches map[[2]string]int      // {receiver type, field} → uses
 	calls   map[[2]string]int      // {from file, to file} → references
@@ -83,6 +84,7 @@ type report struct {
 func measure(p *packages.Package) *report {
 	r := &report{
 		lines:   map[string]int{},
+		inFile:  map[[2]string]int{},
 		methods: map[string]int{},
 		reaches: map[[2]string]int{},
 		calls:   map[[2]string]int{},
@@ -103,6 +105,7 @@ func measure(p *packages.Package) *report {
 				start := p.Fset.Position(fd.Pos()).Line
 				end := p.Fset.Position(fd.End()).Line
 				r.lines[recv] += end - start + 1
+				r.inFile[[2]string{recv, from}] += end - start + 1
 				r.methods[recv]++
 			}
 			ast.Inspect(fd, func(n ast.Node) bool {
@@ -199,7 +202,17 @@ func (r *report) print(w *os.File, pkg string) {
 	}
 	sort.Slice(types, func(i, j int) bool { return r.lines[types[i]] > r.lines[types[j]] })
 	for _, t := range types {
-		fmt.Fprintf(w, "  %-22s %5d lines  %3d methods\n", t, r.lines[t], r.methods[t])
+		fmt.Fprintf(w, "  %-22s %5d lines  %3d methods", t, r.lines[t], r.methods[t])
+		var in []string
+		for _, f := range r.files {
+			if n := r.inFile[[2]string{t, f}]; n > 0 && n < r.lines[t] {
+				in = append(in, fmt.Sprintf("%s %d", f, n))
+			}
+		}
+		if len(in) > 0 {
+			fmt.Fprintf(w, "  (%s)", strings.Join(in, ", "))
+		}
+		fmt.Fprintln(w)
 	}
 
 	fmt.Fprintln(w, "\nreaches through a field into another object of the package (x.f.y):")
@@ -239,7 +252,7 @@ func (r *report) print(w *os.File, pkg string) {
 		fmt.Fprintln(w)
 	}
 
-	fmt.Fprintln(w, "\nfile pairs with references both ways (a→b / b→a, and what b→a refers to):")
+	fmt.Fprintln(w, "\nfile pairs with references both ways (a→b / b→a, and what each refers to):")
 	pairs := 0
 	for i, a := range r.files {
 		for _, b := range r.files[i+1:] {
@@ -248,8 +261,9 @@ func (r *report) print(w *os.File, pkg string) {
 				continue
 			}
 			pairs++
-			fmt.Fprintf(w, "  %-14s ↔ %-14s %4d / %-4d %s → %s\n", short(a), short(b), ab, ba,
-				short(b), strings.Join(uniq(r.callees[[2]string{b, a}]), " "))
+			fmt.Fprintf(w, "  %-14s ↔ %-14s %4d / %d\n", short(a), short(b), ab, ba)
+			fmt.Fprintf(w, "      %s → %s\n", short(a), strings.Join(uniq(r.callees[[2]string{a, b}]), " "))
+			fmt.Fprintf(w, "      %s → %s\n", short(b), strings.Join(uniq(r.callees[[2]string{b, a}]), " "))
 		}
 	}
 	fmt.Fprintf(w, "  %d pairs\n", pairs)
