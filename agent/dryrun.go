@@ -143,6 +143,9 @@ func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) er
 			}
 			fmt.Fprintf(info, "  %s  size %d  id %s  checkpoint %s  start %d (%s)\n",
 				pf.Path, pf.Size, pf.ID, cp, pf.Start, startReason(pf, ic))
+			if len(pf.Also) > 0 {
+				fmt.Fprintf(info, "    also matched as %s: the same file, read once\n", strings.Join(pf.Also, ", "))
+			}
 			if shown < opt.Messages {
 				msgs, err := file.Preview(fc, pf, opt.Messages-shown)
 				if err != nil {
@@ -265,18 +268,13 @@ func (c *Config) input(id string) *InputConfig {
 	return nil
 }
 
+// startReason says why pf starts where it does, as the input decides it
+// (file.StartReason).
 func startReason(pf file.PlannedFile, ic *InputConfig) string {
-	switch {
-	case pf.Committed >= 0 && pf.Committed <= pf.Size:
-		return "resume from checkpoint"
-	case pf.Committed > pf.Size:
-		return "shorter than its checkpoint: from the beginning"
-	case pf.Old:
+	if pf.Reason == file.StartTooOld {
 		return "skip (older than " + shortDuration(ic.IgnoreOlder) + ")"
-	case pf.Start > 0:
-		return "start_at end: new file at first start"
 	}
-	return "new file: from the beginning"
+	return pf.Reason.String()
 }
 
 // shortDuration is d without trailing zero units: 72h, not 72h0m0s.

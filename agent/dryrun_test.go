@@ -21,6 +21,11 @@ func TestDryRun(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
 	os.WriteFile(filepath.Join(dir, "logs", "a.log"), []byte("first line\nsecond line\npartial"), 0o644)
 	os.WriteFile(filepath.Join(dir, "logs", "skip.log.gz"), []byte("not a match\n"), 0o644)
+	// Another name of a.log: the agent reads the file once, and so the
+	// plan lists it.
+	if err := os.Link(filepath.Join(dir, "logs", "a.log"), filepath.Join(dir, "logs", "b.log")); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := Load(filepath.Join("testdata", "good", "minimal.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +40,7 @@ func TestDryRun(t *testing.T) {
 		"input app: category \"app\", outputs local",
 		filepath.Join(dir, "logs", "a.log") + "  size 30",
 		"checkpoint none  start 0 (new file: from the beginning)",
+		"also matched as " + filepath.Join(dir, "logs", "b.log") + ": the same file, read once",
 		"output local (file): file " + filepath.Join(dir, "out", "{category}.log"),
 		"@11 category=app → local → " + filepath.Join(dir, "out", "app.log"),
 		`"first line"`,
@@ -43,6 +49,9 @@ func TestDryRun(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("dry-run output lacks %q:\n%s", want, got)
 		}
+	}
+	if strings.Contains(got, "b.log  size") {
+		t.Errorf("dry-run lists the file twice:\n%s", got)
 	}
 	if strings.Contains(got, "partial") || strings.Contains(got, "skip.log.gz") {
 		t.Errorf("dry-run shows a partial line or a non-matching file:\n%s", got)

@@ -4,16 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/logagent/logagent"
-	"github.com/logagent/logagent/checkpoint"
 )
 
 // fileState tells whether the harvested file is still under the name it
@@ -33,57 +29,6 @@ func (s fileState) String() string {
 // removedIdle is how long a removed file, read to its end, stays open in
 // case its writer still appends; a removed file holds disk space.
 const removedIdle = 5 * time.Second
-
-// harvestEnv is what every harvester of an input is given: the same for
-// all of them, set by New and never changed. A harvester touches nothing of
-// its input but this and its host.
-type harvestEnv struct {
-	log *slog.Logger
-	// mu is Input.mu. It guards the harvester fields marked "under
-	// Input.mu": the harvester takes it to change them, the input to read
-	// them.
-	mu *sync.Mutex
-	// chunker frames the bytes read into messages (see harvester.cut).
-	chunker Chunker
-	// small and large are the pools of read blocks (see ensureRoom).
-	small, large *blockPool
-	// publish hands a chunk to the outputs (see harvester.emit).
-	publish PublishFunc
-	// store is the checkpoint: a file's entry is on disk before its first
-	// message goes out (emit).
-	store   *checkpoint.Store
-	metrics *Metrics
-
-	pollInterval     time.Duration
-	closeInactive    time.Duration
-	fingerprintBytes int
-	onBacklog        func() // Config.OnBacklog, or nil
-}
-
-// host is what a harvester asks of the input that runs it. Every method is
-// called from the harvester's own goroutine, without Input.mu held; h is the
-// harvester calling.
-type host interface {
-	// park makes h idle, without a goroutine, until it is signalled or
-	// its next poll in d is due. It reports false when h must go on
-	// running (a signal came in meanwhile, or the input is stopping).
-	// After true, h's goroutine returns at once without touching h.
-	park(h *harvester, d time.Duration) bool
-	// exited is told once, as h has closed its file and ends.
-	exited(h *harvester)
-	// adoptCopy is told that h's file was truncated while h had read it
-	// up to readPos: the copy of the old content (copytruncate) is found
-	// and read from readPos.
-	adoptCopy(h *harvester, readPos int64)
-	// copyCheck reports whether the pending file of h, whose identity is
-	// id now, may still be a copytruncate copy of a file being read, and
-	// is to be held unread.
-	copyCheck(h *harvester, id logagent.FileID) (hold bool)
-	// notifyScan asks for a scan of the globs soon; it never blocks.
-	notifyScan()
-	// isWatched reports whether fsnotify watches dir and its events come.
-	isWatched(dir string) bool
-}
 
 // harvester reads one file, through one descriptor, from its committed
 // offset to its end and on as it grows, whatever happens to its name.
@@ -355,8 +300,9 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 // a rename or removal) raises an event that wakes it, or, if the event came
 // before it parks, leaves a signal that keeps it from parking. Its inode is
 // still looked at (one fstat), so that a later truncation and rewrite to
-// the same size is told from the appends read (see atEOF). With 50 files
-// each written every 10 ms that is one system call of three per write.
+// the same size is told from the appends read (see atEOF). A file written
+// a line at a time then costs a read and an fstat per write, not five
+// system calls.
 func (h *harvester) parkAfterShortRead() bool {
 	if h.state != stateActive || h.nameEvent.Load() || h.ctx.Err() != nil {
 		return false
@@ -375,30 +321,6 @@ func (h *harvester) parkAfterShortRead() bool {
 	h.sawEnd(fi) // not rewritten: read up to here just now
 	h.dropIdleBlock()
 	return h.host.park(h, h.pollDelay())
-}
-
-// dirWatched reports whether fsnotify watches the file's directory and its
-// events come. The directory is kept from the call before while the path
-// is the same: filepath.Dir, at every wake-up, cost more than the look-up.
-// Called by whoever runs h.
-func (h *harvester) dirWatched() bool {
-	p := h.path
-	if h.real != "" {
-		p = h.real
-	}
-	if h.dirOf != p {
-		h.dirOf, h.dir = p, filepath.Dir(p)
-	}
-	return h.host.isWatched(h.dir)
-}
-
-// fileDir is the directory holding the file: its link's target's for a
-// file read through a followed link.
-func (h *harvester) fileDir() string {
-	if h.real != "" {
-		return filepath.Dir(h.real)
-	}
-	return filepath.Dir(h.path)
 }
 
 // pollDelay is how long an idle file waits before it is looked at again
@@ -421,49 +343,6 @@ func (h *harvester) pollDelay() time.Duration {
 	d := h.env.pollInterval << min(h.idlePolls, shift)
 	h.idlePolls++
 	return d
-}
-
-// waitCopyCheck holds a pending file unread until it is adopted as the copy
-// of a truncated file, or known not to be one. It returns false if ctx
-// ended first.
-func (h *harvester) waitCopyCheck(ctx context.Context, poll *time.Timer) bool {
-	h.pendingSince = time.Now()
-	for {
-		h.env.mu.Lock()
-		adoptAt := h.adoptAt
-		h.env.mu.Unlock()
-		id, fi, err := identify(h.f, h.env.fingerprintBytes)
-		if err != nil {
-			return false
-		}
-		if adoptAt >= 0 || !h.host.copyCheck(h, id) {
-			start := max(adoptAt, 0)
-			if _, err := h.f.Seek(start, io.SeekStart); err != nil {
-				return false
-			}
-			h.offset = start
-			h.tailLen = 0
-			h.readPos.Store(start)
-			h.size.Store(fi.Size())
-			h.setIdentity(h.path, id)
-			h.tr.restart(id, start)
-			h.pending.Store(false)
-			return true
-		}
-		if !poll.Stop() {
-			select {
-			case <-poll.C:
-			default:
-			}
-		}
-		poll.Reset(h.env.pollInterval)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-h.wake:
-		case <-poll.C:
-		}
-	}
 }
 
 // readOnce reads what the file has past h.offset, up to a block, and
@@ -517,32 +396,6 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 		h.extendFingerprint(h.offset)
 	}
 	return n, h.cut(ctx, false)
-}
-
-// tailBytes is how many bytes before the read offset are remembered
-// (harvester.tail).
-const tailBytes = 256
-
-// tailChanged reports whether the bytes just before the read offset are no
-// longer those read there: the file was rewritten in place (its first
-// bytes, and perhaps its size, the same). One pread; called only when the
-// file changed in a way that can hide a rewrite.
-func (h *harvester) tailChanged() bool {
-	if h.tailLen == 0 || h.offset < int64(h.tailLen) {
-		return false
-	}
-	bp, _ := prefixBufs.Get().(*[]byte)
-	if bp == nil || cap(*bp) < h.tailLen {
-		b := make([]byte, max(h.tailLen, DefaultFingerprintBytes))
-		bp = &b
-	}
-	defer prefixBufs.Put(bp)
-	buf := (*bp)[:h.tailLen]
-	got, err := h.f.ReadAt(buf, h.offset-int64(h.tailLen))
-	if err != nil && err != io.EOF {
-		return false
-	}
-	return got < h.tailLen || checkHash(buf) != h.tail
 }
 
 // recheckAfter is the pause in reading after which the file's first bytes
@@ -733,28 +586,6 @@ func (h *harvester) atEOF() bool {
 	return false
 }
 
-// sawEnd records the file's inode as seen with everything up to h.offset
-// read: for the status, for polls (quiet), and to tell a rewrite to the
-// same size at the next look. It reports whether the file was modified
-// without growing and without a read since the look before: rewritten.
-func (h *harvester) sawEnd(fi os.FileInfo) (rewritten bool) {
-	h.size.Store(fi.Size())
-	sig := sigOf(fi)
-	rewritten = fi.Size() == h.offset && h.offset == h.seenOffset && sig.mtime != h.seen.mtime
-	h.seen, h.seenOffset = sig, h.offset
-	h.cheapPolls = 0
-	return rewritten
-}
-
-// contentCheckEvery is how often the first bytes of a file being read are
-// looked at, to notice it was truncated and written again past the offset.
-const contentCheckEvery = time.Second
-
-// contentDue tells whether the file's first bytes are to be looked at again.
-func (h *harvester) contentDue(now time.Time) bool {
-	return now.Sub(time.Unix(0, h.intactAt.Load())) >= contentCheckEvery
-}
-
 // finish hands out a last line without newline, then waits for every
 // chunk to be acknowledged before the file is closed: closing earlier could
 // have a later scan reopen it from a stale offset.
@@ -775,163 +606,22 @@ func (h *harvester) finish() bool {
 	return true
 }
 
-// nameCheckEvery is how often the name of a file under a watched
-// directory is looked up although no event named it.
-const nameCheckEvery = time.Second
-
-// nameDue tells whether the file's name is to be looked up: at once after
-// an event named it (created, renamed or removed), where no watch reports
-// such events, or nameCheckEvery at least, in case an event was lost. A
-// busy file looked at every few milliseconds then stats its name once a
-// second, not each time.
-func (h *harvester) nameDue(now time.Time) bool {
-	named := h.nameEvent.Swap(false)
-	if named || now.Sub(h.nameCheckedAt) >= nameCheckEvery || !h.dirWatched() {
-		h.nameCheckedAt = now
-		return true
+func (h *harvester) close() {
+	if h.blk != nil {
+		h.blk.release()
+		h.blk = nil
 	}
-	return false
+	h.f.Close()
+	h.host.exited(h)
 }
 
-// checkName notices that the file's name now holds another file, or none.
-func (h *harvester) checkName(fi os.FileInfo) {
-	pfi, err := os.Stat(h.path)
-	if err == nil {
-		if dev, ino, _ := statID(pfi); dev == h.dev && ino == h.ino {
-			return
-		}
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
-		h.setState(stateRemoved)
-		h.env.log.Info("file removed; reading it to its end", "path", h.path)
-		return
-	}
-	h.setState(stateRenamed)
-	if newPath := findByInode(h.fileDir(), h.dev, h.ino); newPath != "" {
-		h.rename(newPath)
-	}
-	h.env.log.Info("file rotated; reading it to its end", "path", h.path)
-	h.host.notifyScan() // its old name may hold a new file already
-}
-
-// setState changes h.state; other goroutines read it under Input.mu.
-func (h *harvester) setState(s fileState) {
-	h.env.mu.Lock()
-	h.state = s
-	h.env.mu.Unlock()
-}
-
-// setIdentity changes the file's name or identity; other goroutines read
-// them under Input.mu. Messages read from now on carry a new Source.
-func (h *harvester) setIdentity(path string, id logagent.FileID) {
-	h.env.mu.Lock()
-	if id != h.id {
-		h.checkLen = -1
-	}
-	h.path, h.id = path, id
-	h.env.mu.Unlock()
-	src := *h.src
-	src.Path, src.ID = path, id
-	h.src = &src
-}
-
-func (h *harvester) rename(path string) {
-	h.real = "" // named by the file's own directory from now on
-	h.setIdentity(path, h.id)
-	h.tr.update(path, h.id)
-}
-
-// lookAtContent reads the file's first bytes, once, to see whether they
-// are still those of h.id: if not, it returns true (truncated and written
-// past the old offset in between two looks). If they are and the file has
-// grown past a short fingerprint, the fingerprint is extended to up to
-// size bytes.
-//
-// The first bytes are compared through a fast hash of them (check) once
-// it is known: the fingerprint, FNV-1a, takes a multiplication per byte,
-// and hashing 1 KiB of every file woken after a pause was the agent's
-// costliest user code with many files written now and then.
-func (h *harvester) lookAtContent(size int64) (replaced bool) {
-	have := h.id.FingerprintLen
-	n := have
-	if want := h.env.fingerprintBytes; have < want && size > int64(have) {
-		n = int(min(int64(want), size))
-	}
-	if n == 0 {
-		return false
-	}
-	same := false
-	var fp, check uint64
-	got, err := withPrefix(h.f, n, func(b []byte) {
-		if len(b) < have {
-			return
-		}
-		if h.checkLen == have {
-			same = checkHash(b[:have]) == h.check
-			fp = h.id.Fingerprint // the FNV-1a of b[:have], if same
-		} else {
-			fp = hashBytes(b[:have])
-			same = fp == h.id.Fingerprint
-		}
-		if same {
-			fp = hashMore(fp, b[have:])
-			check = checkHash(b)
-		}
-	})
-	if err != nil {
-		return false
-	}
-	if have > 0 && (got < have || !same) {
-		return true
-	}
-	if got > have {
-		h.setFingerprint(fp, got)
-	}
-	h.check, h.checkLen = check, got
-	return false
-}
-
-// extendFingerprint grows a short fingerprint once the file has grown
-// (to up to size bytes), so that identity rests on as many bytes as
-// configured.
-func (h *harvester) extendFingerprint(size int64) {
-	want := h.env.fingerprintBytes
-	if h.id.FingerprintLen >= want || size <= int64(h.id.FingerprintLen) {
-		return
-	}
-	fp, n, err := fingerprint(h.f, int(min(int64(want), size)))
-	if err != nil || n <= h.id.FingerprintLen {
-		return
-	}
-	h.setFingerprint(fp, n)
-}
-
-// setFingerprint extends h.id's fingerprint to the first n bytes. h.id
-// grows with every read, for recognising copies and generations; the
-// identity the checkpoint and the messages' Source record is changed only
-// once the fingerprint is complete or at least twice as long as the one they
-// hold. Any prefix identifies the file (on restart its first
-// FingerprintLen bytes are compared), and a small file written a line at a
-// time no longer moves its checkpoint entry to a new key, with two journal
-// records and a new Source, at every line.
-func (h *harvester) setFingerprint(fp uint64, n int) {
-	h.env.mu.Lock()
-	h.id.Fingerprint, h.id.FingerprintLen = fp, n
-	h.checkLen = -1
-	h.env.mu.Unlock()
-	if n < h.env.fingerprintBytes && n < 2*h.src.ID.FingerprintLen {
-		return
-	}
-	h.setIdentity(h.path, h.id)
-	h.tr.update(h.path, h.id)
-}
+// maxSeenGens bounds the generations a harvester remembers (seenGens).
+const maxSeenGens = 16
 
 // truncated handles a file cut back below what was read (copytruncate):
 // the rest of the old content, if a copy of it is found in the same
-// directory, is read from the copy; the file itself starts over at 0.
-// maxSeenGens bounds the generations a harvester remembers.
-const maxSeenGens = 16
-
+// directory, is read from the copy (host.adoptCopy); the file itself
+// starts over at 0. See copytruncate.go.
 func (h *harvester) truncated(size int64) {
 	readPos := h.offset - int64(h.w-h.r)
 	h.env.log.Warn("file truncated; reading it again from the start", "path", h.path, "size", size, "read_offset", readPos)
@@ -954,35 +644,4 @@ func (h *harvester) truncated(size int64) {
 	h.tr.reset(h.id)
 	h.readPos.Store(0)
 	h.env.metrics.truncations.Add(1)
-}
-
-func (h *harvester) close() {
-	if h.blk != nil {
-		h.blk.release()
-		h.blk = nil
-	}
-	h.f.Close()
-	h.host.exited(h)
-}
-
-// findByInode returns the path in dir of the file dev:ino, or "".
-func findByInode(dir string, dev, ino uint64) string {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return ""
-	}
-	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue // links are not followed here
-		}
-		p := filepath.Join(dir, e.Name())
-		fi, err := os.Lstat(p)
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		if d, i, ok := statID(fi); ok && d == dev && i == ino {
-			return p
-		}
-	}
-	return ""
 }

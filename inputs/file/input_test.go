@@ -415,13 +415,13 @@ func TestIgnoreOlder(t *testing.T) {
 	for _, pf := range Plan(cfg, entries) {
 		plan[filepath.Base(pf.Path)] = pf
 	}
-	if pf := plan["old.log"]; !pf.Old || pf.Start != pf.Size {
-		t.Errorf("plan of old.log: %+v, want Old and Start at its size", pf)
+	if pf := plan["old.log"]; pf.Reason != StartTooOld || pf.Start != pf.Size {
+		t.Errorf("plan of old.log: %+v, want StartTooOld and Start at its size", pf)
 	}
-	if pf := plan["ck.log"]; pf.Old || pf.Start == 0 {
+	if pf := plan["ck.log"]; pf.Reason != StartResume || pf.Start == 0 {
 		t.Errorf("plan of ck.log: %+v, want resumed", pf)
 	}
-	if pf := plan["recent.log"]; pf.Old || pf.Start != 0 {
+	if pf := plan["recent.log"]; pf.Reason != StartNew || pf.Start != 0 {
 		t.Errorf("plan of recent.log: %+v, want from the beginning", pf)
 	}
 

@@ -2,7 +2,6 @@ package file
 
 import (
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 )
@@ -36,21 +35,6 @@ func (in *Input) park(h *harvester, d time.Duration) bool {
 	return true
 }
 
-// signal wakes h: it looks at its file again at once. Under in.mu, so that
-// a harvester about to park cannot miss it (see park).
-func (in *Input) signal(h *harvester) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if h.parked {
-		in.unparkLocked(h)
-		return
-	}
-	select {
-	case h.wake <- struct{}{}:
-	default:
-	}
-}
-
 // unparkLocked runs the parked harvester h again. in.mu is held.
 func (in *Input) unparkLocked(h *harvester) {
 	if in.stopping {
@@ -68,11 +52,10 @@ func (in *Input) unparkLocked(h *harvester) {
 const maxIdleWorkers = 8
 
 // runHarvester runs h on a goroutine: a worker that ran a harvester before
-// and waits for another, if one does, or a new one. With thousands of files
-// each written now and then, a goroutine started for each wake-up grew its
-// stack to the depth of a read and a publish every time (runtime.newstack
-// and copystack were 6% of the agent's CPU); a worker's stack has grown
-// once.
+// and waits for another, if one does, or a new one. A goroutine started for
+// each wake-up would grow its stack to the depth of a read and a publish
+// every time, with thousands of files each written now and then; a
+// worker's stack has grown once.
 func (in *Input) runHarvester(h *harvester) {
 	select {
 	case in.idleWorker <- h:
@@ -207,27 +190,6 @@ func sigOf(fi os.FileInfo) statSig {
 		return statSig{}
 	}
 	return statSig{mtime: st.Mtim, ctime: st.Ctim, nlink: uint64(st.Nlink)}
-}
-
-// signalAll wakes every harvester, to look at its name too, after fsnotify
-// lost events.
-func (in *Input) signalAll() { in.nameEventsIn("") }
-
-// nameEventsIn wakes the harvesters of the files in dir ("": every one),
-// to look at their names too: dir moved or went, or events were lost.
-func (in *Input) nameEventsIn(dir string) {
-	var hs []*harvester
-	in.mu.Lock()
-	for _, h := range in.byInode {
-		if dir == "" || filepath.Dir(h.path) == dir {
-			hs = append(hs, h)
-		}
-	}
-	in.mu.Unlock()
-	for _, h := range hs {
-		h.nameEvent.Store(true)
-		in.signal(h)
-	}
 }
 
 // closeParked stops the input's harvesters once Run is done: it waits for

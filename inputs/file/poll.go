@@ -221,3 +221,28 @@ func contains(l []string, s string) bool {
 	}
 	return false
 }
+
+// isWatched reports whether fsnotify watches dir and its events come.
+func (in *Input) isWatched(dir string) bool {
+	v, ok := in.watched.Load(dir)
+	return ok && v.(bool)
+}
+
+// hasWatch reports whether fsnotify watches dir, whether or not its events
+// come.
+func (in *Input) hasWatch(dir string) bool {
+	_, ok := in.watched.Load(dir)
+	return ok
+}
+
+// deafen has dir's files polled as where nothing watches it: a poll found
+// one of them grown with no event for missedEventAfter. So it goes on
+// network and FUSE file systems, where a watch succeeds but writes of
+// other machines or processes raise no event.
+func (in *Input) deafen(dir string) {
+	if in.isWatched(dir) {
+		in.watched.Store(dir, false)
+		in.updatePolling()
+		in.log.Warn("fsnotify events do not come for this directory (a network or FUSE file system?); polling its files", "dir", dir, "poll_interval", in.cfg.PollInterval)
+	}
+}

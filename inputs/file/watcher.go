@@ -249,3 +249,13 @@ func (wt *Watcher) removeLocked(s *watchSub, dir string) {
 		}
 	}
 }
+
+// queuedEvent returns an event queued in events, if one is (ok).
+func queuedEvent(events <-chan fsnotify.Event) (ev fsnotify.Event, ok bool) {
+	select {
+	case ev, ok = <-events:
+		return ev, ok
+	default:
+		return ev, false
+	}
+}

@@ -1,0 +1,178 @@
+package file
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/checkpoint"
+)
+
+// The input's harvesters: started (start), registered by inode and by
+// name, woken (signal), closed once removed for close_removed_after
+// (closeRemoved), forgotten when they end (exited).
+
+// start starts a harvester of f, opened by path (see startLinked).
+func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState, pending bool) {
+	in.startLinked(f, path, "", dev, ino, id, offset, size, state, pending)
+}
+
+// startLinked starts a harvester of f, opened by path; real, if not "",
+// is the file a followed link at path points to.
+func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState, pending bool) {
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		in.log.Error("seek failed", "path", path, "err", err)
+		return
+	}
+	in.mu.Lock()
+	if _, dup := in.byInode[devIno{dev, ino}]; dup {
+		// Opened meanwhile by another path (a scan and a copy adoption
+		// racing): one harvester per file.
+		in.mu.Unlock()
+		f.Close()
+		return
+	}
+	// A pending file has no checkpoint entry until it is known where it
+	// starts: after a restart it is checked again.
+	tr := newTracker(in.store, checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: path, Offset: offset, Updated: time.Now()}, !pending)
+	src := &logagent.Source{
+		Input: in.cfg.ID, Category: in.cfg.Category, Path: path, ID: id,
+		Host: in.cfg.Host, Fields: in.cfg.Fields,
+	}
+	h := newHarvester(in.ctx, &in.env, in, openedFile{
+		f: f, path: path, real: real, dev: dev, ino: ino, id: id,
+		offset: offset, size: size, state: state, pending: pending,
+	}, src, tr)
+	in.byInode[devIno{dev, ino}] = h
+	in.busy[h] = struct{}{}
+	if state == stateActive {
+		in.byPath[path] = h
+		h.watchPath = path
+		if real != "" {
+			in.byPath[real] = h
+			h.watchReal = real
+		}
+	}
+	in.mu.Unlock()
+	in.log.Debug("harvesting", "path", path, "offset", offset, "size", size, "id", id.String())
+	in.runHarvester(h)
+}
+
+// exited is called by a harvester as it stops.
+func (in *Input) exited(h *harvester) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.byInode[devIno{h.dev, h.ino}] == h {
+		delete(in.byInode, devIno{h.dev, h.ino})
+	}
+	delete(in.removedAt, h)
+	delete(in.busy, h)
+	delete(in.recent, h)
+	in.listingStale = true // its name may be matched again
+	if in.byPath[h.watchPath] == h {
+		delete(in.byPath, h.watchPath)
+	}
+	if h.watchReal != "" && in.byPath[h.watchReal] == h {
+		delete(in.byPath, h.watchReal)
+	}
+}
+
+// closeRemoved force-closes files removed more than close_removed_after
+// ago that are still open, read to their end or not: an open removed file
+// holds its disk space, and a reader paused by outputs that are down
+// would hold it for as long as they are. What was not delivered of it is
+// lost; that is counted and logged.
+func (in *Input) closeRemoved() {
+	in.mu.Lock()
+	var hs []*harvester
+	for _, h := range in.byInode {
+		// A parked file is read to its end; if it is removed, the
+		// event or its next poll finds out. Those at work may be held
+		// by outputs that are down.
+		if !h.parked {
+			hs = append(hs, h)
+		}
+	}
+	in.mu.Unlock()
+	now := time.Now()
+	for _, h := range hs {
+		fi, err := h.f.Stat()
+		if err != nil {
+			continue
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || st.Nlink > 0 {
+			continue
+		}
+		in.mu.Lock()
+		since, seen := in.removedAt[h]
+		if !seen {
+			in.removedAt[h] = now
+		}
+		in.mu.Unlock()
+		if !seen || now.Sub(since) < in.cfg.CloseRemovedAfter || !h.forceClose.CompareAndSwap(false, true) {
+			continue
+		}
+		unread := fi.Size() - h.tr.committed().Offset
+		in.metrics.ClosedUnread.Add(1)
+		in.log.Warn("closing removed file after close_removed_after; its undelivered lines are lost",
+			"path", h.path, "close_removed_after", in.cfg.CloseRemovedAfter, "undelivered_bytes", unread)
+		h.tr.forget()
+		h.cancel()
+		in.signal(h) // a parked harvester runs to see it is cancelled
+	}
+}
+
+// activeAtLocked reports whether a harvester reads the file named path
+// under that name. in.mu is held.
+func (in *Input) activeAtLocked(path string) bool {
+	h := in.byPath[path]
+	return h != nil && h.state == stateActive && h.path == path
+}
+
+func (in *Input) isOpen(key devIno) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	_, open := in.byInode[key]
+	return open
+}
+
+// signal wakes h: it looks at its file again at once. Under in.mu, so that
+// a harvester about to park cannot miss it (see park).
+func (in *Input) signal(h *harvester) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if h.parked {
+		in.unparkLocked(h)
+		return
+	}
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// signalAll wakes every harvester, to look at its name too, after fsnotify
+// lost events.
+func (in *Input) signalAll() { in.nameEventsIn("") }
+
+// nameEventsIn wakes the harvesters of the files in dir ("": every one),
+// to look at their names too: dir moved or went, or events were lost.
+func (in *Input) nameEventsIn(dir string) {
+	var hs []*harvester
+	in.mu.Lock()
+	for _, h := range in.byInode {
+		if dir == "" || filepath.Dir(h.path) == dir {
+			hs = append(hs, h)
+		}
+	}
+	in.mu.Unlock()
+	for _, h := range hs {
+		h.nameEvent.Store(true)
+		in.signal(h)
+	}
+}
