@@ -60,6 +60,7 @@ test-lint: $(STATICCHECK)
 # found nothing.
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzChunker$$' -fuzztime 200000x ./inputs/file
+	$(GO) test -run '^$$' -fuzz '^FuzzJoiner$$' -fuzztime 100000x ./inputs/file/multiline
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 20000x ./agent
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 100000x ./checkpoint
 	$(GO) test -run '^$$' -fuzz '^FuzzAppendEntry$$' -fuzztime 30000x ./checkpoint

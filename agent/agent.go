@@ -750,10 +750,11 @@ func sameRoute(route []*runner, ids []string, byID map[string]*runner) bool {
 func sameInput(ir *inputRun, cfg *Config, ic *InputConfig, host string, byID map[string]*runner) bool {
 	fc, was := cfg.fileConfig(ic, host), ir.fc
 	fc.OnBacklog, was.OnBacklog = nil, nil // a func is never DeepEqual
-	// The filters' patterns are compared as written (IncludeLines,
-	// ExcludeLines), not as compiled.
+	// The filters' and multiline's patterns are compared as written
+	// (IncludeLines, ExcludeLines, Multiline), not as compiled.
 	now, before := *ic, ir.cfg
 	now.include, now.exclude, before.include, before.exclude = nil, nil, nil, nil
+	now.multiline, before.multiline = nil, nil
 	if !reflect.DeepEqual(before, now) || !reflect.DeepEqual(fc, was) {
 		return false
 	}

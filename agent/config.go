@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/inputs/file"
+	"github.com/logagent/logagent/inputs/file/multiline"
 	"github.com/logagent/logagent/outputs/envelope"
 )
 
@@ -91,9 +93,36 @@ type InputConfig struct {
 	// compiled by validate.
 	IncludeLines []string `yaml:"include_lines"`
 	ExcludeLines []string `yaml:"exclude_lines"`
+	// Multiline joins consecutive lines into one message (an event);
+	// nil: one line per message.
+	Multiline *MultilineConfig `yaml:"multiline"`
 
 	kind             *inputKind // nil for a file input
 	include, exclude []*regexp.Regexp
+	multiline        *multiline.Config // compiled by validate; nil when off
+}
+
+// MultilineConfig is an input's multiline key: exactly one of Start and
+// Continue, RE2 patterns (package multiline says what they mean).
+type MultilineConfig struct {
+	Start    string        `yaml:"start"`
+	Continue string        `yaml:"continue"`
+	MaxLines int           `yaml:"max_lines"`
+	Timeout  time.Duration `yaml:"timeout"`
+}
+
+func (m *MultilineConfig) setDefaults() {
+	m.MaxLines = 500
+	m.Timeout = time.Second
+}
+
+// String describes the setting for --dry-run.
+func (m *MultilineConfig) String() string {
+	key, re := "start", m.Start
+	if m.Continue != "" {
+		key, re = "continue", m.Continue
+	}
+	return fmt.Sprintf("%s %s, max_lines %d, timeout %s", key, strconv.Quote(re), m.MaxLines, m.Timeout)
 }
 
 func (c *InputConfig) setDefaults() {
@@ -416,8 +445,15 @@ func (c *Config) validate() error {
 		}
 		// The read blocks of an input hold a whole message and are charged
 		// to max_inflight_bytes: a block larger than the budget would
-		// pass alone, uncounted, and the bound would not hold.
-		if in.MaxMessageBytes > 0 && in.MaxMessageBytes > c.MaxInflightBytes/2 {
+		// pass alone, uncounted, and the bound would not hold. With
+		// multiline a block holds an open event and the line after it,
+		// twice as much.
+		if in.Multiline != nil {
+			if most := c.MaxInflightBytes / 4; in.MaxMessageBytes > 0 && in.MaxMessageBytes > most {
+				bad(p+".max_message_bytes", "%s is more than a quarter of max_inflight_bytes (%s): with multiline, a read buffer holds an open event and the next line, each up to max_message_bytes; lower it to at most %s or raise max_inflight_bytes to at least %s",
+					in.MaxMessageBytes, c.MaxInflightBytes, most, 4*in.MaxMessageBytes)
+			}
+		} else if in.MaxMessageBytes > 0 && in.MaxMessageBytes > c.MaxInflightBytes/2 {
 			bad(p+".max_message_bytes", "%s is more than half of max_inflight_bytes (%s), which bounds the read buffers holding messages: lower it to at most %s or raise max_inflight_bytes to at least %s",
 				in.MaxMessageBytes, c.MaxInflightBytes, c.MaxInflightBytes/2, 2*in.MaxMessageBytes)
 		}
@@ -450,6 +486,7 @@ func (c *Config) validate() error {
 		}
 		in.include = compileAll(in.IncludeLines, p+".include_lines", bad)
 		in.exclude = compileAll(in.ExcludeLines, p+".exclude_lines", bad)
+		in.multiline = in.Multiline.compile(p+".multiline", int(in.MaxMessageBytes), in.LinesPerMessage, bad)
 		seen := map[string]bool{}
 		for j, id := range in.Outputs {
 			f := fmt.Sprintf("%s.outputs[%d]", p, j)
@@ -522,6 +559,50 @@ func (c *Config) checkMessageFits(in *InputConfig, o *OutputConfig, p string, ba
 			"at most %d (longer lines are split into pieces, never dropped)",
 			in.MaxMessageBytes, o.ID, n, limit, max(envelope.MaxBody(limit, src), 0))
 	}
+}
+
+// compile validates m and returns it resolved for the file input, or nil
+// when m is (off) or when it is invalid. key is m's key path.
+func (m *MultilineConfig) compile(key string, maxBytes, linesPerMessage int, bad func(string, string, ...any)) *multiline.Config {
+	if m == nil {
+		return nil
+	}
+	ok := true
+	invalid := func(field, format string, args ...any) {
+		bad(field, format, args...)
+		ok = false
+	}
+	cfg := &multiline.Config{MaxLines: m.MaxLines, MaxBytes: maxBytes, Timeout: m.Timeout}
+	pattern := func(field, s string) *regexp.Regexp {
+		re, err := regexp.Compile(s)
+		if err != nil {
+			invalid(key+"."+field, "%q is not a valid regular expression (RE2 syntax): %v", s, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+		}
+		return re
+	}
+	switch {
+	case m.Start != "" && m.Continue != "":
+		invalid(key, "set one of start and continue, not both")
+	case m.Start != "":
+		cfg.Start = pattern("start", m.Start)
+	case m.Continue != "":
+		cfg.Continue = pattern("continue", m.Continue)
+	default:
+		invalid(key, "set one of start (a pattern matching the first line of an event) or continue (matching the lines that join the one before)")
+	}
+	if m.MaxLines < 1 {
+		invalid(key+".max_lines", "must be >= 1, got %d", m.MaxLines)
+	}
+	if m.Timeout <= 0 {
+		invalid(key+".timeout", "must be > 0, got %s", m.Timeout)
+	}
+	if linesPerMessage > 1 {
+		invalid(key, "cannot be combined with lines_per_message: %d (multiline decides which lines make a message)", linesPerMessage)
+	}
+	if !ok || maxBytes <= 0 {
+		return nil
+	}
+	return cfg
 }
 
 // compileAll compiles the regular expressions of a list key.

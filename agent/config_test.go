@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,10 @@ func TestParseBad(t *testing.T) {
 		{"unset_env.yaml", "unset_env.yaml:1: environment variable LOGAGENT_SURELY_UNSET_VAR is not set"},
 		{"listen_no_port.yaml", `listen_no_port.yaml:2: http.listen: "9108" is not host:port (missing port in address): write 127.0.0.1:9108, or :9108 for every interface`},
 		{"message_over_inflight.yaml", "message_over_inflight.yaml:6: inputs[0].max_message_bytes: 256MiB is more than half of max_inflight_bytes (32MiB)"},
+		{"multiline_bad_regex.yaml", `multiline_bad_regex.yaml:7: inputs[0].multiline.start: "^\\d{4}-(\\d{2}" is not a valid regular expression (RE2 syntax): missing closing )`},
+		{"multiline_lines_per_message.yaml", "multiline_lines_per_message.yaml:6: inputs[0].multiline: cannot be combined with lines_per_message: 10"},
+		{"multiline_both.yaml", "multiline_both.yaml:5: inputs[0].multiline: set one of start and continue, not both"},
+		{"multiline_both.yaml", "multiline_both.yaml:8: inputs[0].multiline.timeout: must be > 0, got 0s"},
 		{"read_buffer_over_inflight.yaml", "read_buffer_over_inflight.yaml:6: inputs[0].read_buffer_bytes: 8MiB is more than max_inflight_bytes (4MiB)"},
 	}
 	for _, tt := range tests {
@@ -76,6 +81,44 @@ func TestParseDefaultsAndExpansion(t *testing.T) {
 	}
 	if got := cfg.routes(&cfg.Inputs[0]); len(got) != 1 || got[0] != "local" {
 		t.Errorf("routes = %v", got)
+	}
+}
+
+func TestParseMultiline(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       string // the compiled setting, or the error
+	}{
+		{"defaults", "multiline: {start: '^\\d{4}-'}", `start "^\\d{4}-" 500 1s`},
+		{"continue", "multiline: {continue: '^(\\s|Caused by:)', max_lines: 50, timeout: 250ms}", `continue "^(\\s|Caused by:)" 50 250ms`},
+		{"neither", "multiline: {max_lines: 5}", "c.yaml:4: inputs[0].multiline: set one of start"},
+		{"max_lines", "multiline: {start: x, max_lines: 0}", "c.yaml:4: inputs[0].multiline.max_lines: must be >= 1, got 0"},
+		{"unknown key", "multiline: {start: x, pattern: y}", "c.yaml:4: inputs[0].multiline.pattern: unknown key (known keys here: continue, max_lines, start, timeout)"},
+		{"over a quarter of inflight", "max_message_bytes: 10MiB\n    multiline: {start: x}", "c.yaml:4: inputs[0].max_message_bytes: 10MiB is more than a quarter of max_inflight_bytes (32MiB)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := "data_dir: /x\ninputs:\n  - id: a\n    " + tt.yaml + "\n    paths: [/x/*.log]\noutputs: [{id: o, type: stdout}]\n"
+			cfg, err := Parse("c.yaml", []byte(data))
+			var got string
+			if err != nil {
+				got = err.Error()
+			} else {
+				m := cfg.Inputs[0].multiline
+				re := m.Start
+				kind := "start"
+				if re == nil {
+					re, kind = m.Continue, "continue"
+				}
+				got = fmt.Sprintf("%s %q %d %s", kind, re, m.MaxLines, m.Timeout)
+				if m.MaxBytes != 64<<10 {
+					t.Errorf("MaxBytes = %d", m.MaxBytes)
+				}
+			}
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -108,6 +108,9 @@ func DryRun(ctx context.Context, cfg *Config, w io.Writer, opt DryRunOptions) er
 		}
 		fc := cfg.fileConfig(ic, host)
 		fmt.Fprintf(info, "\ninput %s: category %q, outputs %s\n", ic.ID, ic.Category, strings.Join(cfg.routes(ic), ", "))
+		if ic.Multiline != nil {
+			fmt.Fprintf(info, "  multiline: %s\n", ic.Multiline)
+		}
 		planned := file.Plan(fc, entries)
 		if len(planned) == 0 {
 			problem(false, "input "+ic.ID, "no file matches yet (%s); files that appear later are read from the beginning", strings.Join(ic.Paths, ", "))
