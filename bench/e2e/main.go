@@ -3,8 +3,8 @@
 // run, so that ratios hold on a machine whose absolute speed drifts.
 //
 //	e2e backfill   ship a ~1 GB file of 6,000,000 nginx-style lines to a
-//	               file output (lines_per_message 1 and 64, and format:
-//	               json with lines_per_message 1), beside
+//	               file output (lines_per_message 1 and 64, format: json
+//	               with lines_per_message 1, and multiline), beside
 //	               cat > /dev/null, tail -F -c +1 | cat > out and wc -l;
 //	               the agent and tail -F are timed until a sink reading
 //	               their output has counted every line
@@ -104,6 +104,7 @@ var (
 	lines      = flag.Int("lines", 6_000_000, "backfill: lines in the generated file")
 	lpms       = flag.String("lpm", "1,64", "backfill: lines_per_message values to run")
 	jsonRun    = flag.Bool("json", true, "backfill: also run the file output with format: json (lines_per_message 1)")
+	mlRun      = flag.Bool("multiline", true, "backfill: also run with multiline on (start: a pattern every line matches, so that each line is an event of its own and the output is the input)")
 	keep       = flag.Bool("keep", true, "keep the generated 1 GB file for the next run")
 	rate       = flag.Int("rate", 100_000, "steady: lines per second written, over all files")
 	steadyN    = flag.String("files", "1,50", "steady: file counts to run")
@@ -358,6 +359,25 @@ func backfill() ([]row, error) {
 				return nil, err
 			}
 			add(r, "format=json")
+		}
+		if *mlRun {
+			// Every nginx line begins with an IP address: each is an
+			// event of its own, the most events (and so the most work)
+			// a GB can hold, and the output is the input. The pattern
+			// is no literal, so each line costs a regexp match. The
+			// file's last event waits out timeout (1s): count its cost
+			// in CPU s/GB, which waiting does not change.
+			r, err := backfillAgent(in, sum, i, agentCase{
+				name:      "logagent, multiline",
+				key:       "multiline",
+				top:       []string{"shutdown_timeout: 60s"},
+				input:     []string{`multiline: {start: '^\d+\.\d+\.\d+\.\d+ '}`},
+				summarize: summarize,
+			})
+			if err != nil {
+				return nil, err
+			}
+			add(r, "multiline=start")
 		}
 	}
 	var rows []row
