@@ -112,6 +112,14 @@ type Input struct {
 	FollowSymlinks    bool
 	IncludeLines      []string
 	ExcludeLines      []string
+	Multiline         *Multiline
+}
+
+// Multiline is an input's multiline key; zero values leave the defaults.
+type Multiline struct {
+	Start, Continue string
+	MaxLines        int
+	Timeout         time.Duration
 }
 
 func quoteList(l []string) string {
@@ -171,6 +179,13 @@ func (c *Config) YAML() string {
 		}
 		if len(in.ExcludeLines) > 0 {
 			fmt.Fprintf(&b, "    exclude_lines: %s\n", quoteList(in.ExcludeLines))
+		}
+		if m := in.Multiline; m != nil {
+			b.WriteString("    multiline:\n")
+			kv("      ", "start", m.Start)
+			kv("      ", "continue", m.Continue)
+			kv("      ", "max_lines", m.MaxLines)
+			kv("      ", "timeout", m.Timeout)
 		}
 	}
 	b.WriteString("outputs:\n  - id: out\n    type: file\n")

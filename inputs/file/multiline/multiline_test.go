@@ -434,3 +434,32 @@ func FuzzJoiner(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkJoiner: the cost of multiline per byte, on Java traces (most
+// lines join) and on one-line events (every line begins one), with the
+// pattern of the README. Compare with BenchmarkChunker in inputs/file.
+func BenchmarkJoiner(b *testing.B) {
+	var traces, single bytes.Buffer
+	for i := 0; traces.Len() < 1<<20; i++ {
+		fmt.Fprintf(&traces, "2026-12-06 10:00:00.%03d ERROR request %d failed\njava.lang.IllegalStateException: boom\n\tat com.example.Service.handle(Service.java:42)\n\tat com.example.Main.run(Main.java:7)\nCaused by: java.io.IOException: disk full\n\t... 12 more\n", i%1000, i)
+	}
+	for i := 0; single.Len() < 1<<20; i++ {
+		fmt.Fprintf(&single, "2026-12-06 10:00:00.%03d INFO request %d served in 12ms by worker 7 of pool main, user agent curl/8.0\n", i%1000, i)
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+	}{{"traces", traces.Bytes()}, {"one-line", single.Bytes()}} {
+		b.Run(c.name, func(b *testing.B) {
+			j := New(Config{Start: dateStart, MaxLines: 500, MaxBytes: 64 << 10, Timeout: time.Second})
+			now := time.Unix(1, 0)
+			var msgs []logagent.Message
+			b.SetBytes(int64(len(c.data)))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				j.Reset()
+				msgs, _ = j.Cut(c.data, 0, nil, now, msgs[:0], true)
+			}
+		})
+	}
+}
