@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,8 +110,7 @@ func envelopes(t *testing.T, path string) (bySeq map[int][]string, order []int, 
 			others = append(others, env.Message)
 			continue
 		}
-		var seq int
-		fmt.Sscan(m[1], &seq)
+		seq, _ := strconv.Atoi(m[1])
 		bySeq[seq] = append(bySeq[seq], env.Message)
 		order = append(order, seq)
 	}
@@ -162,11 +162,14 @@ func TestMultilineJavaTraces(t *testing.T) {
 	l.events(500) // before the start: a backfill
 	e.Start()
 	l.events(500)
-	// Event 1000, its start line and two more; the rest comes after the
-	// kill. Event 999 ends once the start line of 1000 is read.
+	for l.next%4 == 0 {
+		l.events(1) // the next is a stack trace, not one line
+	}
+	// The next event, its start line and two more; the rest comes after
+	// the kill. The event before ends once that start line is read.
 	killed := l.next
 	half := trace(killed)
-	cut := strings.Index(half, "\tat com.example.Service1")
+	cut := strings.Index(half, "\tat com.example.Service0")
 	if cut < 0 {
 		t.Fatalf("trace %d too short to cut: %q", killed, half)
 	}
@@ -232,7 +235,11 @@ func TestMultilineJavaTraces(t *testing.T) {
 func TestMultilineTimeout(t *testing.T) {
 	e := testenv.New(t)
 	e.Config.Format = "json"
-	e.Config.Inputs[0].Multiline = &testenv.Multiline{Continue: `^(\s|Caused by:)`, Timeout: 200 * time.Millisecond}
+	// The exception's name, the second line, continues the event too.
+	e.Config.Inputs[0].Multiline = &testenv.Multiline{Continue: `^(\s|Caused by:|java\.)`, Timeout: 200 * time.Millisecond}
+	// Polls of an idle file far apart (10s<<9 where fsnotify watches):
+	// the event must be sent by its timeout, not found by a poll.
+	e.Config.Inputs[0].PollInterval = 10 * time.Second
 	out := filepath.Join(e.Out, "logs.log")
 	l := newTraceLog(t, filepath.Join(e.Logs, "app.log"))
 	e.Start()
