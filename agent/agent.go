@@ -750,6 +750,7 @@ func sameRoute(route []*runner, ids []string, byID map[string]*runner) bool {
 func sameInput(ir *inputRun, cfg *Config, ic *InputConfig, host string, byID map[string]*runner) bool {
 	fc, was := cfg.fileConfig(ic, host), ir.fc
 	fc.OnBacklog, was.OnBacklog = nil, nil // a func is never DeepEqual
+	fc.Multiline, was.Multiline = nil, nil // compared as written, below
 	// The filters' and multiline's patterns are compared as written
 	// (IncludeLines, ExcludeLines, Multiline), not as compiled.
 	now, before := *ic, ir.cfg

@@ -646,6 +646,7 @@ func (c *Config) fileConfig(in *InputConfig, host string) file.Config {
 		IgnoreOlder:       in.IgnoreOlder,
 		MaxMessageBytes:   int(in.MaxMessageBytes),
 		LinesPerMessage:   in.LinesPerMessage,
+		Multiline:         in.multiline,
 		Fields:            in.Fields,
 		Host:              host,
 		ScanInterval:      in.ScanInterval,

@@ -270,6 +270,7 @@ func (h *harvester) waitCopyCheck(ctx context.Context, poll *time.Timer) bool {
 				return false
 			}
 			h.offset = start
+			h.resetJoiner()
 			h.tailLen = 0
 			h.readPos.Store(start)
 			h.size.Store(fi.Size())

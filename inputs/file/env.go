@@ -7,6 +7,7 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/checkpoint"
+	"github.com/logagent/logagent/inputs/file/multiline"
 )
 
 // The seam between the input and its harvesters: what a harvester is given
@@ -22,8 +23,14 @@ type harvestEnv struct {
 	// Input.mu": the harvester takes it to change them, the input to read
 	// them.
 	mu *sync.Mutex
-	// chunker frames the bytes read into messages (see harvester.cut).
-	chunker Chunker
+	// chunker frames the bytes read into messages (see harvester.cut);
+	// with multiline set, each harvester's joiner does.
+	chunker   Chunker
+	multiline *multiline.Config
+	// need is the room a read block keeps for what is not in a message
+	// yet: a line and a byte (the chunker), or an open event, its newline
+	// and the line after it and a byte (multiline.Joiner.Cut).
+	need int
 	// small and large are the pools of read blocks (see ensureRoom).
 	small, large *blockPool
 	// publish hands a chunk to the outputs (see harvester.emit).

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/inputs/file/multiline"
 )
 
 // fileState tells whether the harvested file is still under the name it
@@ -86,6 +87,9 @@ type harvester struct {
 	pending atomic.Bool
 	size    atomic.Int64 // last size seen, for status
 	readPos atomic.Int64 // end of the last message handed out, for status
+	// holding is set while joiner holds an event open: the file is not
+	// closed as idle (atEOF, Input.evictIdle) before its timeout sent it.
+	holding atomic.Bool
 
 	// owner only
 	src *logagent.Source // of the messages read from now on
@@ -107,6 +111,9 @@ type harvester struct {
 	blk    *block
 	r, w   int   // blk.buf[r:w] is read but not yet in a message
 	offset int64 // file offset of blk.buf[w]: the next byte to read
+	// joiner, with multiline, cuts events instead of the chunker; the
+	// event it holds open is in blk.buf[r:w] (nil without multiline).
+	joiner *multiline.Joiner
 
 	// lastData is when the last read returned data. The input reads it
 	// of a parked harvester, whose owner wrote it before parking (under
@@ -176,6 +183,9 @@ func newHarvester(ctx context.Context, env *harvestEnv, hst host, o openedFile, 
 		offset:   o.offset,
 		lastData: now,
 		checkLen: -1,
+	}
+	if env.multiline != nil {
+		h.joiner = multiline.New(*env.multiline)
 	}
 	h.ctx, h.cancel = context.WithCancel(ctx)
 	h.size.Store(o.size)
@@ -256,6 +266,12 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 			}
 			continue
 		}
+		if h.eventDue(time.Now()) {
+			// An open event timed out: sent now, with no line after it.
+			if err := h.cut(ctx, false); err != nil {
+				return false
+			}
+		}
 		if h.atEOF() {
 			return false
 		}
@@ -265,7 +281,7 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 			// for another event.
 			continue
 		}
-		d := h.pollDelay()
+		d := h.idleDelay()
 		// A file under its name waits parked. A rotated or removed one
 		// (few at a time) keeps its goroutine: it must notice being
 		// done, and events name it no more.
@@ -320,7 +336,7 @@ func (h *harvester) parkAfterShortRead() bool {
 	}
 	h.sawEnd(fi) // not rewritten: read up to here just now
 	h.dropIdleBlock()
-	return h.host.park(h, h.pollDelay())
+	return h.host.park(h, h.idleDelay())
 }
 
 // pollDelay is how long an idle file waits before it is looked at again
@@ -343,6 +359,38 @@ func (h *harvester) pollDelay() time.Duration {
 	d := h.env.pollInterval << min(h.idlePolls, shift)
 	h.idlePolls++
 	return d
+}
+
+// idleDelay is how long the file, read to its end, waits to be looked at
+// again unless woken: pollDelay, or until the event joiner holds open times
+// out, if sooner.
+func (h *harvester) idleDelay() time.Duration {
+	d := h.pollDelay()
+	if h.joiner != nil {
+		if at, ok := h.joiner.Deadline(); ok {
+			d = max(min(d, time.Until(at)), time.Millisecond)
+		}
+	}
+	return d
+}
+
+// eventDue reports whether the event joiner holds open has timed out at
+// now: cut sends it.
+func (h *harvester) eventDue(now time.Time) bool {
+	if h.joiner == nil {
+		return false
+	}
+	at, ok := h.joiner.Deadline()
+	return ok && !now.Before(at)
+}
+
+// resetJoiner forgets the event joiner held open: its bytes were dropped
+// with the read buffer (the file is read again from elsewhere).
+func (h *harvester) resetJoiner() {
+	if h.joiner != nil {
+		h.joiner.Reset()
+		h.holding.Store(false)
+	}
 }
 
 // readOnce reads what the file has past h.offset, up to a block, and
@@ -426,8 +474,17 @@ func (h *harvester) cut(ctx context.Context, final bool) error {
 	c := getChunk()
 	base := h.offset - int64(h.w-h.r)
 	var used int
-	c.Messages, used = h.env.chunker.Cut(h.blk.buf[h.r:h.w], base, h.src, h.lastData, c.Messages[:0], final)
-	// ← a stage transforming c.Messages (and used) goes here.
+	if h.joiner != nil {
+		// Lines joined into events. The event still open stays in
+		// blk.buf[r:w], out of used: the offset committed never passes
+		// its first line. Its timeout runs on the clock, not the read
+		// time; finished files (final) send it.
+		c.Messages, used = h.joiner.Cut(h.blk.buf[h.r:h.w], base, h.src, time.Now(), c.Messages[:0], final)
+		_, open := h.joiner.Open()
+		h.holding.Store(open)
+	} else {
+		c.Messages, used = h.env.chunker.Cut(h.blk.buf[h.r:h.w], base, h.src, h.lastData, c.Messages[:0], final)
+	}
 	if used == 0 {
 		chunkPool.Put(c)
 		return nil
@@ -459,11 +516,12 @@ func (h *harvester) emit(ctx context.Context, c *chunk, end int64, used int) err
 	return h.env.publish(ctx, &c.Chunk)
 }
 
-// ensureRoom makes sure blk has room to read into, and that the unfinished
-// line at blk.buf[r:w] can grow to MaxMessageBytes+1 so that the chunker
-// can always make progress.
+// ensureRoom makes sure blk has room to read into, and that what is not in
+// a message yet at blk.buf[r:w] (an unfinished line; with multiline, an open
+// event and the line after it) can grow to env.need bytes, so that the
+// chunker or the joiner can always make progress.
 func (h *harvester) ensureRoom(ctx context.Context) error {
-	need := h.env.chunker.MaxMessageBytes + 1
+	need := h.env.need
 	if h.blk != nil && len(h.blk.buf)-h.r >= need && len(h.blk.buf)-h.w >= minRead {
 		return nil
 	}
@@ -570,7 +628,7 @@ func (h *harvester) atEOF() bool {
 	closeInactive := h.env.closeInactive
 	switch h.state {
 	case stateActive:
-		if closeInactive > 0 && idle >= closeInactive && h.tr.inflight() == 0 {
+		if closeInactive > 0 && idle >= closeInactive && h.tr.inflight() == 0 && !h.holding.Load() {
 			h.env.log.Debug("closing inactive file", "path", h.path, "idle", idle.Round(time.Second))
 			return true
 		}
@@ -635,6 +693,7 @@ func (h *harvester) truncated(size int64) {
 	}
 	h.offset = 0
 	h.r, h.w = 0, 0
+	h.resetJoiner()
 	h.tailLen = 0
 	h.dropIdleBlock()
 	if id, fi, err := identify(h.f, h.env.fingerprintBytes); err == nil {

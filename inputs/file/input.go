@@ -9,6 +9,7 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/checkpoint"
+	"github.com/logagent/logagent/inputs/file/multiline"
 )
 
 // Config is one input, resolved and validated by the agent.
@@ -23,8 +24,11 @@ type Config struct {
 	IgnoreOlder     time.Duration
 	MaxMessageBytes int
 	LinesPerMessage int
-	Fields          map[string]string
-	Host            string
+	// Multiline, when set, joins lines into events (package multiline)
+	// instead of LinesPerMessage; its MaxBytes is MaxMessageBytes.
+	Multiline *multiline.Config
+	Fields    map[string]string
+	Host      string
 
 	// Watcher is the agent's inotify instance, shared by its inputs; nil:
 	// the input makes one of its own.
@@ -148,6 +152,10 @@ var watchDirectories = true
 // New returns an input; it does nothing until Run.
 func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFunc, log *slog.Logger) *Input {
 	need := cfg.MaxMessageBytes + 1
+	if cfg.Multiline != nil {
+		cfg.Multiline = joinerConfig(cfg)
+		need = 2*cfg.MaxMessageBytes + 2 // see multiline.Joiner.Cut
+	}
 	smallSize := max(64<<10, need+minRead)
 	largeSize := max(cfg.BlockBytes, 2*smallSize)
 	in := &Input{
@@ -171,6 +179,8 @@ func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFun
 		log:              in.log,
 		mu:               &in.mu,
 		chunker:          Chunker{MaxMessageBytes: cfg.MaxMessageBytes, LinesPerMessage: cfg.LinesPerMessage},
+		multiline:        cfg.Multiline,
+		need:             need,
 		small:            &blockPool{size: smallSize, budget: budget},
 		large:            &blockPool{size: largeSize, budget: budget},
 		publish:          publish,
@@ -275,3 +285,10 @@ type dirWatch struct {
 // eventBurst is the fsnotify watcher's event buffer, and how many events
 // Run takes in a row.
 const eventBurst = 256
+
+// joinerConfig returns cfg.Multiline with the bound of cfg's messages.
+func joinerConfig(cfg Config) *multiline.Config {
+	m := *cfg.Multiline
+	m.MaxBytes = cfg.MaxMessageBytes
+	return &m
+}

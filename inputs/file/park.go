@@ -134,7 +134,7 @@ func (in *Input) pollDue(now time.Time) {
 		if quiet[i] && !woken && h.ctx.Err() == nil {
 			h.cheapPolls++
 			h.parked = true
-			in.polls.schedule(h, now.Add(h.pollDelay()))
+			in.polls.schedule(h, now.Add(h.idleDelay()))
 			continue
 		}
 		in.busy[h] = struct{}{}
@@ -163,7 +163,7 @@ func (h *harvester) quiet(now time.Time) (quiet, missed bool) {
 	if fi.Size() > h.offset && h.state == stateActive && now.Sub(fi.ModTime()) >= missedEventAfter && h.dirWatched() {
 		missed = true
 	}
-	if h.cheapPolls+1 >= fullPollEvery {
+	if h.cheapPolls+1 >= fullPollEvery || h.eventDue(now) {
 		return false, missed
 	}
 	if ci := h.env.closeInactive; ci > 0 && now.Sub(h.lastData) >= ci {

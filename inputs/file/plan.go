@@ -8,6 +8,7 @@ import (
 
 	"github.com/logagent/logagent"
 	"github.com/logagent/logagent/checkpoint"
+	"github.com/logagent/logagent/inputs/file/multiline"
 )
 
 // The plan of --dry-run: which files the input would read and from where,
@@ -99,8 +100,14 @@ func Preview(cfg Config, pf PlannedFile, n int) ([]logagent.Message, error) {
 		return nil, fmt.Errorf("read %s: %w", pf.Path, err)
 	}
 	src := &logagent.Source{Input: cfg.ID, Category: cfg.Category, Path: pf.Path, ID: pf.ID, Host: cfg.Host, Fields: cfg.Fields}
-	c := Chunker{MaxMessageBytes: cfg.MaxMessageBytes, LinesPerMessage: cfg.LinesPerMessage}
-	msgs, _ := c.Cut(buf[:got], pf.Start, src, time.Now(), nil, false)
+	var msgs []logagent.Message
+	if cfg.Multiline != nil {
+		// Whole events; one still open at the end of buf is not shown.
+		msgs, _ = multiline.New(*joinerConfig(cfg)).Cut(buf[:got], pf.Start, src, time.Now(), nil, false)
+	} else {
+		c := Chunker{MaxMessageBytes: cfg.MaxMessageBytes, LinesPerMessage: cfg.LinesPerMessage}
+		msgs, _ = c.Cut(buf[:got], pf.Start, src, time.Now(), nil, false)
+	}
 	if len(msgs) > n {
 		msgs = msgs[:n]
 	}
