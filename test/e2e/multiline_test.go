@@ -144,8 +144,8 @@ func waitEvents(t *testing.T, path string, n int, dropped func(int) bool) {
 // Issue 18: Java stack traces through multiline to the file output with
 // format: json: each trace is one object whose message is the trace byte
 // for byte (without its last newline). An event being written when the
-// agent is killed (-9) arrives whole after the restart, read again from
-// its first line; the file's last event is sent when the file, rotated, is
+// agent is killed (-9), or stopped (SIGTERM), arrives whole after the
+// restart, read again from its first line; the file's last event is sent when the file, rotated, is
 // finished; exclude_lines drops whole events (it applies after multiline).
 func TestMultilineJavaTraces(t *testing.T) {
 	e := testenv.New(t)
@@ -159,31 +159,40 @@ func TestMultilineJavaTraces(t *testing.T) {
 	out := filepath.Join(e.Out, "logs.log")
 	l := newTraceLog(t, filepath.Join(e.Logs, "app.log"))
 
+	// interrupt writes the start of a stack trace (its first two lines),
+	// waits until the agent has read it (the event before it, which it
+	// ends, is delivered), stops the agent with stop, and writes the rest
+	// of the trace: the event is open when the agent stops. It returns
+	// the event's seq.
+	interrupt := func(how string, stop func()) int {
+		for l.next%4 == 0 {
+			l.events(1) // the next is a stack trace, not one line
+		}
+		seq := l.next
+		tr := trace(seq)
+		cut := strings.Index(tr, "\tat com.example.Service0")
+		l.write(tr[:cut])
+		l.next++
+		waitEvents(t, out, seq, secret)
+		stop()
+		if got, _, _ := envelopes(t, out); len(got[seq]) != 0 {
+			t.Fatalf("event %d, not written whole, was delivered before the %s: %q", seq, how, got[seq])
+		}
+		l.write(tr[cut:])
+		return seq
+	}
+
 	l.events(500) // before the start: a backfill
 	e.Start()
 	l.events(500)
-	for l.next%4 == 0 {
-		l.events(1) // the next is a stack trace, not one line
-	}
-	// The next event, its start line and two more; the rest comes after
-	// the kill. The event before ends once that start line is read.
-	killed := l.next
-	half := trace(killed)
-	cut := strings.Index(half, "\tat com.example.Service0")
-	if cut < 0 {
-		t.Fatalf("trace %d too short to cut: %q", killed, half)
-	}
-	l.write(half[:cut])
-	l.next++
-	waitEvents(t, out, killed, secret)
-	e.Kill()
-	if got, _, _ := envelopes(t, out); len(got[killed]) != 0 {
-		t.Fatalf("event %d, not written whole, was delivered before the kill: %q", killed, got[killed])
-	}
-	l.write(half[cut:])
+	killed := interrupt("kill -9", e.Kill)
 	l.events(500)
 	e.Start()
 	l.events(500)
+	stopped := interrupt("SIGTERM", e.Stop)
+	l.events(200)
+	e.Start()
+	l.events(300)
 	// Rotated: read to its end and finished once idle (close_inactive),
 	// which sends its last event, open until then.
 	if err := os.Rename(l.path, l.path+".1"); err != nil {
@@ -217,8 +226,10 @@ func TestMultilineJavaTraces(t *testing.T) {
 		}
 		dupes += len(msgs) - 1
 	}
-	if len(got[killed]) == 0 {
-		t.Errorf("the event cut by the kill (%d) is missing", killed)
+	for _, seq := range []int{killed, stopped} {
+		if len(got[seq]) == 0 {
+			t.Errorf("the event open at a stop (%d) is missing", seq)
+		}
 	}
 	// Order: after each seq only the next one or, after the kill, one
 	// sent again (what was in flight: a few batches at most).
