@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -122,7 +121,8 @@ func (m *MultilineConfig) String() string {
 	if m.Continue != "" {
 		key, re = "continue", m.Continue
 	}
-	return fmt.Sprintf("%s %s, max_lines %d, timeout %s", key, strconv.Quote(re), m.MaxLines, m.Timeout)
+	// As YAML writes it in single quotes, where only ' is escaped.
+	return fmt.Sprintf("%s '%s', max_lines %d, timeout %s", key, strings.ReplaceAll(re, "'", "''"), m.MaxLines, m.Timeout)
 }
 
 func (c *InputConfig) setDefaults() {

@@ -297,3 +297,38 @@ func TestDryRunJournald(t *testing.T) {
 		}
 	}
 }
+
+// multiline: --dry-run shows the setting and sample events, joined, with
+// the filters applied to whole events; the event still open is not shown.
+func TestDryRunMultiline(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("LOGAGENT_TEST_DIR", dir)
+	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
+	log := "2026-12-06 10:00:00 ERROR boom\njava.lang.IllegalStateException: x\n\tat a.B.c(B.java:1)\n" +
+		"2026-12-06 10:00:01 WARN probe\n\tat a.Health.check(Health.java:9)\n" +
+		"2026-12-06 10:00:02 INFO open\n"
+	os.WriteFile(filepath.Join(dir, "logs", "a.log"), []byte(log), 0o644)
+	cfg, err := Load(filepath.Join("testdata", "good", "multiline.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := DryRun(context.Background(), cfg, &out, DryRunOptions{Messages: 5}); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	path := filepath.Join(dir, "logs", "a.log")
+	for _, want := range []string{
+		"input app: category \"app\", outputs console\n  multiline: start '^\\d{4}-\\d{2}-\\d{2}[ T]', max_lines 500, timeout 1s\n",
+		"[app] " + path + " @86 category=app → console → stdout\n    \"2026-12-06 10:00:00 ERROR boom\\njava.lang.IllegalStateException: x\\n\\tat a.B.c(B.java:1)\"\n",
+		`"message":"2026-12-06 10:00:00 ERROR boom\njava.lang.IllegalStateException: x\n\tat a.B.c(B.java:1)",`,
+		"[app] " + path + " @151 dropped by include_lines/exclude_lines\n    \"2026-12-06 10:00:01 WARN probe\\n\\tat a.Health.check(Health.java:9)\"\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("dry-run output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "INFO open") {
+		t.Errorf("dry-run shows the event still open:\n%s", got)
+	}
+}
