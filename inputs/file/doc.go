@@ -79,8 +79,13 @@
 //
 //  1. harvester.readOnce reads into a block (block.go); harvester.cut has
 //     Chunker.Cut frame whole lines into messages, each carrying the file
-//     offset just past it (Message.Offset). A stage that changes messages
-//     (multiline) goes between Cut and emit; see cut's contract.
+//     offset just past it (Message.Offset). With multiline, the
+//     harvester's multiline.Joiner cuts events instead (package
+//     multiline): the event it holds open stays in the block, out of the
+//     chunk, so that the checkpoint never passes its first line; run sends
+//     it when it times out (eventDue; idleDelay bounds the park, and a
+//     poll of a parked file with an event due runs it), finish when the
+//     file is done.
 //  2. harvester.emit registers the chunk's end with the file's tracker
 //     (tracker.add; the chunk, from getChunk, has chunk.finish as its
 //     Chunk.OnDone), makes sure the file's checkpoint entry is on disk
