@@ -51,6 +51,9 @@ type Config struct {
 type Joiner struct {
 	// immutable after New
 	cfg Config
+	re  *regexp.Regexp // Start or Continue
+	// first holds the bytes a line matching re begins with; nil: any.
+	first *[256]bool
 
 	// the open event, in file offsets so that the caller may move the
 	// bytes between calls (into another read buffer)
@@ -64,12 +67,16 @@ type Joiner struct {
 
 // New returns a joiner for cfg.
 func New(cfg Config) *Joiner {
-	return &Joiner{cfg: cfg}
+	re := cfg.Start
+	if re == nil {
+		re = cfg.Continue
+	}
+	return &Joiner{cfg: cfg, re: re, first: firstBytes(re)}
 }
 
 // Reset forgets the open event: the caller dropped the bytes it was given
 // (the file was truncated and is read again from its start).
-func (j *Joiner) Reset() { *j = Joiner{cfg: j.cfg} }
+func (j *Joiner) Reset() { *j = Joiner{cfg: j.cfg, re: j.re, first: j.first} }
 
 // Deadline returns when the open event times out, and false when there is
 // none to time out: none open, or one whose last line is still being read
@@ -94,10 +101,15 @@ func (j *Joiner) joins(line []byte) bool {
 	if len(line) > j.cfg.MaxBytes {
 		line = line[:j.cfg.MaxBytes]
 	}
-	if j.cfg.Start != nil {
-		return !j.cfg.Start.Match(line)
+	return j.matches(line) == (j.cfg.Continue != nil)
+}
+
+// matches reports whether line matches the pattern.
+func (j *Joiner) matches(line []byte) bool {
+	if j.first != nil && len(line) > 0 && !j.first[line[0]] {
+		return false
 	}
-	return j.cfg.Continue.Match(line)
+	return j.re.Match(line)
 }
 
 // Cut appends to msgs the events (and pieces of events) that end in buf,

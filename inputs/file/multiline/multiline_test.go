@@ -406,12 +406,20 @@ func alphabet(raw []byte) []byte {
 	return out
 }
 
+// Patterns of the fuzz target: anchored (with a first-byte filter) or
+// not, folding case, anchored at the end.
+var (
+	fuzzStarts    = []*regexp.Regexp{regexp.MustCompile(`^S`), regexp.MustCompile(`S`), regexp.MustCompile(`(?i)^s\t?`)}
+	fuzzContinues = []*regexp.Regexp{regexp.MustCompile(`^\s`), regexp.MustCompile(`^[ \t]|^x$`), regexp.MustCompile(` `)}
+)
+
 func fuzzConfig(cont bool, maxBytes, maxLines uint8) Config {
 	cfg := Config{MaxBytes: int(maxBytes%16) + 1, MaxLines: int(maxLines%6) + 1, Timeout: time.Second}
+	k := int(maxLines/6) % 3
 	if cont {
-		cfg.Continue = regexp.MustCompile(`^\s`)
+		cfg.Continue = fuzzContinues[k]
 	} else {
-		cfg.Start = regexp.MustCompile(`^S`)
+		cfg.Start = fuzzStarts[k]
 	}
 	return cfg
 }
@@ -461,5 +469,51 @@ func BenchmarkJoiner(b *testing.B) {
 				msgs, _ = j.Cut(c.data, 0, nil, now, msgs[:0], true)
 			}
 		})
+	}
+}
+
+// TestFirstBytes: the first-byte filter never rules out a line the pattern
+// matches, and is there only for patterns anchored at the line's start.
+func TestFirstBytes(t *testing.T) {
+	tests := []struct {
+		pattern string
+		known   bool // a filter is derived
+	}{
+		{`^\d{4}-\d{2}-\d{2}[ T]`, true},
+		{`^(\s|Caused by:)`, true},
+		{`^(?i)caused`, true},
+		{`(?m)^\[`, true},
+		{`\A[A-Z]`, true},
+		{`^é`, true},
+		{`^.`, true},
+		{`ERROR`, false},     // anywhere in the line
+		{`^a|b`, false},      // b anywhere
+		{`^$|^\s`, false},    // matches the empty line: $ is not known at the start
+		{`^x*`, false},       // matches without reading a byte
+		{`\bword`, false},    // a word boundary is not known at the start
+		{`^(a|)b?`, false},   // may match empty
+		{`(^a)|(^b)`, true},  // both branches anchored
+		{`^\x{1F600}`, true}, // a rune of four bytes
+	}
+	lines := []string{"", "2026-12-06 10:00:00 x", "\tat a.B", " x", "Caused by: y", "caused", "CAUSED", "[x", "A", "é", "\xff", "😀", "a", "b", "x", "word", "ab", "\x00"}
+	for _, tt := range tests {
+		re := regexp.MustCompile(tt.pattern)
+		first := firstBytes(re)
+		if (first != nil) != tt.known {
+			t.Errorf("%s: filter derived = %v, want %v", tt.pattern, first != nil, tt.known)
+		}
+		if first == nil {
+			continue
+		}
+		for _, l := range lines {
+			if l != "" && re.MatchString(l) && !first[l[0]] {
+				t.Errorf("%s: %q matches but its first byte is ruled out", tt.pattern, l)
+			}
+		}
+		for b := 0; b < 256; b++ {
+			if s := string([]byte{byte(b), 'x'}); re.MatchString(s) && !first[b] {
+				t.Errorf("%s: %q matches but its first byte is ruled out", tt.pattern, s)
+			}
+		}
 	}
 }
