@@ -4,7 +4,8 @@
 //
 //	e2e backfill   ship a ~1 GB file of 6,000,000 nginx-style lines to a
 //	               file output (lines_per_message 1 and 64, format: json
-//	               with lines_per_message 1, and multiline), beside
+//	               with lines_per_message 1, and multiline; and raw and
+//	               multiline on a file of Java stack traces), beside
 //	               cat > /dev/null, tail -F -c +1 | cat > out and wc -l;
 //	               the agent and tail -F are timed until a sink reading
 //	               their output has counted every line
@@ -104,7 +105,7 @@ var (
 	lines      = flag.Int("lines", 6_000_000, "backfill: lines in the generated file")
 	lpms       = flag.String("lpm", "1,64", "backfill: lines_per_message values to run")
 	jsonRun    = flag.Bool("json", true, "backfill: also run the file output with format: json (lines_per_message 1)")
-	mlRun      = flag.Bool("multiline", true, "backfill: also run with multiline on (start: a pattern every line matches, so that each line is an event of its own and the output is the input)")
+	mlRun      = flag.Bool("multiline", true, "backfill: also run with multiline on: over the nginx file (start: a pattern every line matches, so that each line is an event of its own and the output is the input), and over a file of Java stack traces of the same size, beside raw on it")
 	keep       = flag.Bool("keep", true, "keep the generated 1 GB file for the next run")
 	rate       = flag.Int("rate", 100_000, "steady: lines per second written, over all files")
 	steadyN    = flag.String("files", "1,50", "steady: file counts to run")
@@ -379,6 +380,30 @@ func backfill() ([]row, error) {
 			}
 			add(r, "multiline=start")
 		}
+		if *mlRun {
+			// Java stack traces: most lines continue an event and are
+			// ruled out by their first byte. Raw on the same file is the
+			// baseline of this case.
+			tin := filepath.Join(*dir, "backfill", "in", "traces.log")
+			tsum, err := ensureTraces(tin, sum.size)
+			if err != nil {
+				return nil, err
+			}
+			if !*keep {
+				defer os.Remove(tin)
+			}
+			for _, c := range []agentCase{
+				{name: "logagent, traces, raw", key: "traces-raw"},
+				{name: "logagent, traces, multiline", key: "traces-multiline", input: []string{`multiline: {start: '^\d{4}-\d{2}-\d{2}[ T]'}`}},
+			} {
+				c.top, c.summarize = []string{"shutdown_timeout: 60s"}, summarize
+				r, err := backfillAgent(tin, tsum, i, c)
+				if err != nil {
+					return nil, err
+				}
+				add(r, c.key)
+			}
+		}
 	}
 	var rows []row
 	base := median(slices.Clone(byName[tailBackfillName]))
@@ -606,6 +631,61 @@ func ensureInput(path string, n int) (inputSum, error) {
 		return inputSum{}, err
 	}
 	s := inputSum{lines: int64(n), size: size, sum: hex.EncodeToString(h.Sum(nil))}
+	return s, os.WriteFile(sumPath, fmt.Appendf(nil, "%d %d %s\n", s.lines, s.size, s.sum), 0o644)
+}
+
+// ensureTraces generates a file of Java stack traces of at least size bytes
+// unless it exists with a summary beside it, and returns that summary.
+func ensureTraces(path string, size int64) (inputSum, error) {
+	sumPath := path + ".sum"
+	if data, err := os.ReadFile(sumPath); err == nil {
+		var s inputSum
+		if _, err := fmt.Sscan(string(data), &s.lines, &s.size, &s.sum); err == nil && s.size >= size {
+			if fi, err := os.Stat(path); err == nil && fi.Size() == s.size {
+				return s, nil
+			}
+		}
+	}
+	fmt.Printf("generating %s (%d bytes of stack traces)...\n", path, size)
+	f, err := os.Create(path)
+	if err != nil {
+		return inputSum{}, err
+	}
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	r := rand.New(rand.NewPCG(2, 42))
+	var s inputSum
+	var b []byte
+	t := time.Date(2024, 10, 10, 13, 0, 0, 0, time.UTC)
+	for seq := int64(0); s.size < size; seq++ {
+		b = t.Add(time.Duration(seq)*time.Millisecond).AppendFormat(b[:0], "2006-01-02 15:04:05.000")
+		b = append(b, " ERROR [worker-"...)
+		b = strconv.AppendInt(b, int64(r.IntN(64)), 10)
+		b = append(b, "] request "...)
+		b = strconv.AppendInt(b, seq, 10)
+		b = append(b, " failed: upstream answered 503 after 3 retries\n"...)
+		if r.IntN(10) >= 4 { // 60% carry a trace of 4 to 20 lines
+			b = append(b, "java.lang.IllegalStateException: upstream unavailable\n"...)
+			for k, n := 0, 3+r.IntN(14); k < n; k++ {
+				b = append(b, "\tat com.example.service.Handler"...)
+				b = strconv.AppendInt(b, int64(k), 10)
+				b = append(b, ".handle(Handler.java:"...)
+				b = strconv.AppendInt(b, int64(10+r.IntN(400)), 10)
+				b = append(b, ")\n"...)
+			}
+		}
+		w.Write(b)
+		s.size += int64(len(b))
+		s.lines += int64(bytes.Count(b, []byte{'\n'}))
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return inputSum{}, err
+	}
+	if err := f.Close(); err != nil {
+		return inputSum{}, err
+	}
+	s.sum = hex.EncodeToString(h.Sum(nil))
 	return s, os.WriteFile(sumPath, fmt.Appendf(nil, "%d %d %s\n", s.lines, s.size, s.sum), 0o644)
 }
 
