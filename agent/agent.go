@@ -338,10 +338,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	storeCtx, stopStore := context.WithCancel(context.Background())
 	var storeWG sync.WaitGroup
 	storeWG.Add(1)
-	interval := cfg.CheckpointInterval // Reload keeps it: needsRestart
+	// Reload keeps it: needsRestart.
+	policy := checkpoint.Policy{Delay: cfg.CheckpointInterval, Bytes: int64(cfg.CheckpointBytes), MaxDelay: cfg.CheckpointMaxDelay}
 	go func() {
 		defer storeWG.Done()
-		a.store.Run(storeCtx, interval)
+		a.store.Run(storeCtx, policy)
 	}()
 	a.watcher.Open()
 	watcherCtx, stopWatcher := context.WithCancel(context.Background())
@@ -456,8 +457,9 @@ func closeRunners(runners []*runner) error {
 }
 
 // ErrRestart is returned by Reload when the new configuration changes what
-// cannot change in place (data_dir, checkpoint_interval, hostname, the
-// log): the agent must be stopped and started again.
+// cannot change in place (data_dir, checkpoint_interval, checkpoint_bytes,
+// checkpoint_max_delay, hostname, the log): the agent must be stopped and
+// started again.
 var ErrRestart = errors.New("the change needs a restart of the whole agent")
 
 // Reload applies cfg to the running agent, changing only what changed: an
@@ -702,6 +704,10 @@ func needsRestart(old, cfg *Config) string {
 		return "data_dir"
 	case old.CheckpointInterval != cfg.CheckpointInterval:
 		return "checkpoint_interval"
+	case old.CheckpointBytes != cfg.CheckpointBytes:
+		return "checkpoint_bytes"
+	case old.CheckpointMaxDelay != cfg.CheckpointMaxDelay:
+		return "checkpoint_max_delay"
 	case old.LogLevel != cfg.LogLevel:
 		return "log_level"
 	case old.LogFormat != cfg.LogFormat:

@@ -31,6 +31,9 @@ type Config struct {
 	DataDir            string        `yaml:"data_dir"`
 	ShutdownTimeout    time.Duration `yaml:"shutdown_timeout"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// CheckpointBytes and CheckpointMaxDelay: see checkpoint.Policy.
+	CheckpointBytes    logagent.Size `yaml:"checkpoint_bytes"`
+	CheckpointMaxDelay time.Duration `yaml:"checkpoint_max_delay"`
 	MaxInflightBytes   logagent.Size `yaml:"max_inflight_bytes"`
 	// MaxProcs is how many threads run Go code at once; 0: one while
 	// that is enough, the CPUs while busy (see Procs).
@@ -285,6 +288,8 @@ func (c *Config) setDefaults() {
 	c.DataDir = "/var/lib/logagent"
 	c.ShutdownTimeout = 10 * time.Second
 	c.CheckpointInterval = 5 * time.Millisecond
+	c.CheckpointBytes = 1 << 20
+	c.CheckpointMaxDelay = time.Second
 	c.MaxInflightBytes = 32 << 20
 	c.LogLevel = "info"
 	c.LogFormat = "auto"
@@ -332,6 +337,12 @@ func (c *Config) validate() error {
 	}
 	if c.CheckpointInterval <= 0 {
 		bad("checkpoint_interval", "must be > 0, got %s", c.CheckpointInterval)
+	}
+	if c.CheckpointBytes < 0 {
+		bad("checkpoint_bytes", "must be >= 0 (0: write every checkpoint_interval), got %s", c.CheckpointBytes)
+	}
+	if c.CheckpointMaxDelay <= 0 {
+		bad("checkpoint_max_delay", "must be > 0, got %s", c.CheckpointMaxDelay)
 	}
 	if c.MaxInflightBytes < 1<<20 {
 		bad("max_inflight_bytes", "must be at least 1MiB, got %s", c.MaxInflightBytes)

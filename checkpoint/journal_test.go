@@ -852,7 +852,7 @@ func TestRunWritesChangesSoonAndIdleNothing(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.Run(ctx, 5*time.Millisecond)
+		s.Run(ctx, Policy{Delay: 5 * time.Millisecond})
 	}()
 	defer func() { cancel(); <-done }()
 
@@ -889,6 +889,63 @@ func TestRunWritesChangesSoonAndIdleNothing(t *testing.T) {
 		return false
 	}) {
 		t.Fatal("a change after an idle spell was not written")
+	}
+}
+
+// With Policy.Bytes, a change that moves offsets by less waits for more
+// (here up to MaxDelay, an hour): offsets moving by Bytes in all, or a
+// cursor, are written at Delay. A quiet agent then writes about once per
+// MaxDelay rather than at every acknowledgement.
+func TestRunWaitsForBytes(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	defer crash(s)
+	set(1, 0)(s)
+	set(2, 0)(s)
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Run(ctx, Policy{Delay: time.Millisecond, Bytes: 1000, MaxDelay: time.Hour})
+	}()
+	defer func() { cancel(); <-done }()
+	onDisk := func(ino uint64, off int64) func() bool {
+		return func() bool {
+			for _, e := range reopened(t, dir) {
+				if e.ID.Ino == ino && e.Offset == off {
+					return true
+				}
+			}
+			return false
+		}
+	}
+
+	w0, _, _ := s.Stats()
+	set(1, 600)(s)
+	time.Sleep(100 * time.Millisecond) // a hundred delays
+	if w, _, _ := s.Stats(); w != w0 {
+		t.Errorf("600 bytes of 1000 written after the delay: %d flushes", w-w0)
+	}
+	set(2, 400)(s) // 1000 in all
+	if !waitUntil(time.Minute, onDisk(2, 400)) {
+		t.Fatal("offsets that moved by Bytes not written")
+	}
+	if !onDisk(1, 600)() {
+		t.Error("the change before not written with them")
+	}
+
+	w0, _, _ = s.Stats()
+	set(1, 700)(s)
+	time.Sleep(100 * time.Millisecond)
+	if w, _, _ := s.Stats(); w != w0 {
+		t.Errorf("100 bytes written after the delay: %d flushes", w-w0)
+	}
+	s.Set(Entry{Input: "journal", Path: "journal", Offset: 1, Cursor: "s=1", Updated: time.Unix(1, 0)})
+	if !waitUntil(time.Minute, onDisk(1, 700)) {
+		t.Fatal("a cursor's change not written at the delay")
 	}
 }
 

@@ -70,8 +70,17 @@ type Store struct {
 	// seq counts the changes; durable is seq as the last flush that
 	// succeeded took its changes: everything up to it is on disk.
 	seq, durable uint64
-	// kick tells Run that something changed.
-	kick chan struct{}
+	// pendingBytes counts the bytes by which file offsets moved since
+	// the last flush took the changes; urgent is set by a change that
+	// is written at Policy.Delay whatever the bytes (a cursor's).
+	pendingBytes int64
+	urgent       bool
+	// fullAt is the pendingBytes at which due is signalled (0: never,
+	// outside Run).
+	fullAt int64
+	// kick tells Run that something changed; due, that what changed is
+	// to be written at Policy.Delay (see Policy).
+	kick, due chan struct{}
 }
 
 // Open locks dir, creating it if needed, and loads its checkpoint. It
@@ -125,7 +134,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		compact: c.journal,
 		entries: make(map[Key]Entry, len(c.entries)), byInode: map[inodeKey][]Key{},
 		changed: map[Key]struct{}{}, taken: map[Key]struct{}{},
-		kick: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1), due: make(chan struct{}, 1)}
 	for _, n := range names {
 		stale := false
 		if gen, ok := journalGen(n.Name()); ok && gen != c.gen {
@@ -231,6 +240,15 @@ func (s *Store) Get(k Key) (Entry, bool) {
 func (s *Store) Set(e Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if e.Cursor != "" {
+		s.urgent = true // Offset counts entries, not bytes
+		s.signal(s.due)
+	} else if old, ok := s.entries[e.Key()]; ok && e.Offset > old.Offset {
+		s.pendingBytes += e.Offset - old.Offset
+		if s.fullAt > 0 && s.pendingBytes >= s.fullAt {
+			s.signal(s.due)
+		}
+	}
 	s.put(e)
 	s.changed[e.Key()] = struct{}{}
 	s.seq++
@@ -323,6 +341,8 @@ func (s *Store) flush(final bool) error {
 		return nil
 	}
 	compact := final || s.compact || s.jsize > max(s.snapSize, s.minCompact)
+	pendingBytes, urgent := s.pendingBytes, s.urgent
+	s.pendingBytes, s.urgent = 0, false
 	taken := s.changed
 	s.changed, s.taken = s.taken, taken
 	s.recs, s.dels = s.recs[:0], s.dels[:0]
@@ -357,6 +377,8 @@ func (s *Store) flush(final bool) error {
 		for k := range taken {
 			s.changed[k] = struct{}{}
 		}
+		s.pendingBytes += pendingBytes
+		s.urgent = s.urgent || urgent
 	} else {
 		s.writes++
 		s.written = time.Now()
@@ -473,16 +495,46 @@ func (s *Store) Syncs() int64 {
 // failed.
 const retryAfter = time.Second
 
-// Run flushes until ctx is done: delay after the first change since the
-// last flush, so that a flush takes the changes of that delay together
-// (one fdatasync for all the acknowledgements of a few milliseconds), and
-// Nothing changing, it does nothing: an idle
-// agent writes nothing and is not woken. A flush that fails is tried
-// again after a second.
-func (s *Store) Run(ctx context.Context, delay time.Duration) {
-	group := time.NewTimer(delay)
-	group.Stop()
-	defer group.Stop()
+// Policy says when Run writes what changed. After the first change since
+// the last write, Run waits Delay, then writes if the file offsets moved
+// by Bytes or more meanwhile, or a change is urgent (a journal cursor's,
+// whose Offset counts entries); otherwise it waits until they have, or
+// until MaxDelay after that first change, whichever comes first. So a
+// crash loses the record of at most max(Bytes, what was acknowledged in
+// Delay) of file data acknowledged within the last MaxDelay (plus what was
+// acknowledged while the last write ran), and busy files are written at
+// most about rate/Bytes times a second (never more than 1/Delay), quiet
+// ones once per MaxDelay: each write is an fdatasync, whose cost does not
+// depend on how much it carries.
+type Policy struct {
+	Delay    time.Duration // > 0
+	Bytes    int64         // 0: write at Delay, as if every change were urgent
+	MaxDelay time.Duration // taken as Delay if shorter
+}
+
+// Run flushes until ctx is done, as p says, so that a flush takes the
+// changes of a spell together (one fdatasync for all the acknowledgements
+// of a few milliseconds, or of a second of a quiet agent). Nothing
+// changing, it does nothing: an idle agent writes nothing and is not
+// woken. A flush that fails is tried again after a second.
+func (s *Store) Run(ctx context.Context, p Policy) {
+	s.mu.Lock()
+	s.fullAt = p.Bytes
+	s.mu.Unlock()
+	wait := time.NewTimer(p.Delay)
+	wait.Stop()
+	defer wait.Stop()
+	sleep := func(d time.Duration, or <-chan struct{}) bool {
+		wait.Reset(d)
+		defer stopTimer(wait)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-wait.C:
+		case <-or:
+		}
+		return true
+	}
 	failing := false
 	for {
 		select {
@@ -490,11 +542,20 @@ func (s *Store) Run(ctx context.Context, delay time.Duration) {
 			return
 		case <-s.kick:
 		}
-		group.Reset(delay)
-		select {
-		case <-ctx.Done():
+		first := time.Now()
+		if !sleep(p.Delay, nil) {
 			return
-		case <-group.C:
+		}
+		if rest := p.MaxDelay - time.Since(first); rest > 0 && !s.isDue() {
+			if !sleep(rest, s.due) {
+				return
+			}
+		}
+		// A token left by changes this flush takes: not to cut the
+		// next spell short.
+		select {
+		case <-s.due:
+		default:
 		}
 		err := s.Flush()
 		switch {
@@ -503,15 +564,31 @@ func (s *Store) Run(ctx context.Context, delay time.Duration) {
 				s.log.Error("cannot write checkpoint; offsets are kept in memory and written when it works again", "path", s.path, "err", err)
 			}
 			failing = true
-			select {
-			case <-ctx.Done():
+			if !sleep(retryAfter, nil) {
 				return
-			case <-time.After(retryAfter):
 			}
 			s.signal(s.kick)
 		case failing:
 			s.log.Info("checkpoint written again", "path", s.path)
 			failing = false
+		}
+	}
+}
+
+// isDue reports whether what changed is to be written without waiting
+// longer (see Policy).
+func (s *Store) isDue() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.urgent || s.fullAt <= 0 || s.pendingBytes >= s.fullAt
+}
+
+// stopTimer stops t; a value it sent before stopping is not received.
+func stopTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
 		}
 	}
 }

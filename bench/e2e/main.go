@@ -127,6 +127,7 @@ var (
 	benchfmt   = flag.String("benchfmt", "", "also append every run to `file` in the Go benchmark format, for benchstat")
 	cpuprofile = flag.String("cpuprofile", "", "write agent CPU profiles to `dir` (runs bench/agentprof)")
 	verbose    = flag.Bool("v", false, "show the agent's log")
+	agentTop   = flag.String("agent-config", "", "top-level config `lines` (separated by ;) added to the agent's config in every scenario, e.g. 'checkpoint_interval: 50ms', to measure a setting")
 	perf       = flag.Bool("perf", false, "steady, manyfiles: also count the agent's instructions and context switches a line in the window, with perf stat (as root; Debian: linux-perf)")
 )
 
@@ -784,6 +785,9 @@ type agentProc struct {
 func agentConfig(work, glob, outFile string, top, input, output []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "data_dir: %s/state\n", work)
+	if *agentTop != "" {
+		top = append(strings.Split(*agentTop, ";"), top...)
+	}
 	for _, l := range top {
 		b.WriteString(l + "\n")
 	}
