@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -96,6 +97,7 @@ func (p *Procs) Run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var s procsState
+	var mem memState
 	lastCPU, lastAt := processCPU(), time.Now()
 	for {
 		select {
@@ -111,6 +113,7 @@ func (p *Procs) Run(ctx context.Context) {
 			cpu := processCPU()
 			cores := (cpu - lastCPU).Seconds() / now.Sub(lastAt).Seconds()
 			lastCPU, lastAt = cpu, now
+			mem.next(cores)
 			if p.fixed.Load() > 0 {
 				s = procsState{}
 				continue
@@ -124,6 +127,32 @@ func (p *Procs) Run(ctx context.Context) {
 				runtime.GOMAXPROCS(1)
 				p.log.Load().Debug("quiet again: one thread runs Go code", "cores", cores)
 			}
+		}
+	}
+}
+
+// memState returns the memory of a busy spell to the system once it is
+// over: a start-up that reads ten thousand files, or a backfill, fills
+// read buffers up to max_inflight_bytes and grows the heap, whose pages
+// the runtime would otherwise keep (up to twice the heap of then) long
+// after they are garbage. Once the agent has been quiet (below
+// procsDownCores) for procsDownAfter seconds in a row after a second of
+// procsDownCores or more, it collects and returns what is free, once: one
+// collection, far less work than the spell.
+type memState struct {
+	busy  bool
+	quiet int
+}
+
+func (m *memState) next(cores float64) {
+	switch {
+	case cores >= procsDownCores:
+		m.busy, m.quiet = true, 0
+	case !m.busy:
+	default:
+		if m.quiet++; m.quiet >= procsDownAfter {
+			m.busy, m.quiet = false, 0
+			debug.FreeOSMemory()
 		}
 	}
 }

@@ -3,6 +3,7 @@ package file
 import (
 	"container/list"
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,11 +30,27 @@ func (b *block) release() {
 // blockPool hands out blocks of one size, charging their size to the
 // input's budget: the budget is the bound on memory held by messages in
 // flight, and waiting for it is how reading pauses when outputs are slow.
+//
+// Blocks let go of are kept for the next reads, most recent first, as long
+// as they are used again within idleBlockLife: a start-up or a backfill
+// that filled max_inflight_bytes with blocks does not keep them all once
+// reading is quiet again (as a sync.Pool would until two collections,
+// rare in a quiet agent, and the heap they grew would stay).
 type blockPool struct {
 	size   int
 	budget *Budget
-	pool   sync.Pool
+
+	mu   sync.Mutex
+	idle []idleBlock // let go of, the most recent last
 }
+
+type idleBlock struct {
+	b     *block
+	since int64 // unix nanos
+}
+
+// idleBlockLife is how long a block let go of is kept for reuse.
+const idleBlockLife = 2 * time.Second
 
 // Pool bounds the bytes of read buffers in flight across all inputs
 // (max_inflight_bytes), and divides them so that one input cannot starve
@@ -311,7 +328,15 @@ func (b *Budget) release(n int64) {
 }
 
 func (p *blockPool) newBlock(n int64) *block {
-	b, _ := p.pool.Get().(*block)
+	var b *block
+	p.mu.Lock()
+	p.trimLocked(time.Now().UnixNano())
+	if k := len(p.idle) - 1; k >= 0 {
+		b = p.idle[k].b
+		p.idle[k] = idleBlock{}
+		p.idle = p.idle[:k]
+	}
+	p.mu.Unlock()
 	if b == nil {
 		b = &block{buf: make([]byte, p.size), pool: p}
 	}
@@ -342,6 +367,28 @@ func (p *blockPool) tryGet() *block {
 
 func (p *blockPool) put(b *block) {
 	n := b.charge
-	p.pool.Put(b)
+	now := time.Now().UnixNano()
+	p.mu.Lock()
+	p.trimLocked(now)
+	p.idle = append(p.idle, idleBlock{b, now})
+	p.mu.Unlock()
 	p.budget.release(n)
+}
+
+// trimLocked lets go of the blocks idle for idleBlockLife or longer: the
+// oldest, first in p.idle. p.mu is held.
+func (p *blockPool) trimLocked(now int64) {
+	k := 0
+	for k < len(p.idle) && now-p.idle[k].since >= int64(idleBlockLife) {
+		k++
+	}
+	if k == 0 {
+		return
+	}
+	n := copy(p.idle, p.idle[k:])
+	clear(p.idle[n:])
+	p.idle = p.idle[:n]
+	if cap(p.idle) > 64 && n < cap(p.idle)/4 {
+		p.idle = slices.Clone(p.idle) // not to keep a start-up's array
+	}
 }

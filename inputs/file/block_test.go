@@ -68,3 +68,37 @@ func TestPoolReserves(t *testing.T) {
 		})
 	}
 }
+
+// Blocks let go of are used again while reads keep taking them; those not
+// taken again within idleBlockLife are let go of, so that a start-up that
+// filled max_inflight_bytes with blocks does not keep them.
+func TestBlockPoolKeepsOnlyRecentBlocks(t *testing.T) {
+	p := &blockPool{size: 1024, budget: NewBudget(1 << 20)}
+	var held []*block
+	for range 100 {
+		held = append(held, p.tryGet())
+	}
+	first := held[0]
+	for _, b := range held {
+		b.release()
+	}
+	if got := p.tryGet(); got != held[len(held)-1] {
+		t.Error("the block let go of last is not the one used again")
+	} else {
+		got.release()
+	}
+	p.mu.Lock()
+	n := len(p.idle)
+	p.trimLocked(time.Now().Add(idleBlockLife).UnixNano())
+	left := len(p.idle)
+	p.mu.Unlock()
+	if n != 100 || left != 0 {
+		t.Errorf("%d blocks kept, %d after idleBlockLife; want 100, 0", n, left)
+	}
+	if b := p.tryGet(); b == first {
+		t.Error("a block idle for idleBlockLife was used again")
+	}
+	if used := p.budget.Used(); used != 1024 {
+		t.Errorf("budget holds %d, want the one block's 1024", used)
+	}
+}

@@ -29,6 +29,9 @@ type Watcher struct {
 	w    *fsnotify.Watcher // nil while unavailable
 	subs map[*watchSub]struct{}
 	dirs map[string]map[*watchSub]struct{} // the inputs watching each directory
+
+	// lastOp is dispatchAll's scratch (Run's goroutine only).
+	lastOp map[string]fsnotify.Op
 }
 
 // watchSub is one input's subscription.
@@ -123,6 +126,10 @@ func (wt *Watcher) Run(ctx context.Context) {
 	}
 	retry.Stop()
 	defer w.Close()
+	pace := time.NewTimer(time.Hour)
+	pace.Stop()
+	defer pace.Stop()
+	batch := make([]fsnotify.Event, 0, eventBurst)
 	for {
 		select {
 		case <-ctx.Done():
@@ -131,15 +138,36 @@ func (wt *Watcher) Run(ctx context.Context) {
 			if !ok {
 				return
 			}
-			wt.dispatch(ev)
-			// Those queued behind it, at most a burst's worth, so that
-			// ctx is seen between bursts.
-			for range eventBurst - 1 {
-				ev, ok := queuedEvent(w.Events)
-				if !ok {
+			// A pass over the events queued, then, coalesceEvery
+			// later, over those that came meanwhile, and so on while
+			// they keep coming: the writes of the moments in between
+			// join in one pass, without a wake-up each (see
+			// coalesceEvery).
+			for ok {
+				batch = append(batch[:0], ev)
+				// Those queued behind it, at most a burst's worth, so
+				// that ctx is seen between bursts.
+				for len(batch) < eventBurst {
+					ev, ok := queuedEvent(w.Events)
+					if !ok {
+						break
+					}
+					batch = append(batch, ev)
+				}
+				names := wt.dispatchAll(batch)
+				clear(batch) // let go of the names
+				if names < 2 {
+					// One file's events: its harvester reads on
+					// its own wake-up, a wait would add one.
 					break
 				}
-				wt.dispatch(ev)
+				pace.Reset(coalesceEvery)
+				select {
+				case <-ctx.Done():
+					return
+				case <-pace.C:
+				}
+				ev, ok = queuedEvent(w.Events)
 			}
 		case err, ok := <-w.Errors:
 			if !ok {
@@ -152,11 +180,52 @@ func (wt *Watcher) Run(ctx context.Context) {
 	}
 }
 
-// dispatch hands ev to the inputs watching its directory, or the
-// directory it names.
-func (wt *Watcher) dispatch(ev fsnotify.Event) {
+// coalesceEvery is the least time between two passes over the events
+// while they keep coming: a file written every few milliseconds is read
+// once per pass, with the writes of the pass, rather than at every write
+// (and so are fifty such files, in one pass over their events), at the
+// cost of up to this much delay. The first event after a quiet spell is
+// taken at once, and so is every pass of one file's events: alone, its
+// harvester reads at the wake-up of the event, and a wait would cost one
+// more.
+const coalesceEvery = 10 * time.Millisecond
+
+// dispatchAll dispatches the events of one pass. A write to a file that
+// the pass told of a write already, with no other event of its name in
+// between, is left out: the inputs are told of both writes before they
+// read the file. (Creations, renames and removals are all told, in order.)
+// It returns how many names the events were of.
+func (wt *Watcher) dispatchAll(evs []fsnotify.Event) (names int) {
+	names = len(evs)
+	if len(evs) > 1 {
+		if wt.lastOp == nil {
+			wt.lastOp = map[string]fsnotify.Op{}
+		}
+		n := 0
+		for _, ev := range evs {
+			if ev.Op == fsnotify.Write && wt.lastOp[ev.Name] == fsnotify.Write {
+				continue
+			}
+			wt.lastOp[ev.Name] = ev.Op
+			evs[n] = ev
+			n++
+		}
+		names = len(wt.lastOp)
+		clear(wt.lastOp)
+		clear(evs[n:])
+		evs = evs[:n]
+	}
 	wt.mu.Lock()
 	defer wt.mu.Unlock()
+	for _, ev := range evs {
+		wt.dispatchLocked(ev)
+	}
+	return names
+}
+
+// dispatchLocked hands ev to the inputs watching its directory, or the
+// directory it names. wt.mu is held.
+func (wt *Watcher) dispatchLocked(ev fsnotify.Event) {
 	for s := range wt.dirs[filepath.Dir(ev.Name)] {
 		s.send(ev)
 	}
