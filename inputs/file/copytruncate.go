@@ -328,11 +328,23 @@ func (h *harvester) tailChanged() bool {
 func (h *harvester) sawEnd(fi os.FileInfo) (rewritten bool) {
 	h.size.Store(fi.Size())
 	sig := sigOf(fi)
-	rewritten = fi.Size() == h.offset && h.offset == h.seenOffset && sig.mtime != h.seen.mtime
-	h.seen, h.seenOffset = sig, h.offset
+	modified := sig.mtime != h.seen.mtime
+	if h.endUnseen {
+		// Parked after a short read without a look at the inode:
+		// modified since that read, as far as the file system's
+		// coarse clock tells.
+		modified = !time.Unix(sig.mtime.Unix()).Before(h.endReadAt.Add(-mtimeSlack))
+	}
+	rewritten = fi.Size() == h.offset && h.offset == h.seenOffset && modified
+	h.seen, h.seenOffset, h.endUnseen = sig, h.offset, false
 	h.cheapPolls = 0
 	return rewritten
 }
+
+// mtimeSlack is how far behind the time of a read a modification made
+// after it may be stamped: file systems stamp with a clock updated at each
+// scheduler tick (up to 10 ms).
+const mtimeSlack = 20 * time.Millisecond
 
 // contentCheckEvery is how often the first bytes of a file being read are
 // looked at, to notice it was truncated and written again past the offset.

@@ -379,6 +379,38 @@ func TestRewrittenInPlaceIsReadAgain(t *testing.T) {
 		waitFor(t, "the new lines", func() bool { return s.countPrefix("new ") == 1000 })
 	})
 
+	// Parked after the short read of an append, which does not look at
+	// the inode (parkAfterShortRead), then rewritten to the same size:
+	// the next look at the end takes the modification since that read for
+	// a possible rewrite.
+	t.Run("same size after an append", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "a.log")
+		os.WriteFile(path, content("old", 999), 0o644)
+		cfg := testConfig(dir)
+		cfg.PollInterval = time.Hour / 512
+		s := &sink{}
+		in, _ := runInputLogged(t, cfg, openStore(t, filepath.Join(dir, "data")), s)
+		waitFor(t, "the old lines", func() bool { return s.countPrefix("old ") == 999 })
+		waitFor(t, "parked", func() bool { return parkedCount(in) == 1 })
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(line("old", 999))
+		f.Close()
+		waitFor(t, "the appended line", func() bool { return s.countPrefix("old ") == 1000 })
+		waitFor(t, "parked", func() bool { return parkedCount(in) == 1 })
+		time.Sleep(20 * time.Millisecond) // a later modification time than the last write
+		f, err = os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt(content("new", 1000), 0) // in place: never shorter
+		f.Close()
+		waitFor(t, "the new lines", func() bool { return s.countPrefix("new ") == 1000 })
+	})
+
 	t.Run("truncated and written past the offset", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "a.log")
