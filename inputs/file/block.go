@@ -32,10 +32,11 @@ func (b *block) release() {
 // flight, and waiting for it is how reading pauses when outputs are slow.
 //
 // Blocks let go of are kept for the next reads, most recent first, as long
-// as they are used again within idleBlockLife: a start-up or a backfill
-// that filled max_inflight_bytes with blocks does not keep them all once
-// reading is quiet again (as a sync.Pool would until two collections,
-// rare in a quiet agent, and the heap they grew would stay).
+// as they are used again within idleBlockLife (looked at every get and put,
+// and every tick of the input): a start-up or a backfill that filled
+// max_inflight_bytes with blocks does not keep them all once reading is
+// quiet again (as a sync.Pool would until two collections, rare in a quiet
+// agent, and the heap they grew would stay).
 type blockPool struct {
 	size   int
 	budget *Budget
@@ -373,6 +374,14 @@ func (p *blockPool) put(b *block) {
 	p.idle = append(p.idle, idleBlock{b, now})
 	p.mu.Unlock()
 	p.budget.release(n)
+}
+
+// trim lets go of the blocks idle for idleBlockLife or longer, for an
+// input whose reading stopped: the input's ticker calls it.
+func (p *blockPool) trim(now time.Time) {
+	p.mu.Lock()
+	p.trimLocked(now.UnixNano())
+	p.mu.Unlock()
 }
 
 // trimLocked lets go of the blocks idle for idleBlockLife or longer: the

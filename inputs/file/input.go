@@ -239,6 +239,8 @@ func (in *Input) Run(ctx context.Context) error {
 			return nil
 		case now := <-tick.C:
 			in.pollDue(now)
+			in.env.small.trim(now)
+			in.env.large.trim(now)
 			// A directory nothing watches is looked at every poll: a
 			// file created there and renamed out of the globs before
 			// the next look would never be opened (findUnseen finds
