@@ -284,8 +284,8 @@ type dirWatch struct {
 	sub *watchSub
 }
 
-// eventBurst is the fsnotify watcher's event buffer, and how many events
-// Run takes in a row.
+// eventBurst is an input's queue of events, how many Run takes in a row,
+// and about how many a pass of the Watcher reads (see inotify.buf).
 const eventBurst = 256
 
 // joinerConfig returns cfg.Multiline with the bound of cfg's messages.

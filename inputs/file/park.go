@@ -48,8 +48,11 @@ func (in *Input) unparkLocked(h *harvester) {
 
 // maxIdleWorkers bounds the goroutines kept waiting for a harvester to
 // run. They wait until the input stops: a timer to end them sooner would
-// cost timer work at every hand-off.
-const maxIdleWorkers = 8
+// cost timer work at every hand-off. Enough for the files a pass of
+// events wakes together (fifty written every few milliseconds): with
+// fewer, most of them started a goroutine, and grew its stack, at every
+// pass. Only as many are kept as once ran at the same time.
+const maxIdleWorkers = 64
 
 // runHarvester runs h on a goroutine: a worker that ran a harvester before
 // and waits for another, if one does, or a new one. A goroutine started for

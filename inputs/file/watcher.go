@@ -26,7 +26,7 @@ type Watcher struct {
 	enabled bool // false: never watch, poll everything
 
 	mu   sync.Mutex
-	w    *fsnotify.Watcher // nil while unavailable
+	w    *inotify // nil while unavailable
 	subs map[*watchSub]struct{}
 	dirs map[string]map[*watchSub]struct{} // the inputs watching each directory
 
@@ -47,7 +47,7 @@ type watchSub struct {
 var watchRetry = 10 * time.Second
 
 // newInotify gets an inotify instance (tests make it fail).
-var newInotify = fsnotify.NewBufferedWatcher
+var newInotify = openInotify
 
 // errNoWatcher is returned by add while the watcher is unavailable.
 var errNoWatcher = errors.New("no inotify instance; polling")
@@ -73,10 +73,7 @@ func (wt *Watcher) Open() {
 
 // tryOpen tries to get an inotify instance, once.
 func (wt *Watcher) tryOpen() bool {
-	// Buffered: the events of one read of inotify (a write to each of 50
-	// files, say) are queued at once and taken in a row, rather than
-	// handed over one by one, two goroutine switches each.
-	w, err := newInotify(eventBurst)
+	w, err := newInotify()
 	wt.mu.Lock()
 	defer wt.mu.Unlock()
 	if err != nil {
@@ -102,7 +99,7 @@ func (wt *Watcher) Available() bool {
 func (wt *Watcher) Run(ctx context.Context) {
 	retry := time.NewTicker(watchRetry)
 	defer retry.Stop()
-	var w *fsnotify.Watcher
+	var w *inotify
 	for {
 		wt.mu.Lock()
 		w = wt.w
@@ -126,57 +123,62 @@ func (wt *Watcher) Run(ctx context.Context) {
 	}
 	retry.Stop()
 	defer w.Close()
+	// A cancelled ctx ends the read waiting for events.
+	defer context.AfterFunc(ctx, w.interrupt)()
 	pace := time.NewTimer(time.Hour)
 	pace.Stop()
 	defer pace.Stop()
 	batch := make([]fsnotify.Event, 0, eventBurst)
+	failing := false
 	for {
-		select {
-		case <-ctx.Done():
+		var err error
+		batch, err = w.read(batch[:0])
+		if ctx.Err() != nil {
 			return
-		case ev, ok := <-w.Events:
-			if !ok {
-				return
-			}
-			// A pass over the events queued, then, coalesceEvery
-			// later, over those that came meanwhile, and so on while
-			// they keep coming: the writes of the moments in between
-			// join in one pass, without a wake-up each (see
-			// coalesceEvery).
-			for ok {
-				batch = append(batch[:0], ev)
-				// Those queued behind it, at most a burst's worth, so
-				// that ctx is seen between bursts.
-				for len(batch) < eventBurst {
-					ev, ok := queuedEvent(w.Events)
-					if !ok {
-						break
-					}
-					batch = append(batch, ev)
-				}
-				names := wt.dispatchAll(batch)
-				clear(batch) // let go of the names
-				if names < 2 {
-					// One file's events: its harvester reads on
-					// its own wake-up, a wait would add one.
-					break
-				}
-				pace.Reset(coalesceEvery)
-				select {
-				case <-ctx.Done():
-					return
-				case <-pace.C:
-				}
-				ev, ok = queuedEvent(w.Events)
-			}
-		case err, ok := <-w.Errors:
-			if !ok {
-				return
-			}
-			// Usually a queue overflow: events were lost, so look again.
-			wt.log.Warn("fsnotify", "err", err)
-			wt.rescanAll()
 		}
+		switch {
+		case errors.Is(err, errOverflow):
+			// Events were lost: look again.
+			wt.log.Warn("inotify event queue overflowed; looking at every directory and file again")
+			wt.rescanAll()
+		case err != nil:
+			if !failing {
+				wt.log.Error("cannot read inotify events; looking at every directory and file again", "err", err)
+			}
+			failing = true
+			wt.rescanAll()
+			if !wait(ctx, pace, watchRetry) {
+				return
+			}
+			continue
+		}
+		failing = false
+		if len(batch) == 0 {
+			continue
+		}
+		names := wt.dispatchAll(batch)
+		clear(batch) // let go of the names
+		// The writes of the next coalesceEvery wait in the kernel's
+		// queue, merged there when they follow each other, and are
+		// taken in the next pass. Not after a pass of one file's
+		// events: its writes in a row are merged by the kernel
+		// already, and a wait would cost a wake-up of its own.
+		if names > 1 && !wait(ctx, pace, coalesceEvery) {
+			return
+		}
+	}
+}
+
+// wait waits d on t, a stopped timer, or less if ctx ends first (then it
+// returns false).
+func wait(ctx context.Context, t *time.Timer, d time.Duration) bool {
+	t.Reset(d)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -184,10 +186,9 @@ func (wt *Watcher) Run(ctx context.Context) {
 // while they keep coming: a file written every few milliseconds is read
 // once per pass, with the writes of the pass, rather than at every write
 // (and so are fifty such files, in one pass over their events), at the
-// cost of up to this much delay. The first event after a quiet spell is
-// taken at once, and so is every pass of one file's events: alone, its
-// harvester reads at the wake-up of the event, and a wait would cost one
-// more.
+// cost of up to this much delay; the writes in between wake nothing. The
+// first event after a quiet spell is taken at once, and so are the events
+// of one file alone (see Run).
 const coalesceEvery = 10 * time.Millisecond
 
 // dispatchAll dispatches the events of one pass. A write to a file that

@@ -25,13 +25,13 @@ func TestWatcherSharedAndRetried(t *testing.T) {
 	watchRetry = 50 * time.Millisecond
 	var fail atomic.Bool
 	var instances atomic.Int32
-	defer func(old func(uint) (*fsnotify.Watcher, error)) { newInotify = old }(newInotify)
-	newInotify = func(n uint) (*fsnotify.Watcher, error) {
+	defer func(old func() (*inotify, error)) { newInotify = old }(newInotify)
+	newInotify = func() (*inotify, error) {
 		if fail.Load() {
 			return nil, errors.New("too many open files")
 		}
 		instances.Add(1)
-		return fsnotify.NewBufferedWatcher(n)
+		return openInotify()
 	}
 	fail.Store(true)
 
@@ -85,5 +85,59 @@ func TestWatcherSharedAndRetried(t *testing.T) {
 	}
 	if n := instances.Load(); n != 1 {
 		t.Errorf("%d inotify instances, want 1 for the agent", n)
+	}
+}
+
+// The agent's inotify reader tells events as fsnotify did: creations
+// (and moves in), writes, renames (moves out), removals, each named by the
+// directory's path and the file's name; a watched directory that moves
+// away is told as a Rename of its path, and watched no more.
+func TestInotifyEvents(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "logs")
+	os.Mkdir(dir, 0o755)
+	n, err := openInotify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.Add(dir); err != nil {
+		t.Fatal(err)
+	}
+	a, b := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
+	f, err := os.Create(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("x\n")
+	f.Close()
+	os.Rename(a, b)
+	os.Remove(b)
+	os.Rename(dir, filepath.Join(root, "moved"))
+	want := []fsnotify.Event{
+		{Name: a, Op: fsnotify.Create}, {Name: a, Op: fsnotify.Write},
+		{Name: a, Op: fsnotify.Rename}, {Name: b, Op: fsnotify.Create},
+		{Name: b, Op: fsnotify.Remove}, {Name: dir, Op: fsnotify.Rename},
+	}
+	n.f.SetReadDeadline(time.Now().Add(time.Minute))
+	var got []fsnotify.Event
+	for len(got) < len(want) {
+		if got, err = n.read(got); err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+	}
+	var ops []fsnotify.Event
+	for _, ev := range got {
+		if ev.Op != fsnotify.Chmod { // a close may tell of one
+			ops = append(ops, ev)
+		}
+	}
+	if fmt.Sprint(ops) != fmt.Sprint(want) {
+		t.Errorf("events\n%v\nwant\n%v", ops, want)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.byWd) != 0 || len(n.byPath) != 0 {
+		t.Errorf("the moved directory is still watched: %v", n.byPath)
 	}
 }
