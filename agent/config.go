@@ -289,7 +289,7 @@ func (c *Config) setDefaults() {
 	c.ShutdownTimeout = 10 * time.Second
 	c.CheckpointInterval = 5 * time.Millisecond
 	c.CheckpointBytes = 1 << 20
-	c.CheckpointMaxDelay = time.Second
+	c.CheckpointMaxDelay = 100 * time.Millisecond
 	c.MaxInflightBytes = 32 << 20
 	c.LogLevel = "info"
 	c.LogFormat = "auto"
