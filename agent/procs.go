@@ -113,7 +113,9 @@ func (p *Procs) Run(ctx context.Context) {
 			cpu := processCPU()
 			cores := (cpu - lastCPU).Seconds() / now.Sub(lastAt).Seconds()
 			lastCPU, lastAt = cpu, now
-			mem.next(cores)
+			if mem.next(cores) {
+				debug.FreeOSMemory()
+			}
 			if p.fixed.Load() > 0 {
 				s = procsState{}
 				continue
@@ -144,7 +146,9 @@ type memState struct {
 	quiet int
 }
 
-func (m *memState) next(cores float64) {
+// next takes the cores used in the last second and reports whether to
+// return the memory now.
+func (m *memState) next(cores float64) (release bool) {
 	switch {
 	case cores >= procsDownCores:
 		m.busy, m.quiet = true, 0
@@ -152,9 +156,10 @@ func (m *memState) next(cores float64) {
 	default:
 		if m.quiet++; m.quiet >= procsDownAfter {
 			m.busy, m.quiet = false, 0
-			debug.FreeOSMemory()
+			return true
 		}
 	}
+	return false
 }
 
 type procsChange int

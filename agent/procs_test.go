@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"runtime"
@@ -76,4 +77,28 @@ type logLines chan string
 func (l logLines) Write(p []byte) (int, error) {
 	l <- string(p)
 	return len(p), nil
+}
+
+// The memory of a busy spell is returned once, procsDownAfter quiet
+// seconds in a row after it; a quiet agent that was never busy, or
+// already returned it, does nothing.
+func TestMemState(t *testing.T) {
+	var m memState
+	var at []int
+	cores := []float64{0.1, 0.1, 0.6, 0.1} // quiet, quiet, busy, quiet...
+	for i := range 3 * procsDownAfter {
+		c := 0.1
+		if i < len(cores) {
+			c = cores[i]
+		}
+		if i == procsDownAfter { // a busy second in the count starts it over
+			c = 0.5
+		}
+		if m.next(c) {
+			at = append(at, i)
+		}
+	}
+	if want := []int{2 * procsDownAfter}; fmt.Sprint(at) != fmt.Sprint(want) {
+		t.Errorf("returned at seconds %v, want %v", at, want)
+	}
 }
