@@ -930,11 +930,11 @@ func TestRunWaitsForBytes(t *testing.T) {
 		t.Errorf("600 bytes of 1000 written after the delay: %d flushes", w-w0)
 	}
 	set(2, 400)(s) // 1000 in all
-	if !waitUntil(time.Minute, onDisk(2, 400)) {
+	if !waitUntil(time.Minute, func() bool { w, _, _ := s.Stats(); return w > w0 }) {
 		t.Fatal("offsets that moved by Bytes not written")
 	}
-	if !onDisk(1, 600)() {
-		t.Error("the change before not written with them")
+	if !onDisk(2, 400)() || !onDisk(1, 600)() {
+		t.Error("offsets that moved by Bytes not on disk")
 	}
 
 	w0, _, _ = s.Stats()
