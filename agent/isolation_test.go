@@ -111,7 +111,7 @@ inputs:
   - {id: b, paths: ["%[1]s/logs/b.log"], outputs: [file, scribe]}
 outputs:
   - {id: file, type: file, path: "%[1]s/out/{category}.log", min_backoff: 10ms}
-  - {id: scribe, type: scribe, hosts: ["%[2]s"], timeout: 2s, min_backoff: 10ms, max_backoff: 200ms}
+  - {id: scribe, type: scribe, hosts: ["%[2]s"], timeout: 1m, min_backoff: 10ms, max_backoff: 200ms}
 `, dir, srv.Addr()))
 
 	// b waits for scribe, with its share of max_inflight_bytes full.
