@@ -44,20 +44,31 @@ func Start(t testing.TB, service, protocol string) *Peer {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start python server: %v", err)
 	}
-	pid := cmd.Process.Pid
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		if proc, err := os.FindProcess(pid); err == nil {
-			proc.Kill()
+		select {
+		case <-exited:
+		default:
+			cmd.Process.Kill() // by its PID, not yet waited for
 		}
-		cmd.Wait()
+		<-exited
 	})
-	// Wait until it listens (a bound for a hung start, not a timing check).
-	deadline := time.Now().Add(30 * time.Second)
+	// Wait until it listens, or exits. Python starting and importing the
+	// generated code takes a while on a slow machine: the limit bounds a
+	// hung start only.
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		c, err := net.DialTimeout("tcp", p.Addr, time.Second)
+		c, err := net.DialTimeout("tcp", p.Addr, 10*time.Second)
 		if err == nil {
 			c.Close()
 			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("python %s server exited before it listened on %s: %v", service, p.Addr, waitErr)
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("python %s server did not listen on %s: %v", service, p.Addr, err)
