@@ -106,12 +106,16 @@ func writeLines(t *testing.T, path string, from, n int) {
 	}
 }
 
+// waitFor polls cond until it holds. The limit bounds a hung test only: a
+// wait may cover reading megabytes under the race detector on a quarter of
+// a CPU.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	const limit = 3 * time.Minute
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("not within a minute: %s", what)
+			t.Fatalf("not within %s: %s", limit, what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
