@@ -29,7 +29,7 @@ import (
 const (
 	e2eFiles = 3
 	e2eLines = 3000
-	hang     = 60 * time.Second // fails a hung test; no assertion depends on time
+	hang     = 3 * time.Minute // fails a hung test; no assertion depends on time
 )
 
 // writeSeqFiles writes e2eFiles files of e2eLines sequence-numbered lines
