@@ -129,6 +129,23 @@ func (e *Env) Start() {
 	}
 }
 
+// WaitReading waits until the agent holds every stream's file open. A
+// scenario that rotates names out of the globs starts after it: a file
+// renamed out of them before the agent's first look at its directory is
+// one the agent never knew (at a first start, rotated files are not read),
+// and how soon that first look comes depends on the machine's speed.
+func (e *Env) WaitReading() {
+	e.T.Helper()
+	for _, s := range e.Streams {
+		if !WaitUntil(2*time.Minute, func() bool {
+			pid := e.Agent.PID()
+			return pid != 0 && HasOpen(pid, s.Path())
+		}) {
+			e.T.Fatalf("the agent did not open %s within 2 minutes", s.Path())
+		}
+	}
+}
+
 // Stop stops the agent with SIGTERM and fails the test unless it exits 0.
 func (e *Env) Stop() {
 	e.T.Helper()
