@@ -87,6 +87,7 @@ func TestRotationWithoutInotify(t *testing.T) {
 			}
 			check := e.Checker()
 			e.Start()
+			e.WaitReading()
 			const run = 6 * time.Second
 			ctx, cancel := context.WithTimeout(context.Background(), run)
 			defer cancel()
