@@ -111,6 +111,7 @@ func runChaos(t *testing.T, d time.Duration, polling bool) {
 	sc := &testenv.Scenario{Streams: e.Streams, Rate: 5000, RotateEvery: 3 * time.Second}
 
 	e.Start()
+	e.WaitReading()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var wg sync.WaitGroup
