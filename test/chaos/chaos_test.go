@@ -43,7 +43,7 @@ func duration(t *testing.T) time.Duration {
 
 // hang bounds each wait for the agent. It fails a hung test only: the
 // writers keep their rate however slow the machine, so a starved agent
-// falls behind them, and a deleted file's lines may take minutes to arrive.
+// falls behind them, and its backlog may take minutes to deliver.
 const hang = 3 * time.Minute
 
 // dupPerKill bounds the lines a SIGKILL has delivered again: what was in
@@ -189,14 +189,22 @@ func (c *chaos) control(ctx context.Context) {
 	}
 }
 
-// kill SIGKILLs the agent and restarts it after up to a second.
+// kill SIGKILLs the agent and restarts it after up to a second, once the
+// deleted files' lines are delivered (see killMu). How long that takes
+// depends on the machine (the writers keep their rate, a starved agent
+// falls behind): a kill still waiting when the run ends is skipped, and a
+// line never delivered is found missing at the end.
 func (c *chaos) kill(ctx context.Context) {
 	c.killMu.Lock()
 	defer c.killMu.Unlock()
-	// Deleted files must have been delivered first (see killMu).
 	for _, p := range c.pending {
-		if !testenv.WaitUntil(hang, func() bool { c.check.Poll(); return c.check.Has(p.tag, p.last) }) {
-			c.t.Errorf("%s: deleted file (last line %d) not delivered within %s", p.tag, p.last, hang)
+		for c.check.Poll(); !c.check.Has(p.tag, p.last); c.check.Poll() {
+			select {
+			case <-ctx.Done():
+				c.t.Logf("kill skipped: the run ended before %s's deleted file (last line %d) was delivered", p.tag, p.last)
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
 	}
 	c.pending = nil
