@@ -255,7 +255,12 @@ func TestMultilineTimeout(t *testing.T) {
 	l := newTraceLog(t, filepath.Join(e.Logs, "app.log"))
 	e.Start()
 	for i := 0; i < 3; i++ {
-		l.events(1) // each the file's last event: nothing follows to end it
+		// Each the file's last event: nothing follows to end it. It is
+		// written whole, in one write: two writes of one event can come
+		// further apart than the timeout on a slow machine, and the
+		// event is then rightly sent in two.
+		l.write(trace(l.next))
+		l.next++
 		waitEvents(t, out, l.next, func(int) bool { return false })
 	}
 	e.Stop()
