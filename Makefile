@@ -45,8 +45,8 @@ test-go:
 # The tests of test-go with each test binary, and every process it starts
 # (the agents of the end-to-end tests, the Python peers), capped at CAP of
 # one CPU in a cgroup of its own (tools/cpucap.sh: root, cgroup v1 or v2).
-# It proves that no test depends on how fast the machine is; the compiler
-# is not capped. Opt-in: not part of make test.
+# It proves that no test depends on how fast the machine is; go test's
+# compiling is not capped. Opt-in: not part of make test.
 CAP ?= 0.25
 test-capped: test-deps
 	CAP=$(CAP) CI=$${CI:-} $(GO) test -race -timeout 40m -exec $(CURDIR)/tools/cpucap.sh ./...
