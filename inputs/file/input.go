@@ -285,7 +285,7 @@ type dirWatch struct {
 }
 
 // eventBurst is an input's queue of events, how many Run takes in a row,
-// and about how many a pass of the Watcher reads (see inotify.buf).
+// and the most a pass of the Watcher takes (see take).
 const eventBurst = 256
 
 // joinerConfig returns cfg.Multiline with the bound of cfg's messages.

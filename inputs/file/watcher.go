@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -26,7 +27,7 @@ type Watcher struct {
 	enabled bool // false: never watch, poll everything
 
 	mu   sync.Mutex
-	w    *inotify // nil while unavailable
+	w    *fsnotify.Watcher // nil while unavailable
 	subs map[*watchSub]struct{}
 	dirs map[string]map[*watchSub]struct{} // the inputs watching each directory
 
@@ -47,7 +48,9 @@ type watchSub struct {
 var watchRetry = 10 * time.Second
 
 // newInotify gets an inotify instance (tests make it fail).
-var newInotify = openInotify
+// Its events are unbuffered: between passes fsnotify's reader waits to
+// hand one over, and reads no more (see Run).
+var newInotify = fsnotify.NewWatcher
 
 // errNoWatcher is returned by add while the watcher is unavailable.
 var errNoWatcher = errors.New("no inotify instance; polling")
@@ -99,7 +102,7 @@ func (wt *Watcher) Available() bool {
 func (wt *Watcher) Run(ctx context.Context) {
 	retry := time.NewTicker(watchRetry)
 	defer retry.Stop()
-	var w *inotify
+	var w *fsnotify.Watcher
 	for {
 		wt.mu.Lock()
 		w = wt.w
@@ -123,8 +126,6 @@ func (wt *Watcher) Run(ctx context.Context) {
 	}
 	retry.Stop()
 	defer w.Close()
-	// A cancelled ctx ends the read waiting for events.
-	defer context.AfterFunc(ctx, w.interrupt)()
 	pace := time.NewTimer(time.Hour)
 	pace.Stop()
 	defer pace.Stop()
@@ -132,16 +133,33 @@ func (wt *Watcher) Run(ctx context.Context) {
 	failing := false
 	for {
 		var err error
-		batch, err = w.read(batch[:0])
-		if ctx.Err() != nil {
+		select {
+		case <-ctx.Done():
 			return
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			batch, err = take(w, append(batch[:0], ev))
+		case e, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			batch, err = batch[:0], e
+		}
+		names := 0
+		if len(batch) > 0 {
+			failing = false
+			names = wt.dispatchAll(batch)
+			clear(batch) // let go of the names
 		}
 		switch {
-		case errors.Is(err, errOverflow):
+		case err == nil:
+		case errors.Is(err, fsnotify.ErrEventOverflow):
 			// Events were lost: look again.
 			wt.log.Warn("inotify event queue overflowed; looking at every directory and file again")
 			wt.rescanAll()
-		case err != nil:
+		default:
 			if !failing {
 				wt.log.Error("cannot read inotify events; looking at every directory and file again", "err", err)
 			}
@@ -152,21 +170,51 @@ func (wt *Watcher) Run(ctx context.Context) {
 			}
 			continue
 		}
-		failing = false
-		if len(batch) == 0 {
-			continue
-		}
-		names := wt.dispatchAll(batch)
-		clear(batch) // let go of the names
 		// The writes of the next coalesceEvery wait in the kernel's
 		// queue, merged there when they follow each other, and are
-		// taken in the next pass. Not after a pass of one file's
-		// events: its writes in a row are merged by the kernel
-		// already, and a wait would cost a wake-up of its own.
+		// taken in the next pass: fsnotify's reader, its channel
+		// unbuffered, waits to hand over the first of them and reads
+		// nothing meanwhile. Not after a pass of one file's events:
+		// its writes in a row are merged by the kernel already, and a
+		// wait would cost a wake-up of its own.
 		if names > 1 && !wait(ctx, pace, coalesceEvery) {
 			return
 		}
 	}
+}
+
+// take appends to evs the events fsnotify's reader holds and those the
+// kernel queued, up to eventBurst in all, or until an error (returned
+// after the events before it). The reader hands them over one by one and
+// reads the kernel's queue when it has handed over what it read: each
+// time none is ready, take yields once to let it go on, and stops when
+// it has nothing more (it waits for the kernel's next event, or runs
+// elsewhere: then what it hands over is taken in the next pass).
+func take(w *fsnotify.Watcher, evs []fsnotify.Event) ([]fsnotify.Event, error) {
+	yielded := false
+	for len(evs) < eventBurst {
+		select {
+		case ev, ok := <-w.Events:
+			if !ok {
+				return evs, nil // closed: Run's next select sees it
+			}
+			evs = append(evs, ev)
+			yielded = false
+			continue
+		case err, ok := <-w.Errors:
+			if ok {
+				return evs, err
+			}
+			return evs, nil
+		default:
+		}
+		if yielded {
+			break
+		}
+		runtime.Gosched()
+		yielded = true
+	}
+	return evs, nil
 }
 
 // wait waits d on t, a stopped timer, or less if ctx ends first (then it

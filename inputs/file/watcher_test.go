@@ -25,13 +25,13 @@ func TestWatcherSharedAndRetried(t *testing.T) {
 	watchRetry = 50 * time.Millisecond
 	var fail atomic.Bool
 	var instances atomic.Int32
-	defer func(old func() (*inotify, error)) { newInotify = old }(newInotify)
-	newInotify = func() (*inotify, error) {
+	defer func(old func() (*fsnotify.Watcher, error)) { newInotify = old }(newInotify)
+	newInotify = func() (*fsnotify.Watcher, error) {
 		if fail.Load() {
 			return nil, errors.New("too many open files")
 		}
 		instances.Add(1)
-		return openInotify()
+		return fsnotify.NewWatcher()
 	}
 	fail.Store(true)
 
@@ -88,22 +88,36 @@ func TestWatcherSharedAndRetried(t *testing.T) {
 	}
 }
 
-// The agent's inotify reader tells events as fsnotify did: creations
-// (and moves in), writes, renames (moves out), removals, each named by the
-// directory's path and the file's name; a watched directory that moves
-// away is told as a Rename of its path, and watched no more.
-func TestInotifyEvents(t *testing.T) {
+// The Watcher hands an input the events of the directories it watches,
+// as fsnotify tells them: creations (and moves in), writes, renames
+// (moves out), removals, each named by the directory's path and the
+// file's name; a watched directory that moves away is told as a Rename
+// of its path, and watched no more.
+func TestWatcherEvents(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "logs")
-	os.Mkdir(dir, 0o755)
-	n, err := openInotify()
-	if err != nil {
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close()
-	if err := n.Add(dir); err != nil {
+	wt := NewWatcher(true, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	wt.Open()
+	if !wt.Available() {
+		t.Fatal("no inotify instance")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		wt.Run(ctx)
+	}()
+	defer func() { cancel(); wg.Wait() }()
+	sub := wt.subscribe()
+	defer wt.unsubscribe(sub)
+	if err := wt.add(sub, dir); err != nil {
 		t.Fatal(err)
 	}
+
 	a, b := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
 	f, err := os.Create(a)
 	if err != nil {
@@ -119,25 +133,25 @@ func TestInotifyEvents(t *testing.T) {
 		{Name: a, Op: fsnotify.Rename}, {Name: b, Op: fsnotify.Create},
 		{Name: b, Op: fsnotify.Remove}, {Name: dir, Op: fsnotify.Rename},
 	}
-	n.f.SetReadDeadline(time.Now().Add(time.Minute))
 	var got []fsnotify.Event
 	for len(got) < len(want) {
-		if got, err = n.read(got); err != nil {
-			t.Fatalf("after %v: %v", got, err)
+		select {
+		case ev := <-sub.events:
+			if ev.Op != fsnotify.Chmod { // a close may tell of one
+				got = append(got, fsnotify.Event{Name: ev.Name, Op: ev.Op})
+			}
+		case <-sub.rescan:
+			t.Fatalf("told to rescan after %v", got)
+		case <-time.After(time.Minute):
+			t.Fatalf("after %v: no more events", got)
 		}
 	}
-	var ops []fsnotify.Event
-	for _, ev := range got {
-		if ev.Op != fsnotify.Chmod { // a close may tell of one
-			ops = append(ops, ev)
-		}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("events\n%v\nwant\n%v", got, want)
 	}
-	if fmt.Sprint(ops) != fmt.Sprint(want) {
-		t.Errorf("events\n%v\nwant\n%v", ops, want)
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if len(n.byWd) != 0 || len(n.byPath) != 0 {
-		t.Errorf("the moved directory is still watched: %v", n.byPath)
+	wt.mu.Lock()
+	defer wt.mu.Unlock()
+	if l := wt.w.WatchList(); len(l) != 0 {
+		t.Errorf("the moved directory is still watched: %v", l)
 	}
 }
