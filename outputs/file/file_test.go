@@ -50,16 +50,7 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.c.Validate()
-			var got []string
-			if err != nil {
-				for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-					var fe *logagent.FieldError
-					if !errors.As(e, &fe) {
-						t.Fatalf("%v is not a FieldError", e)
-					}
-					got = append(got, fe.Field)
-				}
-			}
+			got := outputtest.FieldsOf(t, err)
 			if fmt.Sprint(got) != fmt.Sprint(tt.fields) {
 				t.Errorf("fields %v, want %v (%v)", got, tt.fields, err)
 			}

@@ -194,3 +194,22 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// FieldsOf returns the fields named by err, the joined *logagent.FieldError
+// values a Config's Validate returns; nil for a nil err. A joined error
+// that is not a FieldError fails the test.
+func FieldsOf(t testing.TB, err error) []string {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	var fields []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var fe *logagent.FieldError
+		if !errors.As(e, &fe) {
+			t.Fatalf("%v is not a FieldError", e)
+		}
+		fields = append(fields, fe.Field)
+	}
+	return fields
+}
