@@ -205,14 +205,16 @@ func TestDryRunProblems(t *testing.T) {
 	}
 }
 
-// With format: json on an output, the sample messages show their envelope;
-// a message exclude_lines drops is shown as dropped.
-func TestDryRunEnvelopeAndFilters(t *testing.T) {
-	dir := t.TempDir()
+// dryRunOneLog writes content to $LOGAGENT_TEST_DIR/logs/a.log, loads
+// testdata/good/config and returns what --dry-run prints with five sample
+// messages, and the directory.
+func dryRunOneLog(t *testing.T, config, content string) (got, dir string) {
+	t.Helper()
+	dir = t.TempDir()
 	t.Setenv("LOGAGENT_TEST_DIR", dir)
 	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
-	os.WriteFile(filepath.Join(dir, "logs", "a.log"), []byte("DEBUG noise\nkept \"quoted\"\n"), 0o644)
-	cfg, err := Load(filepath.Join("testdata", "good", "envelope.yaml"))
+	os.WriteFile(filepath.Join(dir, "logs", "a.log"), []byte(content), 0o644)
+	cfg, err := Load(filepath.Join("testdata", "good", config))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +222,13 @@ func TestDryRunEnvelopeAndFilters(t *testing.T) {
 	if err := DryRun(context.Background(), cfg, &out, DryRunOptions{Messages: 5}); err != nil {
 		t.Fatal(err)
 	}
-	got := out.String()
+	return out.String(), dir
+}
+
+// With format: json on an output, the sample messages show their envelope;
+// a message exclude_lines drops is shown as dropped.
+func TestDryRunEnvelopeAndFilters(t *testing.T) {
+	got, dir := dryRunOneLog(t, "envelope.yaml", "DEBUG noise\nkept \"quoted\"\n")
 	path := filepath.Join(dir, "logs", "a.log")
 	for _, want := range []string{
 		"output local (file): file " + filepath.Join(dir, "out", "{category}.log") + "; format json;",
@@ -301,22 +309,10 @@ func TestDryRunJournald(t *testing.T) {
 // multiline: --dry-run shows the setting and sample events, joined, with
 // the filters applied to whole events; the event still open is not shown.
 func TestDryRunMultiline(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("LOGAGENT_TEST_DIR", dir)
-	os.MkdirAll(filepath.Join(dir, "logs"), 0o755)
 	log := "2026-12-06 10:00:00 ERROR boom\njava.lang.IllegalStateException: x\n\tat a.B.c(B.java:1)\n" +
 		"2026-12-06 10:00:01 WARN probe\n\tat a.Health.check(Health.java:9)\n" +
 		"2026-12-06 10:00:02 INFO open\n"
-	os.WriteFile(filepath.Join(dir, "logs", "a.log"), []byte(log), 0o644)
-	cfg, err := Load(filepath.Join("testdata", "good", "multiline.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := DryRun(context.Background(), cfg, &out, DryRunOptions{Messages: 5}); err != nil {
-		t.Fatal(err)
-	}
-	got := out.String()
+	got, dir := dryRunOneLog(t, "multiline.yaml", log)
 	path := filepath.Join(dir, "logs", "a.log")
 	for _, want := range []string{
 		"input app: category \"app\", outputs console\n  multiline: start '^\\d{4}-\\d{2}-\\d{2}[ T]', max_lines 500, timeout 1s\n",
