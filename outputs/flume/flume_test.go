@@ -146,23 +146,27 @@ func TestConformance(t *testing.T) {
 					p := sp.(suitePeer).peer
 					p.mu.Lock()
 					defer p.mu.Unlock()
-					last := msgs[len(msgs)-1]
-					want := map[string]string{
-						"timestamp": strconv.FormatInt(last.ReadNano/int64(time.Millisecond), 10),
-						"host":      last.Source.Host,
-						"path":      last.Source.Path,
-						"offset":    strconv.FormatInt(last.Offset, 10),
-						"category":  last.Source.Category,
-						"input":     last.Source.Input,
-						"env":       "prod",
-						"dc":        "eu1",
-					}
+					want := fixedHeaders(&msgs[len(msgs)-1])
+					want["env"], want["dc"] = "prod", "eu1"
 					if fmt.Sprint(p.last) != fmt.Sprint(want) {
 						t.Errorf("headers %v, want %v", p.last, want)
 					}
 				},
 			})
 		})
+	}
+}
+
+// fixedHeaders returns the headers every event of m carries, whatever its
+// fields, as the test expects them.
+func fixedHeaders(m *logagent.Message) map[string]string {
+	return map[string]string{
+		"timestamp": strconv.FormatInt(m.ReadNano/int64(time.Millisecond), 10),
+		"host":      m.Source.Host,
+		"path":      m.Source.Path,
+		"offset":    strconv.FormatInt(m.Offset, 10),
+		"category":  m.Source.Category,
+		"input":     m.Source.Input,
 	}
 }
 
@@ -463,14 +467,7 @@ func TestEncode(t *testing.T) {
 			total := 0
 			for i, ev := range args.Events {
 				m := &mixed[i]
-				want := map[string]string{
-					"timestamp": strconv.FormatInt(m.ReadNano/int64(time.Millisecond), 10),
-					"host":      m.Source.Host,
-					"path":      m.Source.Path,
-					"offset":    strconv.FormatInt(m.Offset, 10),
-					"category":  m.Source.Category,
-					"input":     m.Source.Input,
-				}
+				want := fixedHeaders(m)
 				for k, v := range m.Source.Fields {
 					if !fixedHeader(k) {
 						want[k] = v
