@@ -37,9 +37,8 @@ type peer struct {
 	// "ok", "failed" or "drop".
 	fault func(call int) string
 	last  map[string]string // headers of the last event
-	// hold, if set, is closed by the next call, which then waits for
-	// release.
-	hold, release chan struct{}
+	// Gate holds a call for Hold (outputtest.Peer).
+	outputtest.Gate
 }
 
 func newPeer() *peer { return &peer{count: outputtest.NewCounter()} }
@@ -49,14 +48,8 @@ func (p *peer) Append(ctx context.Context, e *gen.ThriftFlumeEvent) (gen.Status,
 }
 
 func (p *peer) AppendBatch(ctx context.Context, events []*gen.ThriftFlumeEvent) (gen.Status, error) {
+	p.Pass()
 	p.mu.Lock()
-	if hold := p.hold; hold != nil {
-		p.hold = nil
-		p.mu.Unlock()
-		close(hold)
-		<-p.release
-		p.mu.Lock()
-	}
 	defer p.mu.Unlock()
 	p.calls++
 	what := "ok"
@@ -120,12 +113,6 @@ type suitePeer struct {
 }
 
 func (p suitePeer) Received() *outputtest.Counter { return p.count }
-
-func (p suitePeer) Hold() (<-chan struct{}, func()) {
-	held, release := make(chan struct{}), make(chan struct{})
-	p.set(func(p *peer) { p.hold, p.release = held, release })
-	return held, func() { close(release) }
-}
 
 // TestConformance runs the tests every network output passes against an
 // apache/thrift Flume Thrift source, in each protocol.

@@ -213,3 +213,32 @@ func FieldsOf(t testing.TB, err error) []string {
 	}
 	return fields
 }
+
+// Gate is a peer's Peer.Hold: embedded in a peer whose calls each begin
+// with Pass, it makes the first call after Hold wait until released.
+type Gate struct {
+	mu            sync.Mutex
+	held, release chan struct{}
+}
+
+// Hold makes the next Pass close held and wait for release.
+func (g *Gate) Hold() (held <-chan struct{}, release func()) {
+	h, r := make(chan struct{}), make(chan struct{})
+	g.mu.Lock()
+	g.held, g.release = h, r
+	g.mu.Unlock()
+	return h, func() { close(r) }
+}
+
+// Pass is called by the peer as a call begins, before it takes its own
+// lock: it returns at once unless Hold was called since the last Pass.
+func (g *Gate) Pass() {
+	g.mu.Lock()
+	held, release := g.held, g.release
+	g.held = nil
+	g.mu.Unlock()
+	if held != nil {
+		close(held)
+		<-release
+	}
+}

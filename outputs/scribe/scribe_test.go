@@ -35,22 +35,15 @@ type peer struct {
 	drop       int // next calls whose connection is closed before answering
 	categories map[string]int
 	badEntries int
-	// hold, if set, is closed by the next call, which then waits for
-	// release.
-	hold, release chan struct{}
+	// Gate holds a call for Hold (outputtest.Peer).
+	outputtest.Gate
 }
 
 func newPeer() *peer { return &peer{count: outputtest.NewCounter(), categories: map[string]int{}} }
 
 func (p *peer) Log(ctx context.Context, msgs []*gen.LogEntry) (gen.ResultCode, error) {
+	p.Pass()
 	p.mu.Lock()
-	if hold := p.hold; hold != nil {
-		p.hold = nil
-		p.mu.Unlock()
-		close(hold)
-		<-p.release
-		p.mu.Lock()
-	}
 	defer p.mu.Unlock()
 	p.calls++
 	if p.drop > 0 {
@@ -94,12 +87,6 @@ type suitePeer struct {
 }
 
 func (p suitePeer) Received() *outputtest.Counter { return p.count }
-
-func (p suitePeer) Hold() (<-chan struct{}, func()) {
-	held, release := make(chan struct{}), make(chan struct{})
-	p.set(func(p *peer) { p.hold, p.release = held, release })
-	return held, func() { close(release) }
-}
 
 // TestConformance runs the tests every network output passes against an
 // apache/thrift Scribe server.
