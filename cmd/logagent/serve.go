@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
 	"sync/atomic"
 	"syscall"
@@ -27,7 +26,7 @@ type service struct {
 
 	listener *httpListener  // nil when http: is absent
 	handler  switchHandler  // serves the running agent's /metrics, /status, /healthz
-	sigs     chan os.Signal // SIGTERM, SIGINT, SIGHUP
+	sigs     chan os.Signal // SIGTERM, SIGINT, SIGHUP, notified by the caller of run
 	stopping bool           // a SIGTERM or SIGINT was received
 	stopAt   time.Time      // when the first one was
 }
@@ -69,11 +68,6 @@ func (s *service) stopSignal(sig os.Signal) (first bool) {
 // returns the exit code.
 func (s *service) run(cfg *agent.Config) int {
 	s.log = newLogger(cfg, s.stderr, s.lim)
-	if s.sigs == nil {
-		s.sigs = make(chan os.Signal, 4)
-		signal.Notify(s.sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-		defer signal.Stop(s.sigs)
-	}
 	if err := s.setListener(cfg); err != nil {
 		s.log.Error("cannot start", "err", err)
 		return 1
