@@ -180,22 +180,19 @@ func New(id string, c Config, log *slog.Logger) (*Output, error) {
 	}
 	addrs, _ := hostpool.ParseHosts(c.Hosts, c.port())
 	o := &Output{id: id, log: log, maxItem: int(c.MaxItemBytes)}
-	if c.Protocol == "thrift" {
-		o.expiry = int64((c.Expiry + time.Millisecond - 1) / time.Millisecond)
-		open := func(nc net.Conn) *thriftrpc.Client { return thriftrpc.New(nc, thriftrpc.Binary) }
-		o.th = hostpool.New(addrs, c.Timeout, open, log)
-	} else {
-		o.expiry = int64((c.Expiry + time.Second - 1) / time.Second)
-		o.mc = hostpool.New(addrs, c.Timeout, newMCConn, log)
-	}
 	if c.ZooKeeper != nil {
 		// Kestrel registers its servers under <prefix>/read and
 		// <prefix>/write; a writer uses write.
 		o.zk = zookeeper.NewDiscovery(c.ZooKeeper, strings.TrimSuffix(c.ZooKeeper.Path, "/")+"/write", log)
 	}
-	if o.th != nil {
+	if c.Protocol == "thrift" {
+		o.expiry = int64((c.Expiry + time.Millisecond - 1) / time.Millisecond)
+		open := func(nc net.Conn) *thriftrpc.Client { return thriftrpc.New(nc, thriftrpc.Binary) }
+		o.th = hostpool.New(addrs, c.Timeout, open, log)
 		o.Hosted = hostpool.NewHosted(o.th, o.zk, "kestrel: thrift framed, binary")
 	} else {
+		o.expiry = int64((c.Expiry + time.Second - 1) / time.Second)
+		o.mc = hostpool.New(addrs, c.Timeout, newMCConn, log)
 		o.Hosted = hostpool.NewHosted(o.mc, o.zk, "kestrel: memcache")
 	}
 	return o, nil
