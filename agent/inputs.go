@@ -183,22 +183,19 @@ func (c relayCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descZKMembers, prometheus.GaugeValue, float64(members), r.cfg.ID)
 	}
 	for _, rr := range c.a.runningRelays() {
-		if jc, ok := rr.in.(interface{ Counters() map[string]int64 }); ok {
-			for name, v := range jc.Counters() {
+		switch in := rr.in.(type) {
+		case interface{ Counters() map[string]int64 }: // journald
+			for name, v := range in.Counters() {
 				ch <- prometheus.MustNewConstMetric(descJournald, prometheus.CounterValue, float64(v), rr.cfg.ID, name)
 			}
-			continue
-		}
-		cs, ok := rr.in.(interface{ Counters() *relay.Counters })
-		if !ok {
-			continue
-		}
-		for name, v := range cs.Counters().Map() {
-			if name == "connections_open" {
-				ch <- prometheus.MustNewConstMetric(descRelayOpen, prometheus.GaugeValue, float64(v), rr.cfg.ID)
-				continue
+		case interface{ Counters() *relay.Counters }:
+			for name, v := range in.Counters().Map() {
+				if name == "connections_open" {
+					ch <- prometheus.MustNewConstMetric(descRelayOpen, prometheus.GaugeValue, float64(v), rr.cfg.ID)
+					continue
+				}
+				ch <- prometheus.MustNewConstMetric(descRelay, prometheus.CounterValue, float64(v), rr.cfg.ID, name)
 			}
-			ch <- prometheus.MustNewConstMetric(descRelay, prometheus.CounterValue, float64(v), rr.cfg.ID, name)
 		}
 	}
 }
