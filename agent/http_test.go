@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/logagent/logagent/internal/testenv"
 )
 
 // serveAgent runs an agent on the config text (with {dir} replaced by a
@@ -276,24 +278,6 @@ func TestMonitorRate(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the agent's goroutines to log to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestBackfillProgressLog(t *testing.T) {
 	interval, bytes := progressLogInterval, progressLogBytes
 	progressLogInterval, progressLogBytes = time.Second, 100
@@ -321,7 +305,7 @@ outputs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	a, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,29 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/internal/testenv"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestOutputLogsNameOutputOnce checks that what a network output logs
 // carries its id once: the agent tags the logger it gives the output, and
@@ -56,7 +37,7 @@ func TestOutputLogsNameOutputOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var buf lockedBuffer
+			var buf testenv.SyncBuffer
 			a, err := New(cfg, slog.New(slog.NewJSONHandler(&buf, nil)))
 			if err != nil {
 				t.Fatal(err)

@@ -11,11 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/logagent/logagent/agent"
+	"github.com/logagent/logagent/internal/testenv"
 )
 
 // TestRunCommandLine runs the command in process with the command lines a
@@ -140,25 +140,10 @@ func TestStatusCommand(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger's writes and a test's
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// records returns the JSON log records written so far.
-func (s *syncBuffer) records() []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// logRecords returns the JSON log records written to log so far.
+func logRecords(log *testenv.SyncBuffer) []map[string]any {
 	var out []map[string]any
-	for _, line := range strings.Split(s.b.String(), "\n") {
+	for _, line := range strings.Split(log.String(), "\n") {
 		var r map[string]any
 		if json.Unmarshal([]byte(line), &r) == nil {
 			out = append(out, r)
@@ -167,10 +152,10 @@ func (s *syncBuffer) records() []map[string]any {
 	return out
 }
 
-// count returns how many records have message msg.
-func (s *syncBuffer) count(msg string) int {
+// countMsg returns how many records written to log have message msg.
+func countMsg(log *testenv.SyncBuffer, msg string) int {
 	n := 0
-	for _, r := range s.records() {
+	for _, r := range logRecords(log) {
 		if r["msg"] == msg {
 			n++
 		}
@@ -216,7 +201,7 @@ func TestServiceSignals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log syncBuffer
+	var log testenv.SyncBuffer
 	sigs := make(chan os.Signal, 4)
 	s := &service{path: cfgPath, stderr: &log, lim: newLimiter(5, 60e9), sigs: sigs}
 	code := make(chan int, 1)
@@ -230,7 +215,7 @@ func TestServiceSignals(t *testing.T) {
 	}()
 	waitFor(t, "the first 100 lines", func() bool { return len(lineCounts(outA)) >= 100 })
 	var addr string
-	for _, r := range log.records() {
+	for _, r := range logRecords(&log) {
 		if r["msg"] == "serving /metrics, /healthz and /status" {
 			addr, _ = r["addr"].(string)
 		}
@@ -243,10 +228,10 @@ func TestServiceSignals(t *testing.T) {
 
 	hup := func(text, msg string) {
 		t.Helper()
-		before := log.count(msg)
+		before := countMsg(&log, msg)
 		writeFile(t, cfgPath, text)
 		sigs <- syscall.SIGHUP
-		waitFor(t, "log: "+msg, func() bool { return log.count(msg) > before })
+		waitFor(t, "log: "+msg, func() bool { return countMsg(&log, msg) > before })
 	}
 	hup(config(state, "info", "a")+"    bogus_key: 1\n", "reload refused: invalid configuration; the running one stays")
 	appendA(100)
@@ -268,12 +253,12 @@ func TestServiceSignals(t *testing.T) {
 
 	sigs <- syscall.SIGTERM
 	if c := <-code; c != 0 {
-		t.Fatalf("exit code %d after SIGTERM, want 0\n%s", c, log.b.String())
+		t.Fatalf("exit code %d after SIGTERM, want 0\n%s", c, log.String())
 	}
 	exited = true
 	checkLines(t, outA, "a", written)
 	checkLines(t, outB, "b", 50)
-	if log.count("stopping on signal") != 1 {
+	if countMsg(&log, "stopping on signal") != 1 {
 		t.Errorf("no record of the SIGTERM")
 	}
 }
@@ -300,7 +285,7 @@ func TestSwitchHandler(t *testing.T) {
 // the process group too) is only logged. A later one exits the process:
 // TestSecondSignal runs the binary for that.
 func TestStopSignal(t *testing.T) {
-	var log syncBuffer
+	var log testenv.SyncBuffer
 	s := &service{log: slog.New(slog.NewJSONHandler(&log, nil)), lim: newLimiter(5, 60e9)}
 	if !s.stopSignal(syscall.SIGTERM) || !s.stopping {
 		t.Fatal("the first SIGTERM does not stop")
@@ -308,7 +293,7 @@ func TestStopSignal(t *testing.T) {
 	if s.stopSignal(syscall.SIGINT) {
 		t.Fatal("a second signal within the grace period counts as a first")
 	}
-	if log.count("signal repeated right after the first (as timeout(1) sends it to the process group too): still delivering; send it again to exit at once") != 1 {
-		t.Errorf("the repeated signal is not logged: %s", log.b.String())
+	if countMsg(&log, "signal repeated right after the first (as timeout(1) sends it to the process group too): still delivering; send it again to exit at once") != 1 {
+		t.Errorf("the repeated signal is not logged: %s", log.String())
 	}
 }

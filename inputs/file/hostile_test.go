@@ -1,7 +1,6 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,36 +9,18 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/logagent/logagent/checkpoint"
+	"github.com/logagent/logagent/internal/testenv"
 )
 
-// syncBuffer is a log destination safe for the input's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runInputLogged is runInput with the input's log kept.
-func runInputLogged(t *testing.T, cfg Config, store *checkpoint.Store, s *sink) (*Input, *syncBuffer) {
+func runInputLogged(t *testing.T, cfg Config, store *checkpoint.Store, s *sink) (*Input, *testenv.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	in := New(cfg, store, NewBudget(8<<20), s.publish, slog.New(slog.NewTextHandler(logs, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -533,7 +514,7 @@ func TestUnreadableDirectoryReported(t *testing.T) {
 // Thousands of directories that cannot be watched (inotify watches run
 // out) make one summary line, then nothing until a new one fails.
 func TestWatchFailuresSummarised(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	in := New(testConfig(t.TempDir()), nil, NewBudget(1<<20), nil, slog.New(slog.NewTextHandler(logs, nil)))
 	for range 2 { // the second scan finds them again
 		for i := range 2901 {
