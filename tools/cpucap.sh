@@ -66,24 +66,19 @@ if [ -z "$where" ]; then
 	exit 1
 fi
 version=${where%% *}
-dir=${where#* }/logagent-cap-$$-$(basename "$1")
-
-mkdir "$dir"
-if [ "$version" = 1 ]; then
-	echo "$period" >"$dir/cpu.cfs_period_us"
-	echo "$quota" >"$dir/cpu.cfs_quota_us"
-else
-	echo "$quota $period" >"$dir/cpu.max"
-fi
+name=$(basename "$1")
+dir=${where#* }/logagent-cap-$$-$name
 
 # This process joins the cgroup and becomes COMMAND (exec), so that
 # COMMAND gets go test's signals and exit status untouched. A reaper,
 # started before the join and so outside the cgroup, waits for COMMAND
 # to exit, ends what it left running (its processes, by PID: they would
 # keep the cgroup alive), and removes the cgroup. It keeps stderr, for its
-# messages; go test sees the output end once it has exited.
+# messages; go test sees the output end once it has exited. It starts
+# right after the mkdir, so that the cgroup is removed too when setting
+# its limit or joining it fails (set -e exits before the exec).
 pid=$$
-name=$(basename "$1")
+mkdir "$dir"
 (
 	# It must outlive go test: a message to a closed stderr fails, no more.
 	trap '' HUP INT TERM QUIT PIPE
@@ -108,5 +103,11 @@ name=$(basename "$1")
 		sleep 0.1
 	done
 ) </dev/null >/dev/null &
+if [ "$version" = 1 ]; then
+	echo "$period" >"$dir/cpu.cfs_period_us"
+	echo "$quota" >"$dir/cpu.cfs_quota_us"
+else
+	echo "$quota $period" >"$dir/cpu.max"
+fi
 echo $$ >"$dir/cgroup.procs"
 exec "$@"
