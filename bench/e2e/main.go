@@ -596,10 +596,62 @@ func cpuSeconds(ru *syscall.Rusage) float64 {
 // ensureInput generates the backfill file unless it exists with a summary
 // beside it, and returns that summary.
 func ensureInput(path string, n int) (inputSum, error) {
+	ok := func(s inputSum) bool { return s.lines == int64(n) }
+	return ensureFile(path, fmt.Sprintf("%d lines", n), ok, func(w io.Writer) (lines, size int64) {
+		g := newLineGen(1)
+		var line []byte
+		for i := 0; i < n; i++ {
+			line = g.nginx(line[:0], int64(i))
+			line = append(line, '\n')
+			w.Write(line)
+			size += int64(len(line))
+		}
+		return int64(n), size
+	})
+}
+
+// ensureTraces generates a file of Java stack traces of at least size bytes
+// unless it exists with a summary beside it, and returns that summary.
+func ensureTraces(path string, size int64) (inputSum, error) {
+	ok := func(s inputSum) bool { return s.size >= size }
+	return ensureFile(path, fmt.Sprintf("%d bytes of stack traces", size), ok, func(w io.Writer) (lines, written int64) {
+		r := rand.New(rand.NewPCG(2, 42))
+		var b []byte
+		t := time.Date(2024, 10, 10, 13, 0, 0, 0, time.UTC)
+		for seq := int64(0); written < size; seq++ {
+			b = t.Add(time.Duration(seq)*time.Millisecond).AppendFormat(b[:0], "2006-01-02 15:04:05.000")
+			b = append(b, " ERROR [worker-"...)
+			b = strconv.AppendInt(b, int64(r.IntN(64)), 10)
+			b = append(b, "] request "...)
+			b = strconv.AppendInt(b, seq, 10)
+			b = append(b, " failed: upstream answered 503 after 3 retries\n"...)
+			if r.IntN(10) >= 4 { // 60% carry a trace of 4 to 20 lines
+				b = append(b, "java.lang.IllegalStateException: upstream unavailable\n"...)
+				for k, n := 0, 3+r.IntN(14); k < n; k++ {
+					b = append(b, "\tat com.example.service.Handler"...)
+					b = strconv.AppendInt(b, int64(k), 10)
+					b = append(b, ".handle(Handler.java:"...)
+					b = strconv.AppendInt(b, int64(10+r.IntN(400)), 10)
+					b = append(b, ")\n"...)
+				}
+			}
+			w.Write(b)
+			written += int64(len(b))
+			lines += int64(bytes.Count(b, []byte{'\n'}))
+		}
+		return lines, written
+	})
+}
+
+// ensureFile returns the summary beside path (path.sum) if ok accepts it
+// and path has its size; otherwise it generates path with gen, which
+// writes the content (described by what) and returns its lines and size,
+// and writes the summary beside it.
+func ensureFile(path, what string, ok func(inputSum) bool, gen func(w io.Writer) (lines, size int64)) (inputSum, error) {
 	sumPath := path + ".sum"
 	if data, err := os.ReadFile(sumPath); err == nil {
 		var s inputSum
-		if _, err := fmt.Sscan(string(data), &s.lines, &s.size, &s.sum); err == nil && s.lines == int64(n) {
+		if _, err := fmt.Sscan(string(data), &s.lines, &s.size, &s.sum); err == nil && ok(s) {
 			if fi, err := os.Stat(path); err == nil && fi.Size() == s.size {
 				return s, nil
 			}
@@ -608,77 +660,15 @@ func ensureInput(path string, n int) (inputSum, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return inputSum{}, err
 	}
-	fmt.Printf("generating %s (%d lines)...\n", path, n)
+	fmt.Printf("generating %s (%s)...\n", path, what)
 	f, err := os.Create(path)
 	if err != nil {
 		return inputSum{}, err
 	}
 	h := sha256.New()
 	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
-	g := newLineGen(1)
-	var size int64
-	var line []byte
-	for i := 0; i < n; i++ {
-		line = g.nginx(line[:0], int64(i))
-		line = append(line, '\n')
-		w.Write(line)
-		size += int64(len(line))
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return inputSum{}, err
-	}
-	if err := f.Close(); err != nil {
-		return inputSum{}, err
-	}
-	s := inputSum{lines: int64(n), size: size, sum: hex.EncodeToString(h.Sum(nil))}
-	return s, os.WriteFile(sumPath, fmt.Appendf(nil, "%d %d %s\n", s.lines, s.size, s.sum), 0o644)
-}
-
-// ensureTraces generates a file of Java stack traces of at least size bytes
-// unless it exists with a summary beside it, and returns that summary.
-func ensureTraces(path string, size int64) (inputSum, error) {
-	sumPath := path + ".sum"
-	if data, err := os.ReadFile(sumPath); err == nil {
-		var s inputSum
-		if _, err := fmt.Sscan(string(data), &s.lines, &s.size, &s.sum); err == nil && s.size >= size {
-			if fi, err := os.Stat(path); err == nil && fi.Size() == s.size {
-				return s, nil
-			}
-		}
-	}
-	fmt.Printf("generating %s (%d bytes of stack traces)...\n", path, size)
-	f, err := os.Create(path)
-	if err != nil {
-		return inputSum{}, err
-	}
-	h := sha256.New()
-	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
-	r := rand.New(rand.NewPCG(2, 42))
 	var s inputSum
-	var b []byte
-	t := time.Date(2024, 10, 10, 13, 0, 0, 0, time.UTC)
-	for seq := int64(0); s.size < size; seq++ {
-		b = t.Add(time.Duration(seq)*time.Millisecond).AppendFormat(b[:0], "2006-01-02 15:04:05.000")
-		b = append(b, " ERROR [worker-"...)
-		b = strconv.AppendInt(b, int64(r.IntN(64)), 10)
-		b = append(b, "] request "...)
-		b = strconv.AppendInt(b, seq, 10)
-		b = append(b, " failed: upstream answered 503 after 3 retries\n"...)
-		if r.IntN(10) >= 4 { // 60% carry a trace of 4 to 20 lines
-			b = append(b, "java.lang.IllegalStateException: upstream unavailable\n"...)
-			for k, n := 0, 3+r.IntN(14); k < n; k++ {
-				b = append(b, "\tat com.example.service.Handler"...)
-				b = strconv.AppendInt(b, int64(k), 10)
-				b = append(b, ".handle(Handler.java:"...)
-				b = strconv.AppendInt(b, int64(10+r.IntN(400)), 10)
-				b = append(b, ")\n"...)
-			}
-		}
-		w.Write(b)
-		s.size += int64(len(b))
-		s.lines += int64(bytes.Count(b, []byte{'\n'}))
-	}
+	s.lines, s.size = gen(w)
 	if err := w.Flush(); err != nil {
 		f.Close()
 		return inputSum{}, err
