@@ -32,11 +32,12 @@ func (b *block) release() {
 // flight, and waiting for it is how reading pauses when outputs are slow.
 //
 // Blocks let go of are kept for the next reads, most recent first, as long
-// as they are used again within idleBlockLife (looked at every get and put,
-// and every tick of the input): a start-up or a backfill that filled
-// max_inflight_bytes with blocks does not keep them all once reading is
-// quiet again (as a sync.Pool would until two collections, rare in a quiet
-// agent, and the heap they grew would stay).
+// as they are used again within idleBlockLife (looked at every tick of the
+// input, off the read path: one idle longer, taken before the tick, is just
+// used again): a start-up or a backfill that filled max_inflight_bytes with
+// blocks does not keep them all once reading is quiet again (as a sync.Pool
+// would until two collections, rare in a quiet agent, and the heap they
+// grew would stay).
 type blockPool struct {
 	size   int
 	budget *Budget
@@ -331,7 +332,6 @@ func (b *Budget) release(n int64) {
 func (p *blockPool) newBlock(n int64) *block {
 	var b *block
 	p.mu.Lock()
-	p.trimLocked(time.Now().UnixNano())
 	if k := len(p.idle) - 1; k >= 0 {
 		b = p.idle[k].b
 		p.idle[k] = idleBlock{}
@@ -370,7 +370,6 @@ func (p *blockPool) put(b *block) {
 	n := b.charge
 	now := time.Now().UnixNano()
 	p.mu.Lock()
-	p.trimLocked(now)
 	p.idle = append(p.idle, idleBlock{b, now})
 	p.mu.Unlock()
 	p.budget.release(n)
