@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -56,6 +57,8 @@ type Store struct {
 	recs    []Entry // Flush's scratch: the changes taken, or every entry for a snapshot
 	dels    []Key   // Flush's scratch: the keys deleted
 
+	syncs atomic.Int64 // fdatasyncs and fsyncs of the journal and snapshots
+
 	mu      sync.Mutex
 	entries map[Key]Entry
 	byInode map[inodeKey][]Key // the keys of entries, by input and inode
@@ -64,7 +67,6 @@ type Store struct {
 	// given back if it fails.
 	changed, taken map[Key]struct{}
 	writes         int64
-	syncs          int64 // fdatasyncs and fsyncs of the journal and snapshots
 	lastErr        error
 	written        time.Time
 	// seq counts the changes; durable is seq as the last flush that
@@ -434,7 +436,7 @@ func (s *Store) appendJournal() error {
 		s.jtorn = true
 		return fmt.Errorf("append to checkpoint journal: %w", err)
 	}
-	s.countSync()
+	s.syncs.Add(1)
 	if err := syscall.Fdatasync(int(s.journal.Fd())); err != nil {
 		s.jtorn = true
 		return fmt.Errorf("sync checkpoint journal %s: %w", s.journal.Name(), err)
@@ -464,9 +466,7 @@ func (s *Store) writeSnapshot() error {
 		s.compact = true
 		return err
 	}
-	s.mu.Lock()
-	s.syncs += 2 // the file's and its directory's
-	s.mu.Unlock()
+	s.syncs.Add(2) // the file's and its directory's
 	old := filepath.Join(filepath.Dir(s.path), journalName(s.gen))
 	s.gen, s.snapSize, s.jsize, s.jtorn, s.compact = gen, int64(len(data)), 0, false, false
 	// A journal of s.gen, if a failed snapshot write left one on disk, was
@@ -478,18 +478,8 @@ func (s *Store) writeSnapshot() error {
 	return nil
 }
 
-func (s *Store) countSync() {
-	s.mu.Lock()
-	s.syncs++
-	s.mu.Unlock()
-}
-
 // Syncs returns how many times the store fsynced or fdatasynced a file.
-func (s *Store) Syncs() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.syncs
-}
+func (s *Store) Syncs() int64 { return s.syncs.Load() }
 
 // retryAfter is how long Run waits before it tries again a flush that
 // failed.
