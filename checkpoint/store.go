@@ -515,8 +515,10 @@ func (s *Store) Run(ctx context.Context, p Policy) {
 	wait.Stop()
 	defer wait.Stop()
 	sleep := func(d time.Duration, or <-chan struct{}) bool {
+		// Since Go 1.23 (go.mod), Reset after Stop leaves no stale
+		// value in wait.C: nothing to drain.
 		wait.Reset(d)
-		defer stopTimer(wait)
+		defer wait.Stop()
 		select {
 		case <-ctx.Done():
 			return false
@@ -571,16 +573,6 @@ func (s *Store) isDue() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.urgent || s.fullAt <= 0 || s.pendingBytes >= s.fullAt
-}
-
-// stopTimer stops t; a value it sent before stopping is not received.
-func stopTimer(t *time.Timer) {
-	if !t.Stop() {
-		select {
-		case <-t.C:
-		default:
-		}
-	}
 }
 
 // Close writes the checkpoint as a snapshot alone, removing the journal,
