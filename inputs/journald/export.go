@@ -117,7 +117,7 @@ func (x *exportReader) next(e *entry) error {
 			if f := fieldOf(key); f >= 0 {
 				start := len(x.buf)
 				x.buf = append(x.buf, val...)
-				x.offs = append(x.offs, [3]int{f, start, len(x.buf)})
+				x.kept(f, start)
 			}
 			continue
 		}
@@ -137,7 +137,7 @@ func (x *exportReader) next(e *entry) error {
 			if _, err := io.ReadFull(x.br, x.buf[start:]); err != nil {
 				return unexpected(err)
 			}
-			x.offs = append(x.offs, [3]int{f, start, len(x.buf)})
+			x.kept(f, start)
 		} else if _, err := x.br.Discard(int(n)); err != nil {
 			return unexpected(err)
 		}
@@ -147,31 +147,22 @@ func (x *exportReader) next(e *entry) error {
 			return errors.New("journal export: binary field not followed by a newline")
 		}
 	}
+	dst := [...]*[]byte{fCursor: &e.cursor, fMessage: &e.message, fUnit: &e.unit,
+		fPriority: &e.priority, fPID: &e.pid, fBootID: &e.bootID,
+		fHostname: &e.hostname, fRealtime: &e.realtime}
 	for _, o := range x.offs {
-		v := x.buf[o[1]:o[2]:o[2]]
-		switch o[0] {
-		case fCursor:
-			e.cursor = v
-		case fMessage:
-			e.message, e.hasMsg = v, true
-		case fUnit:
-			e.unit = v
-		case fPriority:
-			e.priority = v
-		case fPID:
-			e.pid = v
-		case fBootID:
-			e.bootID = v
-		case fHostname:
-			e.hostname = v
-		case fRealtime:
-			e.realtime = v
-		}
+		*dst[o[0]] = x.buf[o[1]:o[2]:o[2]]
+		e.hasMsg = e.hasMsg || o[0] == fMessage
 	}
 	if len(e.cursor) == 0 {
 		return errors.New("journal export: an entry without __CURSOR")
 	}
 	return nil
+}
+
+// kept records that field f's value is x.buf[start:], just appended.
+func (x *exportReader) kept(f, start int) {
+	x.offs = append(x.offs, [3]int{f, start, len(x.buf)})
 }
 
 // line returns the next line without its newline; it is valid until the
