@@ -320,8 +320,8 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 // looked at: whatever happens to it after the read (a write, a truncation,
 // a rename or removal) raises an event that wakes it, or, if the event came
 // before it parks, leaves a signal that keeps it from parking. Its inode is
-// not looked at either (an fstat per write was a third of the system calls
-// of files written every few milliseconds): the read stopped at the end,
+// not looked at either (that would be an fstat per write for a file
+// written every few milliseconds): the read stopped at the end,
 // so the size was h.offset then, and the next look at the end (sawEnd)
 // takes a modification since the read as a possible truncation and rewrite
 // to the same size, to be told from the appends read (see atEOF).
