@@ -3,6 +3,7 @@ package file
 import (
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // Polling. Where no inotify watch tells of new files (none could be had,
@@ -144,7 +145,7 @@ func (in *Input) findUnseen(dirs []string) {
 		in.seenInDir[dir] = now
 	}
 	for dir := range in.seenInDir {
-		if !contains(dirs, dir) {
+		if !slices.Contains(dirs, dir) {
 			delete(in.seenInDir, dir)
 		}
 	}
@@ -211,15 +212,6 @@ func (in *Input) openIn(dir string) []*harvester {
 		}
 	}
 	return out
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // isWatched reports whether fsnotify watches dir and its events come.
