@@ -261,8 +261,7 @@ func (wt *Watcher) dispatchAll(evs []fsnotify.Event) (names int) {
 		}
 		names = len(wt.lastOp)
 		clear(wt.lastOp)
-		clear(evs[n:])
-		evs = evs[:n]
+		evs = evs[:n] // Run clears the whole batch once dispatched
 	}
 	wt.mu.Lock()
 	defer wt.mu.Unlock()
