@@ -279,13 +279,7 @@ func (h *harvester) waitCopyCheck(ctx context.Context, poll *time.Timer) bool {
 			h.pending.Store(false)
 			return true
 		}
-		if !poll.Stop() {
-			select {
-			case <-poll.C:
-			default:
-			}
-		}
-		poll.Reset(h.env.pollInterval)
+		poll.Reset(h.env.pollInterval) // Go 1.23+: no stale value left to drain
 		select {
 		case <-ctx.Done():
 			return false

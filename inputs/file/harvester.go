@@ -296,13 +296,7 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 		if poll == nil {
 			poll = time.NewTimer(d)
 		} else {
-			if !poll.Stop() {
-				select {
-				case <-poll.C:
-				default:
-				}
-			}
-			poll.Reset(d)
+			poll.Reset(d) // Go 1.23+: no stale value left to drain
 		}
 		select {
 		case <-ctx.Done():
