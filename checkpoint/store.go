@@ -184,13 +184,14 @@ type inodeKey struct {
 func inodeOf(k Key) inodeKey { return inodeKey{k.Input, k.ID.Dev, k.ID.Ino} }
 
 // put stores e; s.mu is held.
-func (s *Store) put(e Entry) {
+func (s *Store) put(e Entry) (old Entry, had bool) {
 	k := e.Key()
-	if _, ok := s.entries[k]; !ok {
+	if old, had = s.entries[k]; !had {
 		ik := inodeOf(k)
 		s.byInode[ik] = append(s.byInode[ik], k)
 	}
 	s.entries[k] = e
+	return old, had
 }
 
 // remove forgets k; s.mu is held.
@@ -242,16 +243,16 @@ func (s *Store) Get(k Key) (Entry, bool) {
 func (s *Store) Set(e Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	old, had := s.put(e)
 	if e.Cursor != "" {
 		s.urgent = true // Offset counts entries, not bytes
 		s.signal(s.due)
-	} else if old, ok := s.entries[e.Key()]; ok && e.Offset > old.Offset {
+	} else if had && e.Offset > old.Offset {
 		s.pendingBytes += e.Offset - old.Offset
 		if s.fullAt > 0 && s.pendingBytes >= s.fullAt {
 			s.signal(s.due)
 		}
 	}
-	s.put(e)
 	s.changed[e.Key()] = struct{}{}
 	s.seq++
 	s.signal(s.kick)
