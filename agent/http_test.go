@@ -263,25 +263,10 @@ func TestFileSeriesBounded(t *testing.T) {
 	}
 }
 
-func TestMonitorRate(t *testing.T) {
-	m := newMonitor()
-	t0 := time.Unix(1000, 0)
-	for i := range 10 {
-		m.add("k", t0.Add(time.Duration(i)*time.Second), int64(i*100))
-	}
-	if r := m.rate("k"); r != 100 {
-		t.Errorf("rate %v, want 100", r)
-	}
-	m.add("k", t0.Add(11*time.Second), 5) // a truncated file starts over
-	if r := m.rate("k"); r != 0 {
-		t.Errorf("rate after a reset %v, want 0", r)
-	}
-}
-
 func TestBackfillProgressLog(t *testing.T) {
-	interval, bytes := progressLogInterval, progressLogBytes
-	progressLogInterval, progressLogBytes = time.Second, 100
-	defer func() { progressLogInterval, progressLogBytes = interval, bytes }()
+	interval, bytes, span := progressLogInterval, progressLogBytes, progressRateSpan
+	progressLogInterval, progressLogBytes, progressRateSpan = 2*time.Second, 100, time.Second
+	defer func() { progressLogInterval, progressLogBytes, progressRateSpan = interval, bytes, span }()
 
 	// The output cannot deliver, so the file stays behind.
 	dir := t.TempDir()
@@ -316,6 +301,11 @@ outputs:
 	defer func() { cancel(); <-done }()
 	pollUntil(t, "a backfill progress line", func() bool {
 		return strings.Contains(logs.String(), `msg="backfill progress" input=app path=`+filepath.Join(dir, "logs", "big.log")+" offset=0")
+	})
+	// Its rate, measured from the offsets marked progressRateSpan
+	// before: nothing is delivered.
+	pollUntil(t, "a backfill progress line with a rate", func() bool {
+		return strings.Contains(logs.String(), " bytes_per_sec=0\n")
 	})
 }
 

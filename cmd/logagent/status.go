@@ -35,6 +35,10 @@ committed offset, size, percent delivered and rate, and each output's
 health, hosts, rate and retries. On a terminal the view refreshes every
 second (q or Ctrl-C quits); piped, or with --once, it prints once.
 
+The agent measures the files' rates only while its status is asked for
+(and a minute after): a rate not measured yet is shown as —, as in the
+first view, or with --once when nobody looked within the last minute.
+
 The address is --addr, else http.listen of the config file (-c) if it can
 be read, else ` + defaultStatusAddr + `.
 
@@ -253,7 +257,7 @@ func renderTables(w io.Writer, st *agent.Status, width int) {
 		for _, f := range in.Files {
 			p := shorten(f.Path, maxPath)
 			fmt.Fprintf(w, "  %-*s  %9s  %9s  %8.1f%%  %11s  %s%s\n",
-				pw, p, human(f.Offset), human(f.Size), f.Percent, human(int64(f.Rate))+"/s", f.State, eta(f))
+				pw, p, human(f.Offset), human(f.Size), f.Percent, fileRate(f), f.State, eta(f))
 		}
 	}
 	if len(st.Outputs) > 0 {
@@ -354,13 +358,22 @@ func escapeText(s string) string {
 	return b.String()
 }
 
+// fileRate is the rate of f, or — while the agent has not measured it:
+// it samples the files' offsets only from the first look at its status on.
+func fileRate(f agent.FileStatus) string {
+	if f.Rate == nil {
+		return "—"
+	}
+	return human(int64(*f.Rate)) + "/s"
+}
+
 // eta is shown after the state of a file far enough behind to be
 // catching up.
 func eta(f agent.FileStatus) string {
-	if f.Behind <= 0 || f.Rate <= 0 || f.Behind < 1<<20 {
+	if f.Behind <= 0 || f.Rate == nil || *f.Rate <= 0 || f.Behind < 1<<20 {
 		return ""
 	}
-	d := time.Duration(float64(f.Behind) / f.Rate * float64(time.Second))
+	d := time.Duration(float64(f.Behind) / *f.Rate * float64(time.Second))
 	return " eta " + d.Round(time.Second).String()
 }
 

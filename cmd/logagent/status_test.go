@@ -44,6 +44,7 @@ func TestRender(t *testing.T) {
 			"in flight 12.0MiB of 32.0MiB",
 			"up 2h47m30s",
 			"input audit: 1 files, 89.0KiB behind",
+			"/var/log/syslog.1                 0B         0B     100.0%            —  renamed", // rate not measured yet
 			"  reading waits for output central since 1m29s · 9.0MiB in flight",
 		}},
 		{fixture: "backfill", width: 80, golden: "backfill.width80.txt", want: []string{
