@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/logagent/logagent"
 )
 
 // Store keeps the committed offsets in memory and writes them to its data
@@ -59,9 +61,12 @@ type Store struct {
 
 	syncs atomic.Int64 // fdatasyncs and fsyncs of the journal and snapshots
 
-	mu      sync.Mutex
-	entries map[Key]Entry
-	byInode map[inodeKey][]Key // the keys of entries, by input and inode
+	mu sync.Mutex
+	// entries holds the entries by input and inode (ByInode looks files
+	// up so), those of an inode told apart by fingerprint: one map entry
+	// and one small record per file, rather than a map by Key and an
+	// index by inode beside it, which hold the key three times.
+	entries map[inodeKey][]record
 	// changed holds the keys set, rekeyed or deleted since the last flush
 	// took them; taken, those a running flush took (empty otherwise),
 	// given back if it fails.
@@ -134,7 +139,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		// A journal of a crashed run may end in a torn flush: never
 		// appended to, it is compacted away at the first flush.
 		compact: c.journal,
-		entries: make(map[Key]Entry, len(c.entries)), byInode: map[inodeKey][]Key{},
+		entries: make(map[inodeKey][]record, len(c.entries)),
 		changed: map[Key]struct{}{}, taken: map[Key]struct{}{},
 		kick: make(chan struct{}, 1), due: make(chan struct{}, 1)}
 	for _, n := range names {
@@ -168,9 +173,11 @@ func (s *Store) Entries(input string) []Entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Entry, 0, len(s.entries))
-	for _, e := range s.entries {
-		if input == "" || e.Input == input {
-			out = append(out, e)
+	for ik, rs := range s.entries {
+		if input == "" || ik.input == input {
+			for i := range rs {
+				out = append(out, rs[i].entry(ik))
+			}
 		}
 	}
 	return out
@@ -183,39 +190,73 @@ type inodeKey struct {
 
 func inodeOf(k Key) inodeKey { return inodeKey{k.Input, k.ID.Dev, k.ID.Ino} }
 
+// record is an Entry but for its inodeKey.
+type record struct {
+	fp      uint64
+	fpLen   int
+	path    string
+	offset  int64
+	updated time.Time
+	cursor  string
+}
+
+func recordOf(e *Entry) record {
+	return record{fp: e.ID.Fingerprint, fpLen: e.ID.FingerprintLen, path: e.Path, offset: e.Offset, updated: e.Updated, cursor: e.Cursor}
+}
+
+func (r *record) is(id logagent.FileID) bool {
+	return r.fp == id.Fingerprint && r.fpLen == id.FingerprintLen
+}
+
+func (r *record) entry(ik inodeKey) Entry {
+	return Entry{
+		Input: ik.input, ID: logagent.FileID{Dev: ik.dev, Ino: ik.ino, Fingerprint: r.fp, FingerprintLen: r.fpLen},
+		Path: r.path, Offset: r.offset, Updated: r.updated, Cursor: r.cursor,
+	}
+}
+
+// find returns the records of k's inode and the index of k's among them
+// (-1: none); s.mu is held.
+func (s *Store) find(k Key) (inodeKey, []record, int) {
+	ik := inodeOf(k)
+	rs := s.entries[ik]
+	for i := range rs {
+		if rs[i].is(k.ID) {
+			return ik, rs, i
+		}
+	}
+	return ik, rs, -1
+}
+
 // put stores e; s.mu is held.
 func (s *Store) put(e Entry) (old Entry, had bool) {
-	k := e.Key()
-	if old, had = s.entries[k]; !had {
-		ik := inodeOf(k)
-		s.byInode[ik] = append(s.byInode[ik], k)
+	ik, rs, i := s.find(e.Key())
+	if i < 0 {
+		s.entries[ik] = append(rs, recordOf(&e))
+		return Entry{}, false
 	}
-	s.entries[k] = e
-	return old, had
+	old = rs[i].entry(ik)
+	rs[i] = recordOf(&e)
+	return old, true
 }
 
 // remove forgets k; s.mu is held.
 func (s *Store) remove(k Key) {
-	if _, ok := s.entries[k]; !ok {
+	ik, rs, i := s.find(k)
+	if i < 0 {
 		return
 	}
-	delete(s.entries, k)
+	if len(rs) == 1 {
+		delete(s.entries, ik)
+	} else {
+		last := len(rs) - 1
+		copy(rs[i:], rs[i+1:])
+		rs[last] = record{}
+		s.entries[ik] = rs[:last]
+	}
 	s.changed[k] = struct{}{}
 	s.seq++
 	s.signal(s.kick)
-	ik := inodeOf(k)
-	keys := s.byInode[ik]
-	for i, o := range keys {
-		if o == k {
-			keys = append(keys[:i], keys[i+1:]...)
-			break
-		}
-	}
-	if len(keys) == 0 {
-		delete(s.byInode, ik)
-	} else {
-		s.byInode[ik] = keys
-	}
 }
 
 // ByInode returns the entries of input for files at dev:ino: without
@@ -223,10 +264,11 @@ func (s *Store) remove(k Key) {
 func (s *Store) ByInode(input string, dev, ino uint64) []Entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	keys := s.byInode[inodeKey{input, dev, ino}]
-	out := make([]Entry, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, s.entries[k])
+	ik := inodeKey{input, dev, ino}
+	rs := s.entries[ik]
+	out := make([]Entry, 0, len(rs))
+	for i := range rs {
+		out = append(out, rs[i].entry(ik))
 	}
 	return out
 }
@@ -235,8 +277,11 @@ func (s *Store) ByInode(input string, dev, ino uint64) []Entry {
 func (s *Store) Get(k Key) (Entry, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.entries[k]
-	return e, ok
+	ik, rs, i := s.find(k)
+	if i < 0 {
+		return Entry{}, false
+	}
+	return rs[i].entry(ik), true
 }
 
 // Set records e.
@@ -350,13 +395,15 @@ func (s *Store) flush(final bool) error {
 	s.changed, s.taken = s.taken, taken
 	s.recs, s.dels = s.recs[:0], s.dels[:0]
 	if compact {
-		for _, e := range s.entries {
-			s.recs = append(s.recs, e)
+		for ik, rs := range s.entries {
+			for i := range rs {
+				s.recs = append(s.recs, rs[i].entry(ik))
+			}
 		}
 	} else {
 		for k := range taken {
-			if e, ok := s.entries[k]; ok {
-				s.recs = append(s.recs, e)
+			if ik, rs, i := s.find(k); i >= 0 {
+				s.recs = append(s.recs, rs[i].entry(ik))
 			} else {
 				s.dels = append(s.dels, k)
 			}
