@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -981,4 +982,42 @@ func waitUntil(limit time.Duration, cond func() bool) bool {
 		time.Sleep(time.Millisecond)
 	}
 	return true
+}
+
+// A flush of thousands of changes (a start-up, a snapshot) leaves no
+// scratch of their size to the store: every file would otherwise cost its
+// encoding for as long as the agent runs.
+func TestFlushLetsGoOfLargeScratch(t *testing.T) {
+	s, err := Open(t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	es := manyEntries(10_000)
+	for _, e := range es {
+		s.Set(e)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es[:10] {
+		e.Offset++
+		s.Set(e)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if c := cap(s.buf); c > keepScratch {
+		t.Errorf("encoding scratch of %d bytes kept", c)
+	}
+	if c := cap(s.recs) * int(unsafe.Sizeof(Entry{})); c > keepScratch {
+		t.Errorf("records scratch of %d bytes kept", c)
+	}
+	for _, e := range es[:10] {
+		if got, ok := s.Get(e.Key()); !ok || got.Offset != e.Offset+1 {
+			t.Errorf("%v: %+v, %v", e.Key(), got, ok)
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/logagent/logagent"
 )
@@ -419,6 +420,7 @@ func (s *Store) flush(final bool) error {
 	} else {
 		err = s.appendJournal()
 	}
+	s.dropScratch()
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -434,8 +436,34 @@ func (s *Store) flush(final bool) error {
 		s.written = time.Now()
 		s.durable = seq
 	}
-	clear(taken)
+	if len(taken)*int(unsafe.Sizeof(Key{})) > keepScratch {
+		// A map keeps the room it grew to: not the start-up's, when
+		// every file was set at once.
+		s.taken = map[Key]struct{}{}
+	} else {
+		clear(taken)
+	}
 	return err
+}
+
+// keepScratch bounds the scratch a flush keeps for the next (bytes): a
+// snapshot of thousands of entries, written only once the journal outgrew
+// the last one, would otherwise keep megabytes for the next, as would the
+// changes of a start-up.
+const keepScratch = 256 << 10
+
+// dropScratch lets go of scratch larger than keepScratch; s.flushMu is
+// held.
+func (s *Store) dropScratch() {
+	if cap(s.buf) > keepScratch {
+		s.buf = nil
+	}
+	if cap(s.recs)*int(unsafe.Sizeof(Entry{})) > keepScratch {
+		s.recs = nil
+	}
+	if cap(s.dels)*int(unsafe.Sizeof(Key{})) > keepScratch {
+		s.dels = nil
+	}
 }
 
 // appendJournal appends s.recs and s.dels to the journal, creating it if
