@@ -60,36 +60,35 @@ type harvester struct {
 	// under Input.mu: written by the owner holding it (setState,
 	// setIdentity, setFingerprint), read by the owner without it and by
 	// the input with it
-	path  string // its name: the one it was opened by, until renamed
-	id    logagent.FileID
-	state fileState
+	path string // its name: the one it was opened by, until renamed
+	id   logagent.FileID
+	// state: at the end
 
-	// under Input.mu, written by the input: parked is set while the
-	// harvester has no goroutine, an entry of the input's poll queue at
-	// pollIdx (-1 when not queued); adoptAt is where a pending file is to
-	// start once the original adopted it (-1: not adopted).
-	parked  bool
+	// under Input.mu, written by the input: parked (at the end) is set
+	// while the harvester has no goroutine, an entry of the input's poll
+	// queue at pollIdx (-1 when not queued); adoptAt is where a pending
+	// file is to start once the original adopted it (-1: not adopted).
 	pollIdx int
 	adoptAt int64
 
-	// atomic
+	// atomic (the flags side by side, as the small fields at the end)
 	// forceClose is set when close_removed_after closes the file before
 	// it was read to its end.
 	forceClose atomic.Bool
 	// nameEvent is set by an fsnotify event that named the file's path
 	// (created, renamed, removed), until its name is looked up.
 	nameEvent atomic.Bool
-	// intactAt is when the file last held the content being read (the
-	// generation of h.id); unix nanos.
-	intactAt atomic.Int64
 	// pending is set while the file may be a copy made by copytruncate
 	// (see Input.copyCheck): it is held open, unread.
 	pending atomic.Bool
-	size    atomic.Int64 // last size seen, for status
-	readPos atomic.Int64 // end of the last message handed out, for status
 	// holding is set while joiner holds an event open: the file is not
 	// closed as idle (atEOF, Input.evictIdle) before its timeout sent it.
 	holding atomic.Bool
+	// intactAt is when the file last held the content being read (the
+	// generation of h.id); unix nanos.
+	intactAt atomic.Int64
+	size     atomic.Int64 // last size seen, for status
+	readPos  atomic.Int64 // end of the last message handed out, for status
 
 	// owner only
 	src *logagent.Source // of the messages read from now on
@@ -106,10 +105,10 @@ type harvester struct {
 	// polls since that only compared them.
 	seen       statSig
 	seenOffset int64
-	// endUnseen is set when the harvester parked after a short read
-	// without looking at the inode (parkAfterShortRead): seen is then of
-	// an earlier look, and endReadAt is when the read found the end.
-	endUnseen  bool
+	// endUnseen (at the end) is set when the harvester parked after a short
+	// read without looking at the inode (parkAfterShortRead): seen is
+	// then of an earlier look, and endReadAt is when the read found the
+	// end.
 	endReadAt  time.Time
 	cheapPolls int
 
@@ -126,9 +125,7 @@ type harvester struct {
 	lastData time.Time
 	// nameCheckedAt is when the name was last looked up (nameDue).
 	nameCheckedAt time.Time
-	// atEnd is set when the last read stopped at the end of the file.
-	atEnd    bool
-	lastRead time.Time // when the last read returned data
+	lastRead      time.Time // when the last read returned data
 	// pendingSince is when a pending file began to wait for its copy
 	// check. seenGens are the earlier generations this descriptor read
 	// before copytruncate rotations replaced them.
@@ -147,9 +144,19 @@ type harvester struct {
 	// known.
 	tail    uint64
 	tailLen int
+
+	// The small fields last, side by side in one word, each under the
+	// rule of its group above: a harvester is held per open file, and
+	// one more word would take it to the next size class (see
+	// TestHarvesterSize).
+	state     fileState // under Input.mu, written by the owner
+	parked    bool      // under Input.mu, written by the input
+	endUnseen bool      // owner only
+	// atEnd is set when the last read stopped at the end of the file.
+	atEnd bool // owner only
 	// recorded is set once the file's checkpoint entry was on disk
 	// before its first message went out (emit).
-	recorded bool
+	recorded bool // owner only
 }
 
 // openedFile is a file its input opened and decided to read.

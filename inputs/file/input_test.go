@@ -109,7 +109,7 @@ func writeLines(t *testing.T, path string, from, n int) {
 // waitFor polls cond until it holds. The limit bounds a hung test only: a
 // wait may cover reading megabytes under the race detector on a quarter of
 // a CPU.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	const limit = 3 * time.Minute
 	deadline := time.Now().Add(limit)
