@@ -50,8 +50,7 @@ type harvester struct {
 	wake chan struct{} // a token: look at the file again (Input.signal)
 	// ctx ends the harvester; cancel ends it (then Input.signal wakes it
 	// if parked).
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx harvestCtx
 	// watchPath is the name it is registered under for fsnotify events
 	// (Input.byPath). watchReal is the target of the followed link it was
 	// opened by, if it was, registered there too.
@@ -174,7 +173,9 @@ type openedFile struct {
 
 // newHarvester returns a harvester of o.f, which is positioned at
 // o.offset, with the tracker of its offsets and the Source of its
-// messages. It ends with ctx; it runs once its input registered it.
+// messages. ctx is its input's: it gives the harvester's context its
+// values, but the harvester ends when cancelled (see harvestCtx), not with
+// it. It runs once its input registered it.
 func newHarvester(ctx context.Context, env *harvestEnv, hst host, o openedFile, src *logagent.Source, tr *tracker) *harvester {
 	now := time.Now()
 	h := &harvester{
@@ -199,13 +200,17 @@ func newHarvester(ctx context.Context, env *harvestEnv, hst host, o openedFile, 
 	if env.multiline != nil {
 		h.joiner = multiline.New(*env.multiline)
 	}
-	h.ctx, h.cancel = context.WithCancel(ctx)
+	h.ctx.Context = ctx
 	h.size.Store(o.size)
 	h.readPos.Store(o.offset)
 	h.intactAt.Store(now.UnixNano())
 	h.pending.Store(o.pending)
 	return h
 }
+
+// cancel ends the harvester: what it waits on returns, and it closes its
+// file once it runs (a parked one: once Input.signal wakes it).
+func (h *harvester) cancel() { h.ctx.cancel() }
 
 // chunk is a logagent.Chunk with what its completion must release.
 type chunk struct {
@@ -238,7 +243,7 @@ func (c *chunk) finish() {
 // loop runs the harvester, on a worker of the input (runHarvester), until
 // it parks or is done; done, it closes the file and tells its host.
 func (h *harvester) loop() {
-	if h.run(h.ctx) {
+	if h.run(&h.ctx) {
 		return
 	}
 	h.cancel()
@@ -658,7 +663,7 @@ func (h *harvester) finish() bool {
 	// h.ctx, not a context of its own: an input stopping (a reload that
 	// replaces it) must not wait here for outputs that are down; the last
 	// line, not committed, is read again.
-	if err := h.cut(h.ctx, true); err != nil {
+	if err := h.cut(&h.ctx, true); err != nil {
 		return true
 	}
 	if h.tr.inflight() > 0 {

@@ -39,6 +39,15 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 	// A pending file has no checkpoint entry until it is known where it
 	// starts: after a restart it is checked again.
 	tr := newTracker(in.store, checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: path, Offset: offset, Updated: time.Now()}, !pending)
+	if in.stopping {
+		// The input stops, and cancelled every harvester it had
+		// (closeParked): this one would read nothing. Its checkpoint
+		// entry, just recorded, has the next start read it from offset
+		// (a copy adopted as the input stops).
+		in.mu.Unlock()
+		f.Close()
+		return
+	}
 	src := &logagent.Source{
 		Input: in.cfg.ID, Category: in.cfg.Category, Path: path, ID: id,
 		Host: in.cfg.Host, Fields: in.cfg.Fields,

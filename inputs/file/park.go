@@ -195,13 +195,21 @@ func sigOf(fi os.FileInfo) statSig {
 	return statSig{mtime: st.Mtim, ctime: st.Ctim, nlink: uint64(st.Nlink)}
 }
 
-// closeParked stops the input's harvesters once Run is done: it waits for
-// those running, which return as ctx is done, then closes the parked ones,
-// which no goroutine holds.
+// closeParked stops the input's harvesters once Run is done: it cancels
+// every one (their contexts are not the input's children, see harvestCtx)
+// and waits for those running, which return, then closes the parked ones,
+// which no goroutine holds. No harvester starts once it began (stopping).
 func (in *Input) closeParked() {
 	in.mu.Lock()
 	in.stopping = true
+	all := make([]*harvester, 0, len(in.byInode))
+	for _, h := range in.byInode {
+		all = append(all, h)
+	}
 	in.mu.Unlock()
+	for _, h := range all {
+		h.cancel()
+	}
 	in.wg.Wait()
 	in.mu.Lock()
 	var parked []*harvester
