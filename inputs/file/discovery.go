@@ -67,10 +67,26 @@ func (in *Input) handleEvent(w *dirWatch, ev fsnotify.Event) {
 	}
 }
 
+// scanKind is why a scan runs.
+type scanKind int
+
+const (
+	scanInitial  scanKind = iota // at start: files are read from their checkpoint offsets
+	scanPeriodic                 // every scan_interval
+	scanAsked                    // an event or a poll asked for it: the directories are listed
+)
+
+// listAnywayEvery bounds how long a periodic scan trusts events over a
+// listing (eventsVouch): should the kernel's events ever miss a file, it
+// is found this late, and a listing of thousands of files is made that
+// rarely rather than every scan_interval.
+const listAnywayEvery = 5 * time.Minute
+
 // scan expands the globs, opens files not open yet, watches their
 // directories, and looks for files of the checkpoint that were renamed
 // while they were not open.
-func (in *Input) scan(w *dirWatch, initial bool) {
+func (in *Input) scan(w *dirWatch, kind scanKind) {
+	initial := kind == scanInitial
 	defer func() {
 		in.recoverRenamed()
 		in.closeRemoved()
@@ -86,21 +102,33 @@ func (in *Input) scan(w *dirWatch, initial bool) {
 	in.mu.Unlock()
 	// Candidates for closing are looked for afresh at each scan.
 	in.evictQ = nil
-	if !stale && in.listing.unchanged() { // never before the first record
+	if kind == scanPeriodic {
+		in.periodicScans.Add(1)
+	}
+	now := time.Now()
+	if !stale && (in.listing.unchanged() || kind == scanPeriodic && in.eventsVouch(now)) { // never before the first record
 		return
 	}
-	in.listing.record(in.cfg.Paths, time.Now()) // before listing: what changes after is seen next time
+	in.listing.record(in.cfg.Paths, now) // before listing: what changes after is seen next time
+	in.listings.Add(1)
 	x := expand(in.cfg.Paths, in.cfg.Exclude)
 	files := x.files
 	in.noteUnreadableDirs(x.unreadable)
 	in.forgetLinks(files)
 	existing := x.dirs[:0:0]
+	watchedBefore := true // every directory was watched before the listing
 	for _, d := range x.dirs {
+		was := in.hasWatch(d)
 		if in.watchDir(d) {
 			existing = append(existing, d)
+			watchedBefore = watchedBefore && was
 		}
 	}
 	in.setDirs(existing)
+	in.vouchedSince = time.Time{}
+	if watchedBefore && in.listing.flatSeen && len(existing) == len(x.dirs) && len(existing) > 0 {
+		in.vouchedSince = now
+	}
 	if !initial {
 		files = in.notHeld(files)
 	}
@@ -125,6 +153,25 @@ func (in *Input) scan(w *dirWatch, initial bool) {
 		// again.
 		in.clearReported("max_open_files")
 	}
+}
+
+// eventsVouch reports whether a periodic scan can do without listing the
+// directories: the last listing was taken with each of them watched
+// already (a file made before a watch was added raises no event: the
+// listing after it finds the file), every glob is flat (dir/*.log: a new
+// directory raises an event in a watched one only) with its directory
+// there (one made later raises no event we see), and each directory is
+// still watched with its events coming (Input.deafen). Then every file
+// created, renamed or removed since raised an event, which opened it or
+// asked for a scan (notifyScan); lost events ask for one too. A closed
+// file (close_inactive, max_open_files) marks the listing stale. The
+// listing is made anyway every listAnywayEvery.
+func (in *Input) eventsVouch(now time.Time) bool {
+	if in.vouchedSince.IsZero() || now.Sub(in.vouchedSince) >= listAnywayEvery {
+		return false
+	}
+	watched, polled := in.Dirs()
+	return polled == 0 && watched > 0
 }
 
 // watchDir has the agent's watcher watch dir, unless it does already. It

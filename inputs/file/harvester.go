@@ -336,10 +336,7 @@ func (h *harvester) parkAfterShortRead() bool {
 		return false
 	}
 	now := h.lastRead
-	if now.Sub(h.nameCheckedAt) >= nameCheckEvery || h.contentDue(now) {
-		return false
-	}
-	if !h.dirWatched() {
+	if h.contentDue(now) || !h.dirWatched() || now.Sub(h.nameCheckedAt) >= h.nameCheckInterval() {
 		return false
 	}
 	// Grown since the read, or truncated: the event of that change wakes

@@ -135,6 +135,12 @@ type Input struct {
 	// last full scan. A scan with neither a change nor a problem to retry
 	// skips listing thousands of files again.
 	listing dirListing
+	// vouchedSince is when the listing was taken that events have told
+	// every change since (see eventsVouch); zero when they do not.
+	vouchedSince time.Time
+	// listings and periodicScans count full listings and periodic scans,
+	// for tests.
+	listings, periodicScans atomic.Int64
 	// evictQ holds the files to close to make room under max_open_files,
 	// least recently active first.
 	evictQ []*harvester
@@ -224,7 +230,7 @@ func (in *Input) Run(ctx context.Context) error {
 	w := &dirWatch{w: watch, sub: watch.subscribe()}
 	defer watch.unsubscribe(w.sub)
 	in.watch = w
-	in.scan(w, true)
+	in.scan(w, scanInitial)
 
 	// One ticker for polls and scans: each timer channel in the select
 	// costs timer-heap work every time the loop blocks and wakes, that is
@@ -247,13 +253,13 @@ func (in *Input) Run(ctx context.Context) error {
 			// it, but only by chance once it moved again).
 			if !now.Before(nextScan) || in.slotWanted.Load() {
 				nextScan = now.Add(in.cfg.ScanInterval)
-				in.scan(w, false)
+				in.scan(w, scanPeriodic)
 			} else if in.polling.Load() {
 				in.pollDirs(w)
 			}
 			in.flushProblems()
 		case <-in.scanReq:
-			in.scan(w, false)
+			in.scan(w, scanAsked)
 		case ev := <-w.sub.events:
 			in.handleEvent(w, ev)
 			// Those queued behind it, without a select over every
@@ -272,7 +278,7 @@ func (in *Input) Run(ctx context.Context) error {
 			in.mu.Lock()
 			in.listingStale = true
 			in.mu.Unlock()
-			in.scan(w, false)
+			in.scan(w, scanAsked)
 			in.signalAll()
 		}
 	}

@@ -21,6 +21,9 @@ type dirListing struct {
 	mtime []syscall.Timespec
 	at    time.Time // when the times were taken
 	ok    bool      // every glob is flat and every directory was seen
+	// flatSeen: every glob's wildcards are in its last element and
+	// every glob's directory exists (Input.eventsVouch).
+	flatSeen bool
 }
 
 // racyWindow is how long before it was recorded a directory's time must
@@ -31,17 +34,21 @@ const racyWindow = time.Second
 // record takes the times of the directories globs list, before they are
 // listed.
 func (l *dirListing) record(globs []string, now time.Time) {
-	l.dirs, l.mtime, l.at, l.ok = l.dirs[:0], l.mtime[:0], now, true
+	l.dirs, l.mtime, l.at, l.ok, l.flatSeen = l.dirs[:0], l.mtime[:0], now, true, true
 	for _, g := range globs {
 		base, pattern := doublestar.SplitPattern(filepath.ToSlash(g))
 		if strings.Contains(pattern, "/") || strings.Contains(pattern, "**") {
-			l.ok = false // wildcards in a directory: new directories too
+			l.ok, l.flatSeen = false, false // wildcards in a directory: new directories too
 			return
 		}
 		m, ok := dirMtime(base)
-		if !ok || now.Sub(time.Unix(m.Unix())) < racyWindow {
-			l.ok = false
+		if !ok {
+			l.ok, l.flatSeen = false, false
 			return
+		}
+		if now.Sub(time.Unix(m.Unix())) < racyWindow {
+			l.ok = false // flatSeen is looked at for the other globs
+			continue
 		}
 		l.dirs = append(l.dirs, base)
 		l.mtime = append(l.mtime, m)

@@ -1,6 +1,7 @@
 package file
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,26 +23,27 @@ func TestDirListing(t *testing.T) {
 		name    string
 		globs   []string
 		change  func()
-		recent  bool // the directory changed just before the record
-		trusted bool // unchanged() after the change
+		recent   bool // the directory changed just before the record
+		trusted  bool // unchanged() after the change
+		flatSeen bool // events can vouch for the listing (Input.eventsVouch)
 	}{
-		{name: "flat glob, nothing changed", globs: []string{dir + "/*.log"}, trusted: true},
+		{name: "flat glob, nothing changed", globs: []string{dir + "/*.log"}, trusted: true, flatSeen: true},
 		{name: "flat glob, file created", globs: []string{dir + "/*.log"},
-			change: func() { os.WriteFile(filepath.Join(dir, "new.log"), nil, 0o644) }},
+			change: func() { os.WriteFile(filepath.Join(dir, "new.log"), nil, 0o644) }, flatSeen: true},
 		{name: "flat glob, file renamed", globs: []string{dir + "/*.log"},
-			change: func() { os.Rename(filepath.Join(dir, "new.log"), filepath.Join(dir, "new.log.1")) }},
+			change: func() { os.Rename(filepath.Join(dir, "new.log"), filepath.Join(dir, "new.log.1")) }, flatSeen: true},
 		{name: "flat glob, file removed", globs: []string{dir + "/*.log"},
-			change: func() { os.Remove(filepath.Join(dir, "new.log.1")) }},
+			change: func() { os.Remove(filepath.Join(dir, "new.log.1")) }, flatSeen: true},
 		{name: "file appended to: the listing holds", globs: []string{dir + "/*.log", sub + "/*.log"},
 			change: func() {
 				f, _ := os.OpenFile(app, os.O_APPEND|os.O_WRONLY, 0)
 				f.WriteString("b\n")
 				f.Close()
-			}, trusted: true},
+			}, trusted: true, flatSeen: true},
 		{name: "wildcard in a directory", globs: []string{dir + "/*/a.log"}},
 		{name: "double star", globs: []string{dir + "/**/*.log"}},
 		{name: "missing directory", globs: []string{dir + "/nope/*.log"}},
-		{name: "changed within the racy window", globs: []string{dir + "/*.log"}, recent: true},
+		{name: "changed within the racy window", globs: []string{dir + "/*.log"}, recent: true, flatSeen: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			settle()
@@ -57,6 +59,42 @@ func TestDirListing(t *testing.T) {
 			if got := l.unchanged(); got != tc.trusted {
 				t.Errorf("unchanged = %v, want %v", got, tc.trusted)
 			}
+			if l.flatSeen != tc.flatSeen {
+				t.Errorf("flatSeen = %v, want %v", l.flatSeen, tc.flatSeen)
+			}
 		})
 	}
+}
+
+// A periodic scan of a watched directory does not list it again when
+// every change since the last listing raised an event: files created
+// between scans are opened by their events, and the listing of thousands
+// of names is not made every scan_interval. A scan an event asks for
+// (a rename) lists.
+func TestPeriodicScanTrustsEvents(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.ScanInterval = 10 * time.Millisecond
+	s := &sink{}
+	in, stop := runInput(t, cfg, openStore(t, filepath.Join(dir, "data")), 8<<20, s)
+	defer stop()
+	waitFor(t, "directory watched", func() bool { w, p := in.Dirs(); return w == 1 && p == 0 })
+	// The first listing after the watch was added vouches.
+	waitFor(t, "a listing with the watch in place", func() bool { return in.listings.Load() >= 2 })
+	listed := in.listings.Load()
+	for i := range 20 {
+		// A new file changes the directory's time: without events to
+		// vouch for it, the next scan lists the directory again.
+		writeLines(t, filepath.Join(dir, fmt.Sprintf("f%02d.log", i)), 0, 1)
+		waitFor(t, "the new file read", func() bool { return s.count() == i+1 })
+		scans := in.periodicScans.Load()
+		waitFor(t, "two periodic scans", func() bool { return in.periodicScans.Load() >= scans+2 })
+	}
+	if n := in.listings.Load() - listed; n > 0 {
+		t.Errorf("%d listings in 20 changes of a watched directory; want 0 (its events tell)", n)
+	}
+	if err := os.Rename(filepath.Join(dir, "f00.log"), filepath.Join(dir, "f00.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a listing after a rename", func() bool { return in.listings.Load() > listed })
 }

@@ -51,7 +51,7 @@ func (in *Input) pollDirs(w *dirWatch) {
 	stale := in.listingStale
 	in.mu.Unlock()
 	if stale || !in.listing.unchanged() {
-		in.scan(w, false)
+		in.scan(w, scanAsked)
 	}
 }
 

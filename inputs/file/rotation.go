@@ -25,22 +25,42 @@ func (h *harvester) fileDir() string {
 	return filepath.Dir(h.path)
 }
 
-// nameCheckEvery is how often the name of a file under a watched
-// directory is looked up although no event named it.
-const nameCheckEvery = time.Second
+// nameCheckEvery is how often the name of a file is looked up although
+// no event named it, where events may not tell of every change: the file
+// is read through a followed link (a link repointed raises no event in the
+// target's directory). nameCheckTrusted is that interval for a file under
+// its own name in a watched directory, whose renames, removals and
+// re-creations each raise an event that names it (and a lost event, a
+// queue overflow, names every file: signalAll): looked up there only in
+// case the kernel's events are wrong, as on a directory mounted over.
+// A file written once a minute then wakes to one read of its new lines
+// and parks, without an fstat and a stat of its name at each wake.
+const (
+	nameCheckEvery   = time.Second
+	nameCheckTrusted = 5 * time.Minute
+)
 
 // nameDue tells whether the file's name is to be looked up: at once after
 // an event named it (created, renamed or removed), where no watch reports
-// such events, or nameCheckEvery at least, in case an event was lost. A
-// busy file looked at every few milliseconds then stats its name once a
-// second, not each time.
+// such events, or every nameCheckInterval at least, in case an event was
+// lost. A busy file looked at every few milliseconds then stats its name
+// once in that interval, not each time.
 func (h *harvester) nameDue(now time.Time) bool {
 	named := h.nameEvent.Swap(false)
-	if named || now.Sub(h.nameCheckedAt) >= nameCheckEvery || !h.dirWatched() {
+	if named || !h.dirWatched() || now.Sub(h.nameCheckedAt) >= h.nameCheckInterval() {
 		h.nameCheckedAt = now
 		return true
 	}
 	return false
+}
+
+// nameCheckInterval is how long the name may go unchecked without an event
+// naming it. dirWatched is true (the caller asked).
+func (h *harvester) nameCheckInterval() time.Duration {
+	if h.real != "" {
+		return nameCheckEvery
+	}
+	return nameCheckTrusted
 }
 
 // checkName notices that the file's name now holds another file, or none.
