@@ -293,11 +293,26 @@ func (h *harvester) waitCopyCheck(ctx context.Context, poll *time.Timer) bool {
 // (harvester.tail).
 const tailBytes = 256
 
+// tailLook is what a look at a file's first bytes (lookAtContent) saw of
+// the bytes just before the read offset.
+type tailLook uint8
+
+const (
+	tailUnseen  tailLook = iota // beyond the first bytes: tailChanged reads them
+	tailSame                    // as read there
+	tailChanged                 // no longer as read there
+)
+
 // tailChanged reports whether the bytes just before the read offset are no
 // longer those read there: the file was rewritten in place (its first
-// bytes, and perhaps its size, the same). One pread; called only when the
-// file changed in a way that can hide a rewrite.
-func (h *harvester) tailChanged() bool {
+// bytes, and perhaps its size, the same). One pread, unless the look at the
+// first bytes just before (seen) covered them, as it does for a file shorter
+// than fingerprint_bytes; called only when the file changed in a way that
+// can hide a rewrite.
+func (h *harvester) tailChanged(seen tailLook) bool {
+	if seen != tailUnseen {
+		return seen == tailChanged
+	}
 	if h.tailLen == 0 || h.offset < int64(h.tailLen) {
 		return false
 	}
@@ -353,23 +368,30 @@ func (h *harvester) contentDue(now time.Time) bool {
 // are still those of h.id: if not, it returns true (truncated and written
 // past the old offset in between two looks). If they are and the file has
 // grown past a short fingerprint, the fingerprint is extended to up to
-// size bytes.
+// size bytes. Where the bytes read cover those before the read offset, it
+// tells whether they are still as read there (tail, for tailChanged).
 //
 // The first bytes are compared through a fast hash of them (check) once
 // it is known: the fingerprint, FNV-1a, takes a multiplication per byte,
 // and this look comes at every wake-up after a pause, of every file.
-func (h *harvester) lookAtContent(size int64) (replaced bool) {
+func (h *harvester) lookAtContent(size int64) (replaced bool, tail tailLook) {
 	have := h.id.FingerprintLen
 	n := have
 	if want := h.env.fingerprintBytes; have < want && size > int64(have) {
 		n = int(min(int64(want), size))
 	}
 	if n == 0 {
-		return false
+		return false, tailUnseen
 	}
 	same := false
 	var fp, check uint64
 	got, err := withPrefix(h.f, n, func(b []byte) {
+		if k := int64(h.tailLen); k > 0 && h.offset >= k && h.offset <= int64(len(b)) {
+			tail = tailSame
+			if checkHash(b[h.offset-k:h.offset]) != h.tail {
+				tail = tailChanged
+			}
+		}
 		if len(b) < have {
 			return
 		}
@@ -386,14 +408,14 @@ func (h *harvester) lookAtContent(size int64) (replaced bool) {
 		}
 	})
 	if err != nil {
-		return false
+		return false, tailUnseen
 	}
 	if have > 0 && (got < have || !same) {
-		return true
+		return true, tail
 	}
 	if got > have {
 		h.setFingerprint(fp, got)
 	}
 	h.check, h.checkLen = check, got
-	return false
+	return false, tail
 }

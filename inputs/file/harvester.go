@@ -428,7 +428,7 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 	// the content, when due, extends it too.
 	extended := false
 	if now.Sub(h.lastRead) >= recheckAfter || h.contentDue(now) {
-		if h.lookAtContent(h.offset+int64(n)) || h.tailChanged() {
+		if replaced, tail := h.lookAtContent(h.offset + int64(n)); replaced || h.tailChanged(tail) {
 			// Truncated and written past our offset while we were not
 			// reading (paused by outputs, or idle): what was just read
 			// is the middle of the new content, not the rest of ours.
@@ -619,11 +619,12 @@ func (h *harvester) atEOF() bool {
 	// The content is looked at once a second, by the read before this
 	// or here.
 	if h.contentDue(now) || rewritten {
-		if h.lookAtContent(fi.Size()) {
+		replaced, tail := h.lookAtContent(fi.Size())
+		if replaced {
 			h.truncated(fi.Size())
 			return false
 		}
-		if rewritten && h.tailChanged() {
+		if rewritten && h.tailChanged(tail) {
 			h.env.log.Warn("file rewritten in place (same first bytes); reading it again from the start", "path", h.path, "size", fi.Size())
 			h.truncated(fi.Size())
 			return false

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/checkpoint"
 )
 
 func mustIdentify(t *testing.T, path string) (f *os.File, dev, ino uint64, fp int) {
@@ -132,13 +133,13 @@ func TestLookAtContentFastCheck(t *testing.T) {
 	env := &harvestEnv{mu: new(sync.Mutex), fingerprintBytes: DefaultFingerprintBytes}
 	h := &harvester{env: env, f: f, id: id, checkLen: -1, src: &logagent.Source{ID: id}}
 
-	if h.lookAtContent(int64(len(content))) {
+	if r, _ := h.lookAtContent(int64(len(content))); r {
 		t.Fatal("unchanged file taken as replaced (fingerprint compared)")
 	}
 	if h.checkLen != id.FingerprintLen {
 		t.Fatalf("check of %d bytes known, want %d", h.checkLen, id.FingerprintLen)
 	}
-	if h.lookAtContent(int64(len(content))) {
+	if r, _ := h.lookAtContent(int64(len(content))); r {
 		t.Fatal("unchanged file taken as replaced (check compared)")
 	}
 
@@ -148,7 +149,7 @@ func TestLookAtContentFastCheck(t *testing.T) {
 	if err := os.WriteFile(path, rewritten, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if !h.lookAtContent(int64(len(rewritten))) {
+	if r, _ := h.lookAtContent(int64(len(rewritten))); !r {
 		t.Fatal("rewritten first bytes not seen")
 	}
 
@@ -159,7 +160,63 @@ func TestLookAtContentFastCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.setIdentity(path, newID)
-	if h.lookAtContent(int64(len(rewritten))) {
+	if r, _ := h.lookAtContent(int64(len(rewritten))); r {
 		t.Fatal("new content taken as replaced after the identity changed")
+	}
+}
+
+// A look at the first bytes of a file shorter than fingerprint_bytes
+// covers the bytes before the read offset too: it tells whether they are
+// as read, and tailChanged needs no read of its own.
+func TestLookAtContentSeesTail(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	content := []byte(strings.Repeat("a line of the file\n", 30)) // 570 bytes
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	short, _, err := identify(f, 100) // recorded before the file grew
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &harvestEnv{mu: new(sync.Mutex), fingerprintBytes: DefaultFingerprintBytes}
+	off := int64(len(content))
+	store := openStore(t, filepath.Join(dir, "data"))
+	h := &harvester{env: env, f: f, id: short, checkLen: -1, src: &logagent.Source{ID: short}, offset: off, path: path}
+	h.tr = newTracker(store, checkpoint.Entry{Path: path, ID: short}, false)
+	h.tail, h.tailLen = checkHash(content[off-tailBytes:]), tailBytes
+
+	for _, tc := range []struct {
+		name     string
+		at       int // byte rewritten, -1 none
+		replaced bool
+		tail     tailLook
+	}{
+		{name: "as read", at: -1, tail: tailSame},
+		{name: "rewritten before the offset, same first bytes", at: len(content) - 10, tail: tailChanged},
+		{name: "rewritten in the first bytes", at: 10, replaced: true, tail: tailSame},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := append([]byte(nil), content...)
+			if tc.at >= 0 {
+				b[tc.at] = 'X'
+			}
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			h.setIdentity(path, short) // as recorded: the look extends it
+			replaced, tail := h.lookAtContent(off)
+			if replaced != tc.replaced || tail != tc.tail {
+				t.Errorf("lookAtContent = %v, %v; want %v, %v", replaced, tail, tc.replaced, tc.tail)
+			}
+			if got := h.tailChanged(tail); got != (tc.tail == tailChanged) {
+				t.Errorf("tailChanged = %v", got)
+			}
+		})
 	}
 }

@@ -20,9 +20,9 @@ func TestDirListing(t *testing.T) {
 		os.Chtimes(sub, old, old)
 	}
 	for _, tc := range []struct {
-		name    string
-		globs   []string
-		change  func()
+		name     string
+		globs    []string
+		change   func()
 		recent   bool // the directory changed just before the record
 		trusted  bool // unchanged() after the change
 		flatSeen bool // events can vouch for the listing (Input.eventsVouch)
