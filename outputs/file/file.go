@@ -71,14 +71,14 @@ type Output struct {
 	cfg   Config
 	perm  os.FileMode
 	log   *slog.Logger
-	files map[string]*os.File
+	files map[string]*openFile
 	order []string // open files, least recently opened first
 	buf   []byte
 	vecs  [][]byte        // what one write sends, in order
 	sent  [][]byte        // the copy of vecs one writev consumes
 	iov   []syscall.Iovec // vecs as writev takes them
 	st    syscall.Stat_t  // reused: Fstat through f.Stat allocates
-	pst   syscall.Stat_t  // the path's, compared with st
+	pst   syscall.Stat_t  // the path's, compared with the open file's identity
 	group map[string][]int
 	// templated is set when the path has placeholders: then each
 	// message's Source names its file.
@@ -94,7 +94,7 @@ func New(id string, cfg Config, log *slog.Logger) (*Output, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Output{cfg: cfg, perm: perm, log: log, files: map[string]*os.File{}, group: map[string][]int{},
+	return &Output{cfg: cfg, perm: perm, log: log, files: map[string]*openFile{}, group: map[string][]int{},
 		templated: strings.Contains(cfg.Path, "{")}, nil
 }
 
@@ -209,20 +209,26 @@ func (o *Output) write(path string, batch []logagent.Message, idx []int) error {
 		vecs = append(vecs[:0], buf)
 	}
 	for try := 0; ; try++ {
-		f, err := o.open(path)
+		of, err := o.open(path)
 		if err != nil {
 			return err
 		}
+		f := of.f
 		fd := int(f.Fd())
-		if err := syscall.Fstat(fd, &o.st); err != nil {
-			return o.fail(path, err)
-		}
-		if !o.atPath(path) {
+		// The size before the write, to cut a partial one back: the
+		// path's, looked up to see it still names the open file.
+		if !o.atPath(path, of) {
 			o.log.Warn("output file was renamed or deleted; reopening", "path", path)
 			o.closeFile(path)
 			continue
 		}
-		before := o.st.Size
+		before := o.pst.Size
+		if o.pst.Ino == 0 { // the path could not be looked up
+			if err := syscall.Fstat(fd, &o.st); err != nil {
+				return o.fail(path, err)
+			}
+			before = o.st.Size
+		}
 		// writev consumes what it is given: keep vecs for a second write.
 		sent := append(o.sent[:0], vecs...)
 		err = o.writev(fd, sent)
@@ -242,7 +248,7 @@ func (o *Output) write(path string, batch []logagent.Message, idx []int) error {
 				return o.fail(path, err)
 			}
 		}
-		if o.atPath(path) {
+		if o.atPath(path, of) {
 			return nil
 		}
 		o.log.Warn("output file was renamed or deleted while written; writing the batch again into a new file", "path", path)
@@ -255,20 +261,29 @@ func (o *Output) write(path string, batch []logagent.Message, idx []int) error {
 	}
 }
 
-// atPath reports whether the file at path is still the open file whose
-// Fstat is in o.st. A path that cannot be looked up for another reason than
-// being gone counts as the same file: the write will tell.
-func (o *Output) atPath(path string) bool {
+// atPath reports whether the file at path is still of, and leaves the
+// path's Stat in o.pst. A path that cannot be looked up for another reason
+// than being gone counts as the same file (the write will tell), and
+// leaves o.pst zero.
+func (o *Output) atPath(path string, of *openFile) bool {
 	if err := syscall.Stat(path, &o.pst); err != nil {
+		o.pst = syscall.Stat_t{}
 		return !errors.Is(err, syscall.ENOENT)
 	}
-	return o.pst.Dev == o.st.Dev && o.pst.Ino == o.st.Ino
+	return uint64(o.pst.Dev) == of.dev && uint64(o.pst.Ino) == of.ino
+}
+
+// openFile is an open output file and its identity, taken when it was
+// opened (an open file's device and inode never change).
+type openFile struct {
+	f        *os.File
+	dev, ino uint64
 }
 
 // closeFile closes the file open at path, if any.
 func (o *Output) closeFile(path string) {
-	if f := o.files[path]; f != nil {
-		f.Close()
+	if of := o.files[path]; of != nil {
+		of.f.Close()
 		delete(o.files, path)
 		if i := slices.Index(o.order, path); i >= 0 {
 			o.order = slices.Delete(o.order, i, i+1)
@@ -361,9 +376,9 @@ func (o *Output) fail(path string, err error) error {
 // (the agent was killed in the middle of a write) is cut back to its last
 // newline before anything is appended: that partial line is sent again,
 // whole, because its offset was never committed.
-func (o *Output) open(path string) (*os.File, error) {
-	if f := o.files[path]; f != nil {
-		return f, nil
+func (o *Output) open(path string) (*openFile, error) {
+	if of := o.files[path]; of != nil {
+		return of, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
@@ -376,17 +391,22 @@ func (o *Output) open(path string) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("repair %s: %w", path, err)
 	}
+	if err := syscall.Fstat(int(f.Fd()), &o.st); err != nil {
+		f.Close()
+		return nil, err
+	}
+	of := &openFile{f: f, dev: uint64(o.st.Dev), ino: uint64(o.st.Ino)}
 	if len(o.files) >= o.cfg.MaxOpenFiles {
 		oldest := o.order[0]
 		o.order = o.order[1:]
 		if old := o.files[oldest]; old != nil {
-			old.Close()
+			old.f.Close()
 			delete(o.files, oldest)
 		}
 	}
-	o.files[path] = f
+	o.files[path] = of
 	o.order = append(o.order, path)
-	return f, nil
+	return of, nil
 }
 
 // repairTail truncates f after its last newline.
@@ -421,8 +441,8 @@ func repairTail(f *os.File) error {
 // Close implements logagent.Output.
 func (o *Output) Close() error {
 	var errs []error
-	for p, f := range o.files {
-		errs = append(errs, f.Close())
+	for p, of := range o.files {
+		errs = append(errs, of.f.Close())
 		delete(o.files, p)
 	}
 	return errors.Join(errs...)
