@@ -87,8 +87,16 @@ const listAnywayEvery = 5 * time.Minute
 // while they were not open.
 func (in *Input) scan(w *dirWatch, kind scanKind) {
 	initial := kind == scanInitial
+	listed := false
 	defer func() {
-		in.recoverRenamed()
+		// The files of checkpoint entries not open, looked for only
+		// after a listing: a closed file renamed or removed changes its
+		// directory's time or raises an event, and either has the scan
+		// list; with thousands of files closed (max_open_files), this
+		// is a stat of each.
+		if listed {
+			in.recoverRenamed()
+		}
 		in.closeRemoved()
 		in.flushProblems()
 	}()
@@ -111,6 +119,7 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 	}
 	in.listing.record(in.cfg.Paths, now) // before listing: what changes after is seen next time
 	in.listings.Add(1)
+	listed = true
 	x := expand(in.cfg.Paths, in.cfg.Exclude)
 	files := x.files
 	in.noteUnreadableDirs(x.unreadable)
