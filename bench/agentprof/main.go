@@ -70,8 +70,15 @@ func main() {
 // writeHeapProfile writes the heap profile, after a collection, to
 // $LOGAGENT_MEMPROFILE if set: at the end of the run, or with a profiled
 // window at its end, while the agent still holds what it holds running.
-func writeHeapProfile() {
+func writeHeapProfile() { writeHeapProfileAs("") }
+
+// writeHeapProfileAs writes the heap profile to $LOGAGENT_MEMPROFILE with
+// suffix added: ".start" at the start of a profiled window, so that what
+// the window allocated is the difference (go tool pprof
+// -sample_index=alloc_space -base NAME.heap.pprof.start NAME.heap.pprof).
+func writeHeapProfileAs(suffix string) {
 	if p := os.Getenv("LOGAGENT_MEMPROFILE"); p != "" {
+		p += suffix
 		if f, err := os.Create(p); err == nil {
 			runtime.GC()
 			pprof.WriteHeapProfile(f)
@@ -97,6 +104,7 @@ func profileWindow(f *os.File) (stop func()) {
 			case s := <-sig:
 				switch {
 				case s == syscall.SIGUSR1 && !on:
+					writeHeapProfileAs(".start")
 					if err := pprof.StartCPUProfile(f); err != nil {
 						fmt.Fprintln(os.Stderr, err)
 						continue

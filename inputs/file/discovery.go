@@ -114,7 +114,17 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 		in.periodicScans.Add(1)
 	}
 	now := time.Now()
-	if !stale && (in.listing.unchanged() || kind == scanPeriodic && in.eventsVouch(now)) { // never before the first record
+	if !stale && in.listing.unchanged() { // never before the first record
+		// Nothing changed since the listing, and whatever changes from
+		// now on raises an event if every directory is watched: events
+		// vouch from now on (the listing was taken before the watches
+		// were added: at the first scan).
+		if in.vouchedSince.IsZero() && in.allWatched() {
+			in.vouchedSince = now
+		}
+		return
+	}
+	if !stale && kind == scanPeriodic && in.eventsVouch(now) {
 		return
 	}
 	in.listing.record(in.cfg.Paths, now) // before listing: what changes after is seen next time
@@ -179,6 +189,11 @@ func (in *Input) eventsVouch(now time.Time) bool {
 	if in.vouchedSince.IsZero() || now.Sub(in.vouchedSince) >= listAnywayEvery {
 		return false
 	}
+	return in.allWatched()
+}
+
+// allWatched reports whether inotify watches every directory of the globs.
+func (in *Input) allWatched() bool {
 	watched, polled := in.Dirs()
 	return polled == 0 && watched > 0
 }

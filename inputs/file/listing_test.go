@@ -70,31 +70,55 @@ func TestDirListing(t *testing.T) {
 // every change since the last listing raised an event: files created
 // between scans are opened by their events, and the listing of thousands
 // of names is not made every scan_interval. A scan an event asks for
-// (a rename) lists.
+// (a rename) lists. Events vouch once a listing was taken with the watch
+// in place, or once the directory is seen unchanged since the first
+// listing (taken before the watch was added).
 func TestPeriodicScanTrustsEvents(t *testing.T) {
-	dir := t.TempDir()
-	cfg := testConfig(dir)
-	cfg.ScanInterval = 10 * time.Millisecond
-	s := &sink{}
-	in, stop := runInput(t, cfg, openStore(t, filepath.Join(dir, "data")), 8<<20, s)
-	defer stop()
-	waitFor(t, "directory watched", func() bool { w, p := in.Dirs(); return w == 1 && p == 0 })
-	// The first listing after the watch was added vouches.
-	waitFor(t, "a listing with the watch in place", func() bool { return in.listings.Load() >= 2 })
-	listed := in.listings.Load()
-	for i := range 20 {
-		// A new file changes the directory's time: without events to
-		// vouch for it, the next scan lists the directory again.
-		writeLines(t, filepath.Join(dir, fmt.Sprintf("f%02d.log", i)), 0, 1)
-		waitFor(t, "the new file read", func() bool { return s.count() == i+1 })
-		scans := in.periodicScans.Load()
-		waitFor(t, "two periodic scans", func() bool { return in.periodicScans.Load() >= scans+2 })
+	for _, tc := range []struct {
+		name string
+		old  bool // the directory unchanged for an hour when the input starts
+	}{
+		{name: "directory changed at start"},
+		{name: "directory unchanged since before start", old: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeLines(t, filepath.Join(dir, "first.log"), 0, 1)
+			if tc.old {
+				old := time.Now().Add(-time.Hour)
+				os.Chtimes(dir, old, old)
+			}
+			cfg := testConfig(dir)
+			cfg.ScanInterval = 10 * time.Millisecond
+			s := &sink{}
+			in, stop := runInput(t, cfg, openStore(t, t.TempDir()), 8<<20, s)
+			defer stop()
+			waitFor(t, "directory watched", func() bool { w, p := in.Dirs(); return w == 1 && p == 0 })
+			waitFor(t, "first.log read", func() bool { return s.count() == 1 })
+			// Settled: periodic scans that do not list (a directory's
+			// time too recent to be trusted has it listed again).
+			waitFor(t, "two periodic scans in a row without a listing", func() bool {
+				listed, scans := in.listings.Load(), in.periodicScans.Load()
+				waitFor(t, "two periodic scans", func() bool { return in.periodicScans.Load() >= scans+2 })
+				return in.listings.Load() == listed
+			})
+			listed := in.listings.Load()
+			for i := range 20 {
+				// A new file changes the directory's time: without
+				// events to vouch for it, the next scan lists the
+				// directory again.
+				writeLines(t, filepath.Join(dir, fmt.Sprintf("f%02d.log", i)), 0, 1)
+				waitFor(t, "the new file read", func() bool { return s.count() == i+2 })
+				scans := in.periodicScans.Load()
+				waitFor(t, "two periodic scans", func() bool { return in.periodicScans.Load() >= scans+2 })
+			}
+			if n := in.listings.Load() - listed; n > 0 {
+				t.Errorf("%d listings in 20 changes of a watched directory; want 0 (its events tell)", n)
+			}
+			if err := os.Rename(filepath.Join(dir, "f00.log"), filepath.Join(dir, "f00.log.1")); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "a listing after a rename", func() bool { return in.listings.Load() > listed })
+		})
 	}
-	if n := in.listings.Load() - listed; n > 0 {
-		t.Errorf("%d listings in 20 changes of a watched directory; want 0 (its events tell)", n)
-	}
-	if err := os.Rename(filepath.Join(dir, "f00.log"), filepath.Join(dir, "f00.log.1")); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "a listing after a rename", func() bool { return in.listings.Load() > listed })
 }
