@@ -70,7 +70,9 @@
 // path with a CPU profile written by LOGAGENT_CPUPROFILE, and a heap
 // profile by LOGAGENT_MEMPROFILE); profiles land in DIR, one per scenario
 // run (NAME.pprof, NAME.heap.pprof). Steady and manyfiles profile their
-// measured window only, and take the heap profile at its end.
+// measured window only, and take the heap profile at its end, and at its
+// start (NAME.heap.pprof.start): what the window allocated is
+// go tool pprof -sample_index=alloc_space -base NAME.heap.pprof.start NAME.heap.pprof.
 package main
 
 import (
