@@ -179,7 +179,8 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 // already (a file made before a watch was added raises no event: the
 // listing after it finds the file), every glob is flat (dir/*.log: a new
 // directory raises an event in a watched one only) with its directory
-// there (one made later raises no event we see), and each directory is
+// there (one made later raises no event we see) and named without a
+// symbolic link (one repointed raises none either), and each directory is
 // still watched with its events coming (Input.deafen). Then every file
 // created, renamed or removed since raised an event, which opened it or
 // asked for a scan (notifyScan); lost events ask for one too. A closed

@@ -21,8 +21,9 @@ type dirListing struct {
 	mtime []syscall.Timespec
 	at    time.Time // when the times were taken
 	ok    bool      // every glob is flat and every directory was seen
-	// flatSeen: every glob's wildcards are in its last element and
-	// every glob's directory exists (Input.eventsVouch).
+	// flatSeen: every glob's wildcards are in its last element, and
+	// every glob's directory exists and is named by its own path, not
+	// through a symbolic link (Input.eventsVouch).
 	flatSeen bool
 }
 
@@ -45,6 +46,12 @@ func (l *dirListing) record(globs []string, now time.Time) {
 		if !ok {
 			l.ok, l.flatSeen = false, false
 			return
+		}
+		if throughLink(base) {
+			// A link repointed (a deploy's current -> releases/N)
+			// raises no event in the directory watched: its time,
+			// compared at each scan, tells.
+			l.flatSeen = false
 		}
 		if now.Sub(time.Unix(m.Unix())) < racyWindow {
 			l.ok = false // flatSeen is looked at for the other globs
@@ -79,4 +86,12 @@ func dirMtime(dir string) (syscall.Timespec, bool) {
 		return syscall.Timespec{}, false
 	}
 	return st.Mtim, true
+}
+
+// throughLink reports whether the path dir goes through a symbolic link
+// (or cannot be resolved).
+func throughLink(dir string) bool {
+	dir = filepath.Clean(filepath.FromSlash(dir))
+	real, err := filepath.EvalSymlinks(dir)
+	return err != nil || real != dir
 }

@@ -9,11 +9,18 @@ import (
 )
 
 func TestDirListing(t *testing.T) {
-	dir := t.TempDir()
+	dir, err := filepath.EvalSymlinks(t.TempDir()) // TMPDIR may be under a link
+	if err != nil {
+		t.Fatal(err)
+	}
 	sub := filepath.Join(dir, "sub")
 	os.Mkdir(sub, 0o755)
 	app := filepath.Join(sub, "app.log")
 	os.WriteFile(app, []byte("a\n"), 0o644)
+	link := filepath.Join(t.TempDir(), "current")
+	if err := os.Symlink(sub, link); err != nil {
+		t.Fatal(err)
+	}
 	old := time.Now().Add(-time.Hour)
 	settle := func() {
 		os.Chtimes(dir, old, old)
@@ -40,6 +47,7 @@ func TestDirListing(t *testing.T) {
 				f.WriteString("b\n")
 				f.Close()
 			}, trusted: true, flatSeen: true},
+		{name: "directory through a symbolic link", globs: []string{link + "/*.log"}, trusted: true},
 		{name: "wildcard in a directory", globs: []string{dir + "/*/a.log"}},
 		{name: "double star", globs: []string{dir + "/**/*.log"}},
 		{name: "missing directory", globs: []string{dir + "/nope/*.log"}},
@@ -82,7 +90,10 @@ func TestPeriodicScanTrustsEvents(t *testing.T) {
 		{name: "directory unchanged since before start", old: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
+			dir, err := filepath.EvalSymlinks(t.TempDir()) // TMPDIR may be under a link
+			if err != nil {
+				t.Fatal(err)
+			}
 			writeLines(t, filepath.Join(dir, "first.log"), 0, 1)
 			if tc.old {
 				old := time.Now().Add(-time.Hour)
