@@ -31,8 +31,9 @@ type harvestEnv struct {
 	// yet: a line and a byte (the chunker), or an open event, its newline
 	// and the line after it and a byte (multiline.Joiner.Cut).
 	need int
-	// small and large are the pools of read blocks (see ensureRoom).
-	small, large *blockPool
+	// tiny, small and large are the pools of read blocks (see
+	// ensureRoom).
+	tiny, small, large *blockPool
 	// publish hands a chunk to the outputs (see harvester.emit).
 	publish PublishFunc
 	// store is the checkpoint: a file's entry is on disk before its first

@@ -15,7 +15,7 @@ import (
 
 // fileState tells whether the harvested file is still under the name it
 // was opened by.
-type fileState int32
+type fileState uint8
 
 const (
 	stateActive  fileState = iota // the path still names this file
@@ -156,6 +156,10 @@ type harvester struct {
 	// recorded is set once the file's checkpoint entry was on disk
 	// before its first message went out (emit).
 	recorded bool // owner only
+	// wideWake is set when the first read after the file's last wake
+	// from idle brought a tiny block's worth or more: the next wake
+	// reads into a full block at once (see ensureRoom).
+	wideWake bool // owner only
 }
 
 // openedFile is a file its input opened and decided to read.
@@ -405,11 +409,15 @@ func (h *harvester) resetJoiner() {
 // readOnce reads what the file has past h.offset, up to a block, and
 // hands out the whole messages it holds. It returns 0 at the end of file.
 func (h *harvester) readOnce(ctx context.Context) (int, error) {
+	woke := h.blk == nil
 	if err := h.ensureRoom(ctx); err != nil {
 		return 0, err
 	}
 	room := len(h.blk.buf) - h.w
 	n, err := h.f.Read(h.blk.buf[h.w:])
+	if woke {
+		h.wideWake = n >= tinyBlock
+	}
 	// A short read of a regular file stopped at its end: the chunk cut
 	// from it is CaughtUp. Reading goes on until a read returns 0 all
 	// the same (see run).
@@ -529,10 +537,24 @@ func (h *harvester) emit(ctx context.Context, c *chunk, end int64, used int) err
 // a message yet at blk.buf[r:w] (an unfinished line; with multiline, an open
 // event and the line after it) can grow to env.need bytes, so that the
 // chunker or the joiner can always make progress.
+//
+// A file woken from idle with nothing known to wait (it parked at its end:
+// thousands of files each written a line now and then) reads into a tiny
+// block first, not into a 64 KiB one for a line: memory touched and
+// garbage follow the bytes. Should the read fill it, the next one moves
+// what is unfinished into a block of full size, by the rule above, and
+// the next wake reads into a full block at once (a file written more
+// between wakes than a tiny block holds: wideWake).
 func (h *harvester) ensureRoom(ctx context.Context) error {
 	need := h.env.need
 	if h.blk != nil && len(h.blk.buf)-h.r >= need && len(h.blk.buf)-h.w >= minRead {
 		return nil
+	}
+	if h.blk == nil && h.backlog() < tinyBlock && !h.wideWake {
+		if nb := h.env.tiny.tryGet(); nb != nil {
+			h.blk, h.r, h.w = nb, 0, 0
+			return nil
+		}
 	}
 	pool := h.env.small
 	if behind := h.backlog(); behind > int64(h.env.small.size)/2 || h.w-h.r+need > h.env.small.size {
@@ -583,6 +605,10 @@ const backlogBlocks = 4
 
 // minRead is the least room worth a read() call.
 const minRead = 4096
+
+// tinyBlock is the size of the block a file woken from idle reads into
+// first (see ensureRoom).
+const tinyBlock = 2 * minRead
 
 func (h *harvester) backlog() int64 {
 	return h.size.Load() - h.offset

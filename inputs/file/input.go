@@ -187,6 +187,7 @@ func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFun
 		chunker:          Chunker{MaxMessageBytes: cfg.MaxMessageBytes, LinesPerMessage: cfg.LinesPerMessage},
 		multiline:        cfg.Multiline,
 		need:             need,
+		tiny:             &blockPool{size: tinyBlock, budget: budget},
 		small:            &blockPool{size: smallSize, budget: budget},
 		large:            &blockPool{size: largeSize, budget: budget},
 		publish:          publish,
@@ -245,6 +246,7 @@ func (in *Input) Run(ctx context.Context) error {
 			return nil
 		case now := <-tick.C:
 			in.pollDue(now)
+			in.env.tiny.trim(now)
 			in.env.small.trim(now)
 			in.env.large.trim(now)
 			// A directory nothing watches is looked at every poll: a

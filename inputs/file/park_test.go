@@ -1,7 +1,9 @@
 package file
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -269,4 +271,35 @@ func TestPollDeafensDirectoryWithoutEvents(t *testing.T) {
 	if in.isWatched(dir) {
 		t.Fatal("a line found by a poll long after it was written, and no event: the directory is still taken as watched")
 	}
+}
+
+// A file woken from idle for a line reads it into a tiny block: what it
+// holds of max_inflight_bytes until the line is delivered follows the
+// bytes, not the 64 KiB of a full block.
+func TestWokenFileReadsIntoTinyBlock(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	writeLines(t, path, 0, 1)
+	budget := NewBudget(8 << 20)
+	s := &sink{}
+	in := New(testConfig(dir), openStore(t, t.TempDir()), budget, s.publish, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); in.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the first line read", func() bool { return s.count() == 1 })
+	waitFor(t, "parked, holding nothing", func() bool { return parkedCount(in) == 1 && budget.Used() == 0 })
+
+	s.mu.Lock()
+	s.hold = make(chan struct{}) // the line's block stays held until released
+	s.mu.Unlock()
+	writeLines(t, path, 1, 1)
+	waitFor(t, "the woken file's block charged", func() bool { return budget.Used() > 0 })
+	if used := budget.Used(); used != tinyBlock {
+		t.Errorf("a woken file's line holds %d bytes of the budget, want %d (a tiny block)", used, tinyBlock)
+	}
+	s.mu.Lock()
+	close(s.hold)
+	s.mu.Unlock()
+	waitFor(t, "the second line delivered", func() bool { return s.count() == 2 })
 }
