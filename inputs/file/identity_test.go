@@ -115,21 +115,9 @@ func TestHashBytesIsFNV1a(t *testing.T) {
 // knows one: it still tells a rewrite from the file as it was, and takes a
 // new identity (a truncation) for what it is, not for a rewrite.
 func TestLookAtContentFastCheck(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "a.log")
+	path := filepath.Join(t.TempDir(), "a.log")
 	content := []byte(strings.Repeat("first line of the file\n", 100)) // 2,300 bytes
-	if err := os.WriteFile(path, content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	id, _, err := identify(f, DefaultFingerprintBytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, id := openIdentified(t, path, content, DefaultFingerprintBytes)
 	env := &harvestEnv{mu: new(sync.Mutex), fingerprintBytes: DefaultFingerprintBytes}
 	h := &harvester{env: env, f: f, id: id, checkLen: -1, src: &logagent.Source{ID: id}}
 
@@ -172,18 +160,7 @@ func TestLookAtContentSeesTail(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "a.log")
 	content := []byte(strings.Repeat("a line of the file\n", 30)) // 570 bytes
-	if err := os.WriteFile(path, content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	short, _, err := identify(f, 100) // recorded before the file grew
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, short := openIdentified(t, path, content, 100)             // recorded before the file grew
 	env := &harvestEnv{mu: new(sync.Mutex), fingerprintBytes: DefaultFingerprintBytes}
 	off := int64(len(content))
 	store := openStore(t, filepath.Join(dir, "data"))
@@ -219,4 +196,23 @@ func TestLookAtContentSeesTail(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openIdentified writes content to path and returns the file open, closed
+// when t ends, and its identity over n bytes.
+func openIdentified(t *testing.T, path string, content []byte, n int) (*os.File, logagent.FileID) {
+	t.Helper()
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	id, _, err := identify(f, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, id
 }
