@@ -119,7 +119,7 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 		// now on raises an event if every directory is watched: events
 		// vouch from now on (the listing was taken before the watches
 		// were added: at the first scan).
-		if in.vouchedSince.IsZero() && in.allWatched() {
+		if in.vouchedSince.IsZero() && in.listing.flatSeen && in.allWatched() {
 			in.vouchedSince = now
 		}
 		return
@@ -187,7 +187,7 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 // file (close_inactive, max_open_files) marks the listing stale. The
 // listing is made anyway every listAnywayEvery.
 func (in *Input) eventsVouch(now time.Time) bool {
-	if in.vouchedSince.IsZero() || now.Sub(in.vouchedSince) >= listAnywayEvery {
+	if in.vouchedSince.IsZero() || now.Sub(in.vouchedSince) >= listAnywayEvery || !in.listing.flatSeen {
 		return false
 	}
 	return in.allWatched()

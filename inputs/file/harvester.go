@@ -156,6 +156,10 @@ type harvester struct {
 	// recorded is set once the file's checkpoint entry was on disk
 	// before its first message went out (emit).
 	recorded bool // owner only
+	// dirLinked is set when dir is named through a symbolic link: a link
+	// repointed raises no event, and the name is looked up as often as
+	// where no events come (nameCheckInterval).
+	dirLinked bool // owner only
 	// wideWake is set when the first read after the file's last wake
 	// from idle brought a tiny block's worth or more: the next wake
 	// reads into a full block at once (see ensureRoom).

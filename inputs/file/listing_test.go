@@ -83,11 +83,16 @@ func TestDirListing(t *testing.T) {
 // listing (taken before the watch was added).
 func TestPeriodicScanTrustsEvents(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		old  bool // the directory unchanged for an hour when the input starts
+		name   string
+		old    bool // the directory unchanged for an hour when the input starts
+		link   bool // the glob names the directory through a symbolic link
+		listed bool // the new files have the directory listed again
 	}{
 		{name: "directory changed at start"},
 		{name: "directory unchanged since before start", old: true},
+		// A link repointed raises no event: the directory's time is
+		// compared at each scan, and moves with each new file.
+		{name: "directory through a link", old: true, link: true, listed: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, err := filepath.EvalSymlinks(t.TempDir()) // TMPDIR may be under a link
@@ -99,7 +104,14 @@ func TestPeriodicScanTrustsEvents(t *testing.T) {
 				old := time.Now().Add(-time.Hour)
 				os.Chtimes(dir, old, old)
 			}
-			cfg := testConfig(dir)
+			globDir := dir
+			if tc.link {
+				globDir = filepath.Join(t.TempDir(), "current")
+				if err := os.Symlink(dir, globDir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := testConfig(globDir)
 			cfg.ScanInterval = 10 * time.Millisecond
 			s := &sink{}
 			in, stop := runInput(t, cfg, openStore(t, t.TempDir()), 8<<20, s)
@@ -123,7 +135,10 @@ func TestPeriodicScanTrustsEvents(t *testing.T) {
 				scans := in.periodicScans.Load()
 				waitFor(t, "two periodic scans", func() bool { return in.periodicScans.Load() >= scans+2 })
 			}
-			if n := in.listings.Load() - listed; n > 0 {
+			switch n := in.listings.Load() - listed; {
+			case tc.listed && n == 0:
+				t.Errorf("no listing in 20 changes of a directory named through a link; want one at least")
+			case !tc.listed && n > 0:
 				t.Errorf("%d listings in 20 changes of a watched directory; want 0 (its events tell)", n)
 			}
 			if err := os.Rename(filepath.Join(dir, "f00.log"), filepath.Join(dir, "f00.log.1")); err != nil {
@@ -132,4 +147,44 @@ func TestPeriodicScanTrustsEvents(t *testing.T) {
 			waitFor(t, "a listing after a rename", func() bool { return in.listings.Load() > listed })
 		})
 	}
+}
+
+// A glob through a link a deploy repoints (current -> releases/N): the
+// link moving raises no event, and the file now at the same path is found
+// by the next scan, which looks at the names of such a directory's files
+// as where no events come (the directory's time tells it to list).
+func TestRepointedDirectoryLink(t *testing.T) {
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel1, rel2 := filepath.Join(root, "rel1"), filepath.Join(root, "rel2")
+	for _, d := range []string{rel1, rel2} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	current := filepath.Join(root, "current")
+	if err := os.Symlink(rel1, current); err != nil {
+		t.Fatal(err)
+	}
+	writeLines(t, filepath.Join(rel1, "app.log"), 0, 1)
+	cfg := testConfig(current)
+	cfg.PollInterval = time.Second // parked files poll every 128 s: only a scan finds the new file
+	s := &sink{}
+	in, stop := runInput(t, cfg, openStore(t, t.TempDir()), 8<<20, s)
+	defer stop()
+	waitFor(t, "the first release's line", func() bool { return s.count() == 1 })
+	waitFor(t, "parked", func() bool { return parkedCount(in) == 1 })
+
+	writeLines(t, filepath.Join(rel2, "app.log"), 1, 1)
+	next := filepath.Join(root, "next")
+	if err := os.Symlink(rel2, next); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, current); err != nil { // the deploy: current -> rel2
+		t.Fatal(err)
+	}
+	writeLines(t, filepath.Join(rel2, "app.log"), 2, 1)
+	waitFor(t, "the second release's lines", func() bool { return s.count() == 3 })
 }

@@ -67,12 +67,22 @@ func (in *Input) notHeld(files []string) []string {
 		path string
 		h    *harvester
 	}
+	// A directory named through a link is as one nothing watches: the
+	// link repointed (a deploy's current -> releases/N) raises no event,
+	// and its names hold other files at once.
+	linked := map[string]bool{}
+	for _, f := range files {
+		d := filepath.Dir(f)
+		if _, ok := linked[d]; !ok {
+			linked[d] = throughLink(d)
+		}
+	}
 	var hs []held
 	n := 0
 	in.mu.Lock()
 	for _, f := range files {
 		if in.activeAtLocked(f) {
-			if !in.isWatched(filepath.Dir(f)) {
+			if d := filepath.Dir(f); !in.isWatched(d) || linked[d] {
 				hs = append(hs, held{f, in.byPath[f]})
 			}
 			continue

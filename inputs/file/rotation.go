@@ -27,8 +27,8 @@ func (h *harvester) fileDir() string {
 
 // nameCheckEvery is how often the name of a file is looked up although
 // no event named it, where events may not tell of every change: the file
-// is read through a followed link (a link repointed raises no event in the
-// target's directory). nameCheckTrusted is that interval for a file under
+// is read through a followed link, or its directory is named through one
+// (a link repointed raises no event in the directory watched). nameCheckTrusted is that interval for a file under
 // its own name in a watched directory, whose renames, removals and
 // re-creations each raise an event that names it (and a lost event, a
 // queue overflow, names every file: signalAll): looked up there only in
@@ -57,7 +57,7 @@ func (h *harvester) nameDue(now time.Time) bool {
 // nameCheckInterval is how long the name may go unchecked without an event
 // naming it. dirWatched is true (the caller asked).
 func (h *harvester) nameCheckInterval() time.Duration {
-	if h.real != "" {
+	if h.real != "" || h.dirLinked {
 		return nameCheckEvery
 	}
 	return nameCheckTrusted
@@ -179,6 +179,7 @@ func (h *harvester) dirWatched() bool {
 	}
 	if h.dirOf != p {
 		h.dirOf, h.dir = p, filepath.Dir(p)
+		h.dirLinked = throughLink(h.dir)
 	}
 	return h.host.isWatched(h.dir)
 }
