@@ -129,6 +129,7 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 	}
 	in.listing.record(in.cfg.Paths, now) // before listing: what changes after is seen next time
 	in.listings.Add(1)
+	in.linked.Clear() // a directory may have become a link, or one no more
 	listed = true
 	x := expand(in.cfg.Paths, in.cfg.Exclude)
 	files := x.files

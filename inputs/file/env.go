@@ -70,4 +70,7 @@ type host interface {
 	notifyScan()
 	// isWatched reports whether fsnotify watches dir and its events come.
 	isWatched(dir string) bool
+	// throughLink reports whether the path dir goes through a symbolic
+	// link.
+	throughLink(dir string) bool
 }

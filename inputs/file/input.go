@@ -81,6 +81,10 @@ type Input struct {
 	// woken by events and polled only as a fallback, rarely; false once
 	// events were seen not to come (deafen).
 	watched sync.Map // of string to bool; read on every park
+	// linked caches throughLink by directory (string to bool), emptied
+	// at each listing: harvesters ask once each, thousands in one
+	// directory.
+	linked sync.Map
 	// wg counts the goroutines running harvesters, or waiting as idle
 	// workers for one to run (see runHarvester).
 	wg          sync.WaitGroup

@@ -74,7 +74,7 @@ func (in *Input) notHeld(files []string) []string {
 	for _, f := range files {
 		d := filepath.Dir(f)
 		if _, ok := linked[d]; !ok {
-			linked[d] = throughLink(d)
+			linked[d] = in.throughLink(d)
 		}
 	}
 	var hs []held
@@ -225,6 +225,17 @@ func (in *Input) openIn(dir string) []*harvester {
 }
 
 // isWatched reports whether fsnotify watches dir and its events come.
+// throughLink reports whether the path dir goes through a symbolic link,
+// as of the last listing or since.
+func (in *Input) throughLink(dir string) bool {
+	if v, ok := in.linked.Load(dir); ok {
+		return v.(bool)
+	}
+	l := throughLink(dir)
+	in.linked.Store(dir, l)
+	return l
+}
+
 func (in *Input) isWatched(dir string) bool {
 	v, ok := in.watched.Load(dir)
 	return ok && v.(bool)

@@ -179,7 +179,7 @@ func (h *harvester) dirWatched() bool {
 	}
 	if h.dirOf != p {
 		h.dirOf, h.dir = p, filepath.Dir(p)
-		h.dirLinked = throughLink(h.dir)
+		h.dirLinked = h.host.throughLink(h.dir)
 	}
 	return h.host.isWatched(h.dir)
 }
