@@ -340,16 +340,24 @@ func TestRewrittenInPlaceIsReadAgain(t *testing.T) {
 		return []byte(b.String())
 	}
 
-	t.Run("same size", func(t *testing.T) {
+	// parkedOn runs an input on a file of n old lines, parked polls an
+	// hour apart (only events wake it), until it has read them and
+	// parked.
+	parkedOn := func(t *testing.T, n int) (path string, s *sink, in *Input) {
 		dir := t.TempDir()
-		path := filepath.Join(dir, "a.log")
-		os.WriteFile(path, content("old", 1000), 0o644)
+		path = filepath.Join(dir, "a.log")
+		os.WriteFile(path, content("old", n), 0o644)
 		cfg := testConfig(dir)
 		cfg.PollInterval = time.Hour / 512
-		s := &sink{}
-		in, _ := runInputLogged(t, cfg, openStore(t, filepath.Join(dir, "data")), s)
-		waitFor(t, "the old lines", func() bool { return s.countPrefix("old ") == 1000 })
+		s = &sink{}
+		in, _ = runInputLogged(t, cfg, openStore(t, filepath.Join(dir, "data")), s)
+		waitFor(t, "the old lines", func() bool { return s.countPrefix("old ") == n })
 		waitFor(t, "parked", func() bool { return parkedCount(in) == 1 })
+		return path, s, in
+	}
+
+	t.Run("same size", func(t *testing.T) {
+		path, s, _ := parkedOn(t, 1000)
 		time.Sleep(20 * time.Millisecond) // a later modification time than the last write
 		f, err := os.OpenFile(path, os.O_WRONLY, 0)
 		if err != nil {
@@ -365,15 +373,7 @@ func TestRewrittenInPlaceIsReadAgain(t *testing.T) {
 	// the next look at the end takes the modification since that read for
 	// a possible rewrite.
 	t.Run("same size after an append", func(t *testing.T) {
-		dir := t.TempDir()
-		path := filepath.Join(dir, "a.log")
-		os.WriteFile(path, content("old", 999), 0o644)
-		cfg := testConfig(dir)
-		cfg.PollInterval = time.Hour / 512
-		s := &sink{}
-		in, _ := runInputLogged(t, cfg, openStore(t, filepath.Join(dir, "data")), s)
-		waitFor(t, "the old lines", func() bool { return s.countPrefix("old ") == 999 })
-		waitFor(t, "parked", func() bool { return parkedCount(in) == 1 })
+		path, s, in := parkedOn(t, 999)
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			t.Fatal(err)

@@ -15,16 +15,24 @@ import (
 
 func mustIdentify(t *testing.T, path string) (f *os.File, dev, ino uint64, fp int) {
 	t.Helper()
+	f, id := openIdentity(t, path, DefaultFingerprintBytes)
+	return f, id.Dev, id.Ino, id.FingerprintLen
+}
+
+// openIdentity opens path, closed when t ends, and returns its identity
+// over n bytes.
+func openIdentity(t *testing.T, path string, n int) (*os.File, logagent.FileID) {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	id, _, err := identify(f, DefaultFingerprintBytes)
+	id, _, err := identify(f, n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f, id.Dev, id.Ino, id.FingerprintLen
+	return f, id
 }
 
 // An inode reused by a new file (or a file truncated and rewritten) is not
@@ -205,14 +213,5 @@ func openIdentified(t *testing.T, path string, content []byte, n int) (*os.File,
 	if err := os.WriteFile(path, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	id, _, err := identify(f, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f, id
+	return openIdentity(t, path, n)
 }

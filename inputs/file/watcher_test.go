@@ -36,17 +36,7 @@ func TestWatcherSharedAndRetried(t *testing.T) {
 	fail.Store(true)
 
 	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	wt := NewWatcher(true, log)
-	wt.Open()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		wt.Run(ctx)
-	}()
-	defer func() { cancel(); wg.Wait() }()
+	wt := runWatcher(t)
 
 	store := openStore(t, filepath.Join(dir, "data"))
 	var ins []*Input
@@ -99,19 +89,10 @@ func TestWatcherEvents(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	wt := NewWatcher(true, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	wt.Open()
+	wt := runWatcher(t)
 	if !wt.Available() {
 		t.Fatal("no inotify instance")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		wt.Run(ctx)
-	}()
-	defer func() { cancel(); wg.Wait() }()
 	sub := wt.subscribe()
 	defer wt.unsubscribe(sub)
 	if err := wt.add(sub, dir); err != nil {
@@ -154,4 +135,20 @@ func TestWatcherEvents(t *testing.T) {
 	if l := wt.w.WatchList(); len(l) != 0 {
 		t.Errorf("the moved directory is still watched: %v", l)
 	}
+}
+
+// runWatcher opens a Watcher and runs it until t ends.
+func runWatcher(t *testing.T) *Watcher {
+	t.Helper()
+	wt := NewWatcher(true, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	wt.Open()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		wt.Run(ctx)
+	}()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return wt
 }
