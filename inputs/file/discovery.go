@@ -127,9 +127,9 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 	if !stale && kind == scanPeriodic && in.eventsVouch(now) {
 		return
 	}
-	in.listing.record(in.cfg.Paths, now) // before listing: what changes after is seen next time
+	in.linked.Clear()                                    // a directory may have become a link, or one no more
+	in.listing.record(in.cfg.Paths, now, in.throughLink) // before listing: what changes after is seen next time
 	in.listings.Add(1)
-	in.linked.Clear() // a directory may have become a link, or one no more
 	listed = true
 	x := expand(in.cfg.Paths, in.cfg.Exclude)
 	files := x.files
@@ -188,7 +188,9 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 // file (close_inactive, max_open_files) marks the listing stale. The
 // listing is made anyway every listAnywayEvery.
 func (in *Input) eventsVouch(now time.Time) bool {
-	if in.vouchedSince.IsZero() || now.Sub(in.vouchedSince) >= listAnywayEvery || !in.listing.flatSeen {
+	// vouchedSince is set only with flatSeen, and reset by every listing
+	// that records flatSeen anew.
+	if in.vouchedSince.IsZero() || now.Sub(in.vouchedSince) >= listAnywayEvery {
 		return false
 	}
 	return in.allWatched()

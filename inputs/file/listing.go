@@ -33,8 +33,8 @@ type dirListing struct {
 const racyWindow = time.Second
 
 // record takes the times of the directories globs list, before they are
-// listed.
-func (l *dirListing) record(globs []string, now time.Time) {
+// listed; linked tells whether a directory's path goes through a link.
+func (l *dirListing) record(globs []string, now time.Time, linked func(dir string) bool) {
 	l.dirs, l.mtime, l.at, l.ok, l.flatSeen = l.dirs[:0], l.mtime[:0], now, true, true
 	for _, g := range globs {
 		base, pattern := doublestar.SplitPattern(filepath.ToSlash(g))
@@ -47,7 +47,7 @@ func (l *dirListing) record(globs []string, now time.Time) {
 			l.ok, l.flatSeen = false, false
 			return
 		}
-		if throughLink(base) {
+		if linked(filepath.Clean(filepath.FromSlash(base))) {
 			// A link repointed (a deploy's current -> releases/N)
 			// raises no event in the directory watched: its time,
 			// compared at each scan, tells.

@@ -60,7 +60,7 @@ func TestDirListing(t *testing.T) {
 				os.Chtimes(dir, now, now)
 			}
 			var l dirListing
-			l.record(tc.globs, time.Now())
+			l.record(tc.globs, time.Now(), throughLink)
 			if tc.change != nil {
 				tc.change()
 			}

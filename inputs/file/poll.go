@@ -69,20 +69,17 @@ func (in *Input) notHeld(files []string) []string {
 	}
 	// A directory named through a link is as one nothing watches: the
 	// link repointed (a deploy's current -> releases/N) raises no event,
-	// and its names hold other files at once.
-	linked := map[string]bool{}
+	// and its names hold other files at once. Each directory is resolved
+	// (in.throughLink, cached) before in.mu is taken.
 	for _, f := range files {
-		d := filepath.Dir(f)
-		if _, ok := linked[d]; !ok {
-			linked[d] = in.throughLink(d)
-		}
+		in.throughLink(filepath.Dir(f))
 	}
 	var hs []held
 	n := 0
 	in.mu.Lock()
 	for _, f := range files {
 		if in.activeAtLocked(f) {
-			if d := filepath.Dir(f); !in.isWatched(d) || linked[d] {
+			if d := filepath.Dir(f); !in.isWatched(d) || in.throughLink(d) {
 				hs = append(hs, held{f, in.byPath[f]})
 			}
 			continue
