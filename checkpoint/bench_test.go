@@ -148,3 +148,34 @@ func writtenBytes(b *testing.B) int64 {
 	b.Fatal("no wchar in /proc/self/io")
 	return 0
 }
+
+// BenchmarkStoreFlushAll is a flush of 10,000 changed files, as at
+// start-up when every file is set at once: appended to the journal, or
+// written as a snapshot (a compaction).
+func BenchmarkStoreFlushAll(b *testing.B) {
+	for _, snapshot := range []bool{false, true} {
+		b.Run(map[bool]string{false: "journal", true: "snapshot"}[snapshot], func(b *testing.B) {
+			s, err := Open(b.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			s.minCompact = 1 << 62 // compacted only when asked
+			entries := manyEntries(10_000)
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := cpuTime(b)
+			for i := 0; i < b.N; i++ {
+				for j := range entries {
+					entries[j].Offset++
+					s.Set(entries[j])
+				}
+				s.compact = snapshot
+				if err := s.Flush(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, start)
+		})
+	}
+}

@@ -14,8 +14,9 @@
 //     ({"set":Entry}), a delete ({"del":Key}) or the commit that ends a
 //     flush ({"commit":N}, N being the records of the flush). It is created
 //     at the first flush after the snapshot, and each flush appends the
-//     last value of every key changed since the flush before, and its
-//     commit, in one write, then fdatasyncs.
+//     last value of every key changed since the flush before, then its
+//     commit (in writes of 64 KiB, the commit in the last), then
+//     fdatasyncs.
 //   - .lock, locked by the agent that uses the directory.
 //
 // The checkpoint is the snapshot with the committed flushes of the journal
@@ -55,6 +56,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -208,44 +210,66 @@ func validEntry(e Entry) error {
 	return nil
 }
 
-// writeFile replaces the file at path with data atomically: a temporary
+// writeFileOwned replaces the file at path atomically with what write
+// writes to the writer it is given, the file given to own: a temporary
 // file in the same directory, fsync, rename over path, fsync the
 // directory. A crash at any point leaves either the old or the new file,
-// never a torn one.
-func writeFile(path string, data []byte) error { return writeFileOwned(path, data, noOwner) }
-
-// writeFileOwned is writeFile, the file given to own. The temporary file
-// is created with O_EXCL (os.CreateTemp), which never follows a link; the
-// rename replaces a link at path, never what it points to.
-func writeFileOwned(path string, data []byte, own owner) error {
+// never a torn one. It returns the file's size. An error of that writer is
+// the write's ("write checkpoint ..."); any other error write returns (an
+// encoding one) is returned as it is, and nothing is replaced. The
+// temporary file is created with O_EXCL (os.CreateTemp), which never
+// follows a link; the rename replaces a link at path, never what it points
+// to.
+func writeFileOwned(path string, write func(io.Writer) error, own owner) (int64, error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, tempPattern)
 	if err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
+		return 0, fmt.Errorf("write checkpoint: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
 	if err := own.chown(tmp); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write checkpoint: %w", err)
+		return 0, fmt.Errorf("write checkpoint: %w", err)
 	}
-	if _, err := tmp.Write(data); err != nil {
+	w := countingWriter{w: tmp}
+	if err := write(&w); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write checkpoint %s: %w", tmp.Name(), err)
+		if w.err != nil {
+			return 0, fmt.Errorf("write checkpoint %s: %w", tmp.Name(), w.err)
+		}
+		return 0, err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("sync checkpoint %s: %w", tmp.Name(), err)
+		return 0, fmt.Errorf("sync checkpoint %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close checkpoint %s: %w", tmp.Name(), err)
+		return 0, fmt.Errorf("close checkpoint %s: %w", tmp.Name(), err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replace checkpoint %s: %w", path, err)
+		return 0, fmt.Errorf("replace checkpoint %s: %w", path, err)
 	}
-	return syncDir(dir)
+	return w.n, syncDir(dir)
 }
 
-// tempPattern names writeFile's temporary files.
+// countingWriter counts what it writes to w and keeps w's first error.
+type countingWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.err = err
+	return n, err
+}
+
+// tempPattern names writeFileOwned's temporary files.
 const tempPattern = ".checkpoint-*.tmp"
 
 func syncDir(dir string) error {

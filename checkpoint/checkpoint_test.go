@@ -24,11 +24,11 @@ func entry(path string, ino uint64, off int64) Entry {
 func saveSnapshot(path string, entries []Entry, gen uint64) error {
 	sorted := slices.Clone(entries)
 	slices.SortFunc(sorted, compareEntries)
-	data, err := appendFile(nil, sorted, gen, time.Now())
-	if err != nil {
-		return err
-	}
-	return writeFile(path, data)
+	_, err := writeFileOwned(path, func(w io.Writer) error {
+		c := newChunker(w, nil)
+		return c.snapshot(sorted, gen, time.Now())
+	}, noOwner)
+	return err
 }
 
 func TestSnapshotRoundTripLeavesNoTemporaryFile(t *testing.T) {

@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"cmp"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -41,26 +42,135 @@ func compareEntries(a, b Entry) int {
 
 // appendFile appends to b the whole snapshot of sorted, continued by the
 // journal of generation gen, written at written: compact, one file per
-// line, ending with a newline.
+// line, ending with a newline. It is the bytes chunker.snapshot writes.
 func appendFile(b []byte, sorted []Entry, gen uint64, written time.Time) ([]byte, error) {
+	b = appendFileHead(b, gen, written)
+	for i := range sorted {
+		var err error
+		if b, err = appendFileEntry(b, sorted, i); err != nil {
+			return b, err
+		}
+	}
+	return appendFileTail(b), nil
+}
+
+// appendFileHead appends what a snapshot holds before its files.
+func appendFileHead(b []byte, gen uint64, written time.Time) []byte {
 	b = append(b, `{"version":`...)
 	b = strconv.AppendInt(b, formatVersion, 10)
 	b = append(b, `,"written":"`...)
 	b = written.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","journal":`...)
 	b = strconv.AppendUint(b, gen, 10)
-	b = append(b, `,"files":[`...)
+	return append(b, `,"files":[`...)
+}
+
+// appendFileEntry appends sorted[i] as a snapshot's files[i].
+func appendFileEntry(b []byte, sorted []Entry, i int) ([]byte, error) {
+	if i > 0 {
+		b = append(b, ',')
+	}
+	b = append(b, '\n')
+	b, err := appendEntry(b, &sorted[i])
+	if err != nil {
+		return b, fmt.Errorf("encode checkpoint files[%d] (input %q, path %q): %w", i, sorted[i].Input, sorted[i].Path, err)
+	}
+	return b, nil
+}
+
+// appendFileTail appends what a snapshot holds after its files.
+func appendFileTail(b []byte) []byte { return append(b, "\n]}\n"...) }
+
+// chunkSize is how many encoded bytes a chunker gathers before it writes
+// them: a flush of any number of records encodes them into a buffer of
+// about this size (more only for a record larger than what is left of it).
+const chunkSize = 64 << 10
+
+// chunkCap is the capacity a chunker's buffer is made with: a chunk and
+// room for the record that crosses it.
+const chunkCap = chunkSize + 8<<10
+
+// chunker writes what is appended to buf to w a chunk at a time: each
+// time buf holds chunkSize bytes or more (fill), and at the end (done).
+// What a flush writes so never needs a buffer of its size.
+type chunker struct {
+	w    io.Writer
+	buf  []byte
+	size int   // the chunk size: chunkSize if 0 (tests make it small)
+	n    int64 // the bytes written to w
+	werr error // w's first error: a write error, not an encoding one
+}
+
+// newChunker returns a chunker writing to w, its buffer buf's room if it
+// has a chunk's.
+func newChunker(w io.Writer, buf []byte) chunker {
+	if cap(buf) < chunkCap {
+		buf = make([]byte, 0, chunkCap)
+	}
+	return chunker{w: w, buf: buf[:0]}
+}
+
+// fill writes buf out if it holds a chunk.
+func (c *chunker) fill() error {
+	size := c.size
+	if size == 0 {
+		size = chunkSize
+	}
+	if len(c.buf) < size {
+		return nil
+	}
+	return c.done()
+}
+
+// done writes out what buf holds.
+func (c *chunker) done() error {
+	n, err := c.w.Write(c.buf)
+	c.n += int64(n)
+	c.buf = c.buf[:0]
+	if err != nil && c.werr == nil {
+		c.werr = err
+	}
+	return err
+}
+
+// snapshot writes the snapshot appendFile encodes. An error is an
+// encoding one (as appendFile returns it) or c.werr.
+func (c *chunker) snapshot(sorted []Entry, gen uint64, written time.Time) error {
+	c.buf = appendFileHead(c.buf, gen, written)
 	for i := range sorted {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '\n')
 		var err error
-		if b, err = appendEntry(b, &sorted[i]); err != nil {
-			return b, fmt.Errorf("encode checkpoint files[%d] (input %q, path %q): %w", i, sorted[i].Input, sorted[i].Path, err)
+		if c.buf, err = appendFileEntry(c.buf, sorted, i); err != nil {
+			return err
+		}
+		if err := c.fill(); err != nil {
+			return err
 		}
 	}
-	return append(b, "\n]}\n"...), nil
+	c.buf = appendFileTail(c.buf)
+	return c.done()
+}
+
+// journalFlush writes the journal lines of a flush: a set of each of sets,
+// a delete of each of dels, then their commit. An error is an encoding one
+// (as appendSet returns it) or c.werr.
+func (c *chunker) journalFlush(sets []Entry, dels []Key) error {
+	for i := range sets {
+		var err error
+		if c.buf, err = appendSet(c.buf, &sets[i]); err != nil {
+			return err
+		}
+		if err := c.fill(); err != nil {
+			return err
+		}
+	}
+	for _, k := range dels {
+		c.buf = appendDelete(c.buf, k)
+		if err := c.fill(); err != nil {
+			return err
+		}
+	}
+	c.buf = appendCommit(c.buf, len(sets)+len(dels))
+	return c.done()
 }
 
 // appendSet appends the journal line that sets e.

@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -365,4 +366,77 @@ func TestStoreFlushFollowsChanges(t *testing.T) {
 	}
 	wg.Wait()
 	check(-2)
+}
+
+// writeLog keeps what is written to it and how.
+type writeLog struct {
+	bytes.Buffer
+	writes []int
+}
+
+func (w *writeLog) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, len(p))
+	return w.Buffer.Write(p)
+}
+
+// A chunker writes, a chunk at a time, the bytes the append functions
+// give: whatever the chunk size, including records larger than a chunk.
+func TestChunkerWritesTheSameBytes(t *testing.T) {
+	sets := append(awkwardEntries(), manyEntries(1000)...)
+	slices.SortFunc(sets, compareEntries)
+	var dels []Key
+	for _, e := range sets[:50] {
+		dels = append(dels, e.Key())
+	}
+	written := time.Date(2024, 5, 1, 1, 2, 3, 450000000, time.UTC)
+	wantSnap, err := appendFile(nil, sets, 7, written)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantJournal []byte
+	for i := range sets {
+		if wantJournal, err = appendSet(wantJournal, &sets[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range dels {
+		wantJournal = appendDelete(wantJournal, k)
+	}
+	wantJournal = appendCommit(wantJournal, len(sets)+len(dels))
+
+	for _, size := range []int{1, 7, 100, 4096, 0} {
+		for _, what := range []string{"snapshot", "journal"} {
+			t.Run(fmt.Sprintf("%s, chunks of %d", what, size), func(t *testing.T) {
+				var w writeLog
+				c := newChunker(&w, nil)
+				c.size = size
+				want := wantSnap
+				var err error
+				if what == "snapshot" {
+					err = c.snapshot(sets, 7, written)
+				} else {
+					want = wantJournal
+					err = c.journalFlush(sets, dels)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(w.Bytes(), want) {
+					t.Fatalf("wrote %d bytes, differing from the %d the append functions give", w.Len(), len(want))
+				}
+				if c.n != int64(len(want)) {
+					t.Errorf("counted %d bytes, wrote %d", c.n, len(want))
+				}
+				chunk := cmp.Or(size, chunkSize)
+				for i, n := range w.writes[:len(w.writes)-1] {
+					if n < chunk {
+						t.Fatalf("write %d of %d: %d bytes, less than a chunk of %d", i, len(w.writes), n, chunk)
+					}
+				}
+				if size == 0 && len(w.writes) < 2 {
+					t.Errorf("%d bytes in %d write", len(want), len(w.writes))
+				}
+			})
+		}
+	}
 }

@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -771,16 +773,22 @@ func TestFailedFlushRetried(t *testing.T) {
 		slack       int64
 		compact     bool
 		wantSnapGen uint64
+		files       uint64 // 20 if 0
 	}{
-		{"append cut short", 100, false, 1},
-		{"append of nothing", 0, false, 1},
-		{"snapshot cut short", 100, true, 3},
+		{"append cut short", 100, false, 1, 0},
+		{"append of nothing", 0, false, 1, 0},
+		// Written a chunk at a time: the chunks before the one cut
+		// short are cut off too.
+		{"append cut short after a chunk", chunkSize + 10<<10, false, 1, 1000},
+		{"snapshot cut short", 100, true, 3, 0},
+		{"snapshot cut short after a chunk", chunkSize + 10<<10, true, 3, 1000},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			s := openStore(t, dir)
-			for ino := uint64(1); ino <= 20; ino++ {
+			files := cmp.Or(tc.files, 20)
+			for ino := uint64(1); ino <= files; ino++ {
 				set(ino, 1)(s)
 			}
 			if err := s.Close(); err != nil {
@@ -795,7 +803,7 @@ func TestFailedFlushRetried(t *testing.T) {
 			good := state(s)
 			jpath := journalPath(dir, 1)
 			goodJournal, _ := os.ReadFile(jpath)
-			for ino := uint64(1); ino <= 20; ino++ {
+			for ino := uint64(1); ino <= files; ino++ {
 				set(ino, 3)(s)
 			}
 			rekey(5, 5, 4)(s)
@@ -1019,5 +1027,99 @@ func TestFlushLetsGoOfLargeScratch(t *testing.T) {
 		if got, ok := s.Get(e.Key()); !ok || got.Offset != e.Offset+1 {
 			t.Errorf("%v: %+v, %v", e.Key(), got, ok)
 		}
+	}
+}
+
+// A flush streams what it encodes through a buffer of bounded size: beyond
+// the copy of the records it takes (one Entry each, taken together so that
+// the flush holds one instant's state), what it allocates does not grow
+// with the records it writes, journal or snapshot. At start-up, when every
+// one of many files is set at once, the garbage of whole-flush buffers
+// would otherwise set the agent's peak memory.
+func TestFlushAllocationBounded(t *testing.T) {
+	const n = 10_000
+	const bound = n*int(unsafe.Sizeof(Entry{})) + 256<<10
+	for _, snapshot := range []bool{false, true} {
+		name := map[bool]string{false: "journal", true: "snapshot"}[snapshot]
+		t.Run(name, func(t *testing.T) {
+			s := openStore(t, t.TempDir())
+			defer s.Close()
+			s.minCompact = 1 << 40 // never compacted but when asked
+			es := manyEntries(n)
+			change := func() {
+				for i := range es {
+					es[i].Offset++
+					s.Set(es[i])
+				}
+			}
+			// The first flush creates the journal; each flush
+			// measured then changes every entry.
+			change()
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				change()
+				s.compact = snapshot
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				if err := s.Flush(); err != nil {
+					t.Fatal(err)
+				}
+				runtime.ReadMemStats(&after)
+				got := after.TotalAlloc - before.TotalAlloc
+				if got > uint64(bound) {
+					t.Errorf("a flush of %d records allocated %d bytes, want at most %d", n, got, bound)
+				}
+				t.Logf("a flush of %d records allocated %d bytes, %d of them the records' copy", n, got, n*int(unsafe.Sizeof(Entry{})))
+			}
+			equalEntries(t, "on disk", reopened(t, filepath.Dir(s.path)), state(s))
+		})
+	}
+}
+
+// An entry that cannot be encoded (a time RFC 3339 cannot hold) fails the
+// flush, wherever it comes among the chunks written, and leaves the
+// checkpoint on disk as it was; once it can be, the next flush writes
+// everything.
+func TestFlushOfUnencodableEntry(t *testing.T) {
+	for _, snapshot := range []bool{false, true} {
+		t.Run(map[bool]string{false: "journal", true: "snapshot"}[snapshot], func(t *testing.T) {
+			dir := t.TempDir()
+			s := openStore(t, dir)
+			defer crash(s)
+			s.minCompact = 1 << 40
+			es := manyEntries(1000) // several chunks
+			for _, e := range es {
+				s.Set(e)
+			}
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			good := state(s)
+			for i := range es {
+				es[i].Offset++
+				s.Set(es[i])
+			}
+			bad := es[len(es)/2]
+			bad.Updated = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+			s.Set(bad)
+			s.compact = snapshot
+			err := s.Flush()
+			if err == nil || !strings.Contains(err.Error(), "encode checkpoint") || strings.Contains(err.Error(), "write checkpoint") {
+				t.Fatalf("flush: %v, want an encoding error", err)
+			}
+			checkDisk(t, dir, "after the failed flush", good)
+			for _, n := range dirNames(t, dir) {
+				if ok, _ := filepath.Match(tempPattern, n); ok {
+					t.Errorf("%s left behind", n)
+				}
+			}
+			s.Set(es[len(es)/2])
+			if err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			checkDisk(t, dir, "after the next flush", state(s))
+		})
 	}
 }

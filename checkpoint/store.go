@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -56,7 +57,7 @@ type Store struct {
 	// write failed.
 	compact bool
 	closed  bool
-	buf     []byte  // encoding scratch
+	buf     []byte  // encoding scratch: a chunk's (chunker)
 	recs    []Entry // Flush's scratch: the changes taken, or every entry for a snapshot
 	dels    []Key   // Flush's scratch: the keys deleted
 
@@ -395,6 +396,15 @@ func (s *Store) flush(final bool) error {
 	taken := s.changed
 	s.changed, s.taken = s.taken, taken
 	s.recs, s.dels = s.recs[:0], s.dels[:0]
+	room := len(taken)
+	if compact {
+		room = len(s.entries) // an entry per inode, mostly
+	}
+	if cap(s.recs) < room {
+		// Room for them all at once: grown by appending, the copy
+		// would make as much garbage again.
+		s.recs = make([]Entry, 0, room)
+	}
 	if compact {
 		for ik, rs := range s.entries {
 			for i := range rs {
@@ -467,22 +477,10 @@ func (s *Store) dropScratch() {
 }
 
 // appendJournal appends s.recs and s.dels to the journal, creating it if
-// needed; s.flushMu is held.
+// needed; s.flushMu is held. The records go out a chunk at a time, the
+// commit last: until the fdatasync succeeded, what is past s.jsize may be
+// an unfinished flush's, which replay ignores and the next append cuts off.
 func (s *Store) appendJournal() error {
-	b := s.buf[:0]
-	for i := range s.recs {
-		var err error
-		if b, err = appendSet(b, &s.recs[i]); err != nil {
-			s.buf = b[:0]
-			return err
-		}
-	}
-	for _, k := range s.dels {
-		b = appendDelete(b, k)
-	}
-	b = appendCommit(b, len(s.recs)+len(s.dels))
-	s.buf = b[:0]
-
 	if s.journal == nil {
 		path := filepath.Join(filepath.Dir(s.path), journalName(s.gen))
 		// Nothing of this generation was written yet: whatever a
@@ -508,16 +506,22 @@ func (s *Store) appendJournal() error {
 		}
 		s.jtorn = false
 	}
-	if _, err := s.journal.Write(b); err != nil {
-		s.jtorn = true
-		return fmt.Errorf("append to checkpoint journal: %w", err)
+	s.jtorn = true // until the fdatasync: whatever of it was written
+	c := newChunker(s.journal, s.buf)
+	err := c.journalFlush(s.recs, s.dels)
+	s.buf = c.buf[:0]
+	if c.werr != nil {
+		return fmt.Errorf("append to checkpoint journal: %w", c.werr)
+	}
+	if err != nil {
+		return err // an encoding error
 	}
 	s.syncs.Add(1)
 	if err := syscall.Fdatasync(int(s.journal.Fd())); err != nil {
-		s.jtorn = true
 		return fmt.Errorf("sync checkpoint journal %s: %w", s.journal.Name(), err)
 	}
-	s.jsize += int64(len(b))
+	s.jsize += c.n
+	s.jtorn = false
 	return nil
 }
 
@@ -526,25 +530,29 @@ func (s *Store) appendJournal() error {
 func (s *Store) writeSnapshot() error {
 	slices.SortFunc(s.recs, compareEntries)
 	gen := s.nextGen
-	data, err := appendFile(s.buf[:0], s.recs, gen, time.Now())
-	s.buf = data[:0]
-	if err != nil {
-		return err
-	}
 	// Tried once: if the write fails, the snapshot on disk may be this
 	// one or the one before, so that neither journal can be appended to.
+	// (An entry that cannot be encoded fails it too, leaving the one
+	// before: the next flush is a snapshot again, as it would be anyway.)
 	s.nextGen++
 	if s.journal != nil {
 		s.journal.Close()
 		s.journal = nil
 	}
-	if err := writeFileOwned(s.path, data, s.owner); err != nil {
+	written := time.Now()
+	size, err := writeFileOwned(s.path, func(w io.Writer) error {
+		c := newChunker(w, s.buf)
+		err := c.snapshot(s.recs, gen, written)
+		s.buf = c.buf[:0]
+		return err
+	}, s.owner)
+	if err != nil {
 		s.compact = true
 		return err
 	}
 	s.syncs.Add(2) // the file's and its directory's
 	old := filepath.Join(filepath.Dir(s.path), journalName(s.gen))
-	s.gen, s.snapSize, s.jsize, s.jtorn, s.compact = gen, int64(len(data)), 0, false, false
+	s.gen, s.snapSize, s.jsize, s.jtorn, s.compact = gen, size, 0, false, false
 	// A journal of s.gen, if a failed snapshot write left one on disk, was
 	// never created: nothing else to remove. A journal left behind is
 	// stale: ignored, and removed at the next Open.
