@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"testing"
@@ -45,9 +46,17 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("accepted an invalid entry %+v: %v", e, err)
 			}
 		}
-		data, err := appendFile(nil, got, s.Journal, time.Now())
+		now := time.Now()
+		data, err := appendFile(nil, got, s.Journal, now)
 		if err != nil {
 			return // a time RFC 3339 cannot hold: refused when written, never torn
+		}
+		// As a flush writes it, a chunk at a time.
+		var w bytes.Buffer
+		c := newChunker(&w, nil)
+		c.size = 1 + len(journal)%128
+		if err := c.snapshot(got, s.Journal, now); err != nil || !bytes.Equal(w.Bytes(), data) {
+			t.Fatalf("written in chunks of %d: %v\n%s\nwant\n%s", c.size, err, w.Bytes(), data)
 		}
 		again, err := parseSnapshot("again", data)
 		if err != nil {
