@@ -101,8 +101,8 @@ type chunker struct {
 	werr error // w's first error: a write error, not an encoding one
 }
 
-// newChunker returns a chunker writing to w, its buffer buf's room if it
-// has a chunk's.
+// newChunker returns a chunker writing to w through buf, or through a new
+// buffer if buf has not a chunk's room.
 func newChunker(w io.Writer, buf []byte) chunker {
 	if cap(buf) < chunkCap {
 		buf = make([]byte, 0, chunkCap)
