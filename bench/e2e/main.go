@@ -1529,7 +1529,7 @@ func manyOnce(run int) (row, error) {
 	res := row{
 		pickup:  pickMax,
 		wakeups: wakeups,
-		more:    []metric{perOpen, {float64(maxOpen), "open-files"}, {float64(pickMax) / 1e6, "pickup-max-ms"}},
+		more:    []metric{perOpen, {float64(maxOpen), "open-files"}, {float64(pickMax) / 1e6, "pickup-max-ms"}, {float64(a.peak) / 1e6, "peak-incl-start-MB"}},
 		name:    fmt.Sprintf("logagent many files: %d files, a line each per %s", *manyN, *perFile),
 		wall:    span,
 		cpu:     cpu,
@@ -1537,8 +1537,8 @@ func manyOnce(run int) (row, error) {
 		perCore: true,
 		rss:     maxRSS,
 		p99:     p99,
-		extra: fmt.Sprintf("RSS per open file %s (%.1f MB above an idle agent's %.1f MB, over %d input files open at most, %d at the end; %s); new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s; %s settle, %.2f CPU s",
-			perOpenS, float64(maxRSS-idleRSS)/1e6, float64(idleRSS)/1e6, maxOpen, open, setting, strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0 - startCPU).Seconds()),
+		extra: fmt.Sprintf("RSS per open file %s (%.1f MB above an idle agent's %.1f MB, over %d input files open at most, %d at the end; %s); peak RSS incl. start-up %.1f MB; new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s; %s settle, %.2f CPU s",
+			perOpenS, float64(maxRSS-idleRSS)/1e6, float64(idleRSS)/1e6, maxOpen, open, setting, float64(a.peak)/1e6, strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0 - startCPU).Seconds()),
 	}
 	if a.perf != nil {
 		a.perf.perLine(&res, inWindow)
