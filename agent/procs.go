@@ -87,24 +87,32 @@ func (p *Procs) Start() (stop func()) {
 	}
 }
 
-// Run samples the process's CPU time every second and sets GOMAXPROCS, until
-// ctx is done; it then leaves the runtime's default.
+// Run samples the process's CPU time every second and sets GOMAXPROCS, and
+// GOGC (see gc.go), until ctx is done; it then leaves the runtime's
+// defaults.
 func (p *Procs) Run(ctx context.Context) {
-	if p.env {
+	tuneGC := gcTunable()
+	if p.env && !tuneGC {
 		return
 	}
-	defer runtime.SetDefaultGOMAXPROCS()
+	if tuneGC {
+		defer debug.SetGCPercent(100)
+	}
+	if !p.env {
+		defer runtime.SetDefaultGOMAXPROCS()
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var s procsState
 	var mem memState
+	var gc gcState
 	lastCPU, lastAt := processCPU(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-p.backlog:
-			if p.fixed.Load() == 0 && runtime.GOMAXPROCS(0) == 1 {
+			if !p.env && p.fixed.Load() == 0 && runtime.GOMAXPROCS(0) == 1 {
 				s = procsState{}
 				runtime.SetDefaultGOMAXPROCS()
 				p.log.Load().Debug("backlog: more threads run Go code", "gomaxprocs", runtime.GOMAXPROCS(0))
@@ -113,10 +121,13 @@ func (p *Procs) Run(ctx context.Context) {
 			cpu := processCPU()
 			cores := (cpu - lastCPU).Seconds() / now.Sub(lastAt).Seconds()
 			lastCPU, lastAt = cpu, now
+			if tuneGC {
+				gc.tune(p.log.Load()) // first: a collection below then has its goal
+			}
 			if mem.next(cores) {
 				debug.FreeOSMemory()
 			}
-			if p.fixed.Load() > 0 {
+			if p.env || p.fixed.Load() > 0 {
 				s = procsState{}
 				continue
 			}
