@@ -256,6 +256,7 @@ func (in *Input) pendingIn(dir string) []*harvester {
 // ended first.
 func (h *harvester) waitCopyCheck(ctx context.Context, poll *time.Timer) bool {
 	h.pendingSince = time.Now()
+	wake := h.host.wakeChan(h)
 	for {
 		h.env.mu.Lock()
 		adoptAt := h.adoptAt
@@ -283,7 +284,7 @@ func (h *harvester) waitCopyCheck(ctx context.Context, poll *time.Timer) bool {
 		select {
 		case <-ctx.Done():
 			return false
-		case <-h.wake:
+		case <-wake:
 		case <-poll.C:
 		}
 	}

@@ -73,4 +73,7 @@ type host interface {
 	// throughLink reports whether the path dir goes through a symbolic
 	// link.
 	throughLink(dir string) bool
+	// wakeChan returns the channel a signal to h leaves a token on. It
+	// is h's until h parks (park returned true): only then may it change.
+	wakeChan(h *harvester) <-chan struct{}
 }

@@ -47,7 +47,13 @@ type harvester struct {
 	dev  uint64
 	ino  uint64
 	tr   *tracker
-	wake chan struct{} // a token: look at the file again (Input.signal)
+	// wake holds a token when the file is to be looked at again
+	// (Input.signal). Under Input.mu: a harvester holds one only while it
+	// is not parked (a parked one is woken by unparking it), from the
+	// first signal or wait (Input.wakeLocked) until it parks again, so
+	// that idle files hold none; its goroutine reads it through
+	// host.wakeChan.
+	wake chan struct{}
 	// ctx ends the harvester; cancel ends it (then Input.signal wakes it
 	// if parked).
 	ctx harvestCtx
@@ -193,7 +199,6 @@ func newHarvester(ctx context.Context, env *harvestEnv, hst host, o openedFile, 
 		dev:      o.dev,
 		ino:      o.ino,
 		tr:       tr,
-		wake:     make(chan struct{}, 1),
 		path:     o.path,
 		id:       o.id,
 		state:    o.state,
@@ -262,6 +267,9 @@ func (h *harvester) loop() {
 // false then; or until the file is idle, and returns true once parked.
 func (h *harvester) run(ctx context.Context) (parked bool) {
 	var poll *time.Timer
+	// wake is h.wake, taken once this run first waits: it stays h's
+	// until h parks, which ends the run.
+	var wake <-chan struct{}
 	defer func() {
 		if poll != nil {
 			poll.Stop()
@@ -318,10 +326,13 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 		} else {
 			poll.Reset(d) // Go 1.23+: no stale value left to drain
 		}
+		if wake == nil {
+			wake = h.host.wakeChan(h)
+		}
 		select {
 		case <-ctx.Done():
 			return false
-		case <-h.wake:
+		case <-wake:
 		case <-poll.C:
 		}
 	}

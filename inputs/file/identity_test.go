@@ -173,7 +173,7 @@ func TestLookAtContentSeesTail(t *testing.T) {
 	off := int64(len(content))
 	store := openStore(t, filepath.Join(dir, "data"))
 	h := &harvester{env: env, f: f, id: short, checkLen: -1, src: &logagent.Source{ID: short}, offset: off, path: path}
-	h.tr = newTracker(store, checkpoint.Entry{Path: path, ID: short}, false)
+	h.tr = newTracker(&fileCheckpoint{store: store}, checkpoint.Entry{Path: path, ID: short}, false)
 	h.tail, h.tailLen = checkHash(content[off-tailBytes:]), tailBytes
 
 	for _, tc := range []struct {

@@ -63,6 +63,7 @@ type Input struct {
 	log        *slog.Logger
 	store      *checkpoint.Store
 	env        harvestEnv      // what every harvester is given (newHarvester)
+	ckpt       fileCheckpoint  // what every harvester's tracker is given
 	scanReq    chan struct{}   // a token: scan soon (notifyScan)
 	idleWorker chan *harvester // unbuffered: a send succeeds only if a worker waits
 
@@ -125,6 +126,10 @@ type Input struct {
 	polls    pollQueue
 	stopping bool
 	busy     map[*harvester]struct{} // the harvesters not parked
+	// wakes are wake channels let go of by harvesters that parked, empty,
+	// for the next harvester that needs one (see wakeLocked): at most
+	// maxIdleWorkers.
+	wakes []chan struct{}
 	// recent holds harvesters that parked soon after data: their
 	// delivery rate is still sampled (see Reading).
 	recent map[*harvester]struct{}
@@ -172,6 +177,7 @@ func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFun
 		cfg:        cfg,
 		log:        log.With("input", cfg.ID),
 		store:      store,
+		ckpt:       fileCheckpoint{store: store, input: cfg.ID},
 		scanReq:    make(chan struct{}, 1),
 		byInode:    make(map[devIno]*harvester),
 		byPath:     make(map[string]*harvester),

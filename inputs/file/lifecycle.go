@@ -38,7 +38,7 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 	}
 	// A pending file has no checkpoint entry until it is known where it
 	// starts: after a restart it is checked again.
-	tr := newTracker(in.store, checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: path, Offset: offset, Updated: time.Now()}, !pending)
+	tr := newTracker(&in.ckpt, checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: path, Offset: offset, Updated: time.Now()}, !pending)
 	if in.stopping {
 		// The input stops, and cancelled every harvester it had
 		// (closeParked): this one would read nothing. Its checkpoint
@@ -77,6 +77,13 @@ func (in *Input) exited(h *harvester) {
 	defer in.mu.Unlock()
 	if in.byInode[devIno{h.dev, h.ino}] == h {
 		delete(in.byInode, devIno{h.dev, h.ino})
+	}
+	if h.wake != nil {
+		select {
+		case <-h.wake: // a signal it no longer needs
+		default:
+		}
+		in.dropWakeLocked(h)
 	}
 	delete(in.removedAt, h)
 	delete(in.busy, h)
@@ -160,7 +167,7 @@ func (in *Input) signal(h *harvester) {
 		return
 	}
 	select {
-	case h.wake <- struct{}{}:
+	case in.wakeLocked(h) <- struct{}{}:
 	default:
 	}
 }

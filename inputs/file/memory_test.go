@@ -135,3 +135,11 @@ func TestHarvesterSize(t *testing.T) {
 		t.Errorf("a harvester is %d bytes, over the 568 that fit the 576-byte size class with the malloc header", n)
 	}
 }
+
+// A tracker is held per open file too: it fits the 112-byte size class
+// (its input's part of the checkpoint entry is shared, see fileCheckpoint).
+func TestTrackerSize(t *testing.T) {
+	if n := unsafe.Sizeof(tracker{}); n > 112 {
+		t.Errorf("a tracker is %d bytes, over the 112-byte size class", n)
+	}
+}

@@ -26,6 +26,7 @@ func (in *Input) park(h *harvester, d time.Duration) bool {
 		return false
 	}
 	h.parked = true
+	in.dropWakeLocked(h)
 	delete(in.busy, h)
 	now := time.Now()
 	if now.Sub(h.lastData) < RecentlyActive {
@@ -33,6 +34,41 @@ func (in *Input) park(h *harvester, d time.Duration) bool {
 	}
 	in.polls.schedule(h, now.Add(d))
 	return true
+}
+
+// wakeChan gives h a wake channel, if it has none, and returns it.
+func (in *Input) wakeChan(h *harvester) <-chan struct{} {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.wakeLocked(h)
+}
+
+// wakeLocked gives h a wake channel, if it has none, and returns it.
+// in.mu is held.
+func (in *Input) wakeLocked(h *harvester) chan struct{} {
+	if h.wake == nil {
+		if k := len(in.wakes) - 1; k >= 0 {
+			h.wake = in.wakes[k]
+			in.wakes[k] = nil
+			in.wakes = in.wakes[:k]
+		} else {
+			h.wake = make(chan struct{}, 1)
+		}
+	}
+	return h.wake
+}
+
+// dropWakeLocked takes h's wake channel, empty, for the next harvester
+// that needs one: h is parked, and a signal unparks it instead. in.mu is
+// held.
+func (in *Input) dropWakeLocked(h *harvester) {
+	if h.wake == nil {
+		return
+	}
+	if len(h.wake) == 0 && len(in.wakes) < maxIdleWorkers {
+		in.wakes = append(in.wakes, h.wake)
+	}
+	h.wake = nil
 }
 
 // unparkLocked runs the parked harvester h again. in.mu is held.
@@ -129,7 +165,7 @@ func (in *Input) pollDue(now time.Time) {
 	for i, h := range due {
 		woken := false
 		select {
-		case <-h.wake:
+		case <-h.wake: // nil (never ready) unless signalled meanwhile
 			woken = true
 		default:
 		}
@@ -137,6 +173,7 @@ func (in *Input) pollDue(now time.Time) {
 		if quiet[i] && !woken && h.ctx.Err() == nil {
 			h.cheapPolls++
 			h.parked = true
+			in.dropWakeLocked(h)
 			in.polls.schedule(h, now.Add(h.idleDelay()))
 			continue
 		}

@@ -114,7 +114,8 @@ func TestParkedFilesMissNothing(t *testing.T) {
 	}
 }
 
-// Idle files hold no goroutine each. (300 files, more than maxIdleWorkers.)
+// Idle files hold no goroutine each, nor a wake channel. (300 files, more
+// than maxIdleWorkers.)
 func TestIdleFilesHoldNoGoroutine(t *testing.T) {
 	dir := t.TempDir()
 	const files = 300
@@ -136,6 +137,20 @@ func TestIdleFilesHoldNoGoroutine(t *testing.T) {
 	if n := len(in.Files()); n != files {
 		t.Errorf("%d files open, want %d", n, files)
 	}
+	in.mu.Lock()
+	woken := 0
+	for _, h := range in.byInode {
+		if h.parked && h.wake != nil {
+			woken++
+		}
+	}
+	if woken > 0 {
+		t.Errorf("%d parked files hold a wake channel", woken)
+	}
+	if len(in.wakes) > maxIdleWorkers {
+		t.Errorf("%d wake channels kept for reuse, over %d", len(in.wakes), maxIdleWorkers)
+	}
+	in.mu.Unlock()
 	stop()
 }
 
@@ -302,4 +317,35 @@ func TestWokenFileReadsIntoTinyBlock(t *testing.T) {
 	close(s.hold)
 	s.mu.Unlock()
 	waitFor(t, "the second line delivered", func() bool { return s.count() == 2 })
+}
+
+// A signal to a harvester at work leaves a token, which keeps it from
+// parking until taken; parked, it holds no wake channel (a signal unparks
+// it instead), and the channel is kept for the next harvester.
+func TestParkLetsGoOfWake(t *testing.T) {
+	dir := t.TempDir()
+	in := New(testConfig(dir), openStore(t, filepath.Join(dir, "data")), NewBudget(1<<20), nil, slog.New(slog.DiscardHandler))
+	h := &harvester{pollIdx: -1}
+	in.mu.Lock()
+	in.busy[h] = struct{}{}
+	in.mu.Unlock()
+	in.signal(h)
+	if h.wake == nil || len(h.wake) != 1 {
+		t.Fatal("a signal to a harvester at work left no token")
+	}
+	if in.park(h, time.Hour) {
+		t.Fatal("parked with a signal not taken")
+	}
+	<-in.wakeChan(h) // as run's wait takes it
+	if !in.park(h, time.Hour) {
+		t.Fatal("not parked")
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if h.wake != nil {
+		t.Error("a parked harvester holds its wake channel")
+	}
+	if len(in.wakes) != 1 {
+		t.Errorf("%d wake channels kept for reuse, want the one let go of", len(in.wakes))
+	}
 }

@@ -12,15 +12,31 @@ import (
 // tracker commits the offset of one file as its chunks are acknowledged:
 // the committed offset is the end of the longest run of chunks, in reading
 // order, that every routed output has delivered.
+//
+// One is held per open file: it keeps of the file's checkpoint entry only
+// what differs from file to file (what all of an input's share is in
+// fileCheckpoint), and the offset once (offset), so that it fits the
+// 112-byte size class.
 type tracker struct {
-	store *checkpoint.Store
+	ck *fileCheckpoint
 
-	mu        sync.Mutex
-	entry     checkpoint.Entry
-	offset    atomic.Int64    // entry.Offset, read without mu
-	pending   []*trackedChunk // in reading order
-	forgotten bool
-	idle      chan struct{} // closed and replaced when pending becomes empty
+	mu sync.Mutex
+	// the file's checkpoint entry, but for its input (ck.input) and its
+	// offset: under mu
+	id      logagent.FileID
+	path    string
+	updated int64 // unix nanos; 0: the zero time
+	// offset is the entry's Offset: written under mu, read without it.
+	offset    atomic.Int64
+	pending   []*trackedChunk // in reading order; under mu
+	forgotten bool            // under mu
+}
+
+// fileCheckpoint is what the trackers of an input's files share: where
+// their entries are recorded, and the input they are of.
+type fileCheckpoint struct {
+	store *checkpoint.Store
+	input string
 }
 
 type trackedChunk struct {
@@ -28,15 +44,38 @@ type trackedChunk struct {
 	done bool
 }
 
-// newTracker tracks the file of e, recorded in store unless register is
-// false (then restart records it).
-func newTracker(store *checkpoint.Store, e checkpoint.Entry, register bool) *tracker {
-	t := &tracker{store: store, entry: e}
+// newTracker tracks the file of e, whose Input is ck.input, recorded in
+// ck.store unless register is false (then restart records it).
+func newTracker(ck *fileCheckpoint, e checkpoint.Entry, register bool) *tracker {
+	t := &tracker{ck: ck, id: e.ID, path: e.Path}
+	t.setUpdated(e.Updated)
 	t.offset.Store(e.Offset)
 	if register {
-		store.Set(e)
+		ck.store.Set(t.entryLocked())
 	}
 	return t
+}
+
+// entryLocked returns the file's checkpoint entry. t.mu is held, or t is
+// not shared yet.
+func (t *tracker) entryLocked() checkpoint.Entry {
+	e := checkpoint.Entry{Input: t.ck.input, ID: t.id, Path: t.path, Offset: t.offset.Load()}
+	if t.updated != 0 {
+		e.Updated = time.Unix(0, t.updated)
+	}
+	return e
+}
+
+// keyLocked returns the key of the file's checkpoint entry. t.mu is held.
+func (t *tracker) keyLocked() checkpoint.Key {
+	return checkpoint.Key{Input: t.ck.input, ID: t.id}
+}
+
+func (t *tracker) setUpdated(at time.Time) {
+	t.updated = 0
+	if !at.IsZero() {
+		t.updated = at.UnixNano()
+	}
 }
 
 // add registers a chunk ending at end, to be reported to done once
@@ -60,17 +99,12 @@ func (t *tracker) done(tc *trackedChunk) {
 	if n == 0 {
 		return
 	}
-	t.entry.Offset = t.pending[n-1].end
-	t.offset.Store(t.entry.Offset)
-	t.entry.Updated = time.Now()
+	t.offset.Store(t.pending[n-1].end)
+	t.setUpdated(time.Now())
 	clear(t.pending[:n])
 	t.pending = t.pending[n:]
 	if !t.forgotten {
-		t.store.Set(t.entry)
-	}
-	if len(t.pending) == 0 && t.idle != nil {
-		close(t.idle)
-		t.idle = nil
+		t.ck.store.Set(t.entryLocked())
 	}
 }
 
@@ -90,7 +124,7 @@ func (t *tracker) committedOffset() int64 {
 func (t *tracker) committed() checkpoint.Entry {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.entry
+	return t.entryLocked()
 }
 
 // rename records the file's new path and, when its fingerprint was
@@ -98,11 +132,11 @@ func (t *tracker) committed() checkpoint.Entry {
 func (t *tracker) update(path string, id logagent.FileID) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old := t.entry.Key()
-	t.entry.Path = path
-	t.entry.ID = id
+	old := t.keyLocked()
+	t.path = path
+	t.id = id
 	if !t.forgotten {
-		t.store.Rekey(old, t.entry)
+		t.ck.store.Rekey(old, t.entryLocked())
 	}
 }
 
@@ -122,13 +156,12 @@ func (t *tracker) reset(id logagent.FileID) {
 func (t *tracker) restart(id logagent.FileID, offset int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old := t.entry.Key()
-	t.entry.ID = id
-	t.entry.Offset = offset
+	old := t.keyLocked()
+	t.id = id
 	t.offset.Store(offset)
-	t.entry.Updated = time.Now()
+	t.setUpdated(time.Now())
 	if !t.forgotten {
-		t.store.Rekey(old, t.entry)
+		t.ck.store.Rekey(old, t.entryLocked())
 	}
 }
 
@@ -137,5 +170,5 @@ func (t *tracker) forget() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.forgotten = true
-	t.store.Delete(t.entry.Key())
+	t.ck.store.Delete(t.keyLocked())
 }
