@@ -120,7 +120,7 @@ func (in *Input) copyCheck(h *harvester, id logagent.FileID) (hold bool) {
 	} else if fp, n, err := fingerprint(orig.f, id.FingerprintLen); err == nil && n == id.FingerprintLen {
 		same = fp == id.Fingerprint
 	}
-	return same && time.Unix(0, orig.intactAt.Load()).Before(h.pendingSince.Add(in.cfg.ScanInterval))
+	return same && orig.intactAt.Load() < h.pendingSince+int64(in.cfg.ScanInterval)
 }
 
 // adoptCopy is called by the harvester of a truncated file. It finds, in
@@ -255,7 +255,7 @@ func (in *Input) pendingIn(dir string) []*harvester {
 // of a truncated file, or known not to be one. It returns false if ctx
 // ended first.
 func (h *harvester) waitCopyCheck(ctx context.Context, poll *time.Timer) bool {
-	h.pendingSince = time.Now()
+	h.pendingSince = time.Now().UnixNano()
 	wake := h.host.wakeChan(h)
 	for {
 		h.env.mu.Lock()
@@ -318,8 +318,8 @@ func (h *harvester) tailChanged(seen tailLook) bool {
 		return false
 	}
 	bp, _ := prefixBufs.Get().(*[]byte)
-	if bp == nil || cap(*bp) < h.tailLen {
-		b := make([]byte, max(h.tailLen, DefaultFingerprintBytes))
+	if bp == nil || cap(*bp) < int(h.tailLen) {
+		b := make([]byte, max(int(h.tailLen), DefaultFingerprintBytes))
 		bp = &b
 	}
 	defer prefixBufs.Put(bp)
@@ -328,7 +328,7 @@ func (h *harvester) tailChanged(seen tailLook) bool {
 	if err != nil && err != io.EOF {
 		return false
 	}
-	return got < h.tailLen || checkHash(buf) != h.tail
+	return got < int(h.tailLen) || checkHash(buf) != h.tail
 }
 
 // sawEnd records the file's inode as seen with everything up to h.offset
@@ -343,7 +343,7 @@ func (h *harvester) sawEnd(fi os.FileInfo) (rewritten bool) {
 		// Parked after a short read without a look at the inode:
 		// modified since that read, as far as the file system's
 		// coarse clock tells.
-		modified = !time.Unix(sig.mtime.Unix()).Before(h.endReadAt.Add(-mtimeSlack))
+		modified = sig.mtime >= h.endReadAt-int64(mtimeSlack)
 	}
 	rewritten = fi.Size() == h.offset && h.offset == h.seenOffset && modified
 	h.seen, h.seenOffset, h.endUnseen = sig, h.offset, false
@@ -396,7 +396,7 @@ func (h *harvester) lookAtContent(size int64) (replaced bool, tail tailLook) {
 		if len(b) < have {
 			return
 		}
-		if h.checkLen == have {
+		if int(h.checkLen) == have {
 			same = checkHash(b[:have]) == h.check
 			fp = h.id.Fingerprint // the FNV-1a of b[:have], if same
 		} else {
@@ -417,6 +417,6 @@ func (h *harvester) lookAtContent(size int64) (replaced bool, tail tailLook) {
 	if got > have {
 		h.setFingerprint(fp, got)
 	}
-	h.check, h.checkLen = check, got
+	h.check, h.checkLen = check, int32(got)
 	return false, tail
 }

@@ -103,19 +103,17 @@ type harvester struct {
 	real string
 	// dir is the directory of dirOf, a path it had (see dirWatched).
 	dir, dirOf string
-	// idlePolls counts polls that found nothing (pollDelay).
-	idlePolls int
 	// seen is the file's inode times and link count at the last look at
-	// its end, and seenOffset the read offset then; cheapPolls counts the
-	// polls since that only compared them.
+	// its end, and seenOffset the read offset then; cheapPolls (at the
+	// end) counts the polls since that only compared them.
 	seen       statSig
 	seenOffset int64
 	// endUnseen (at the end) is set when the harvester parked after a short
 	// read without looking at the inode (parkAfterShortRead): seen is
 	// then of an earlier look, and endReadAt is when the read found the
-	// end.
-	endReadAt  time.Time
-	cheapPolls int
+	// end, in unix nanos (compared with the file's modification time:
+	// wall clock).
+	endReadAt int64
 
 	blk    *block
 	r, w   int   // blk.buf[r:w] is read but not yet in a message
@@ -132,23 +130,30 @@ type harvester struct {
 	nameCheckedAt time.Time
 	lastRead      time.Time // when the last read returned data
 	// pendingSince is when a pending file began to wait for its copy
-	// check. seenGens are the earlier generations this descriptor read
-	// before copytruncate rotations replaced them.
-	pendingSince time.Time
+	// check, in unix nanos (compared with intactAt: wall clock).
+	// seenGens are the earlier generations this descriptor read before
+	// copytruncate rotations replaced them.
+	pendingSince int64
 	seenGens     []logagent.FileID
 	// check is a fast hash (checkHash) of the first checkLen bytes, known
 	// to be those of h.id when checkLen == h.id.FingerprintLen: the
 	// periodic look at the content compares it instead of computing the
 	// fingerprint again. -1: not known.
-	check    uint64
-	checkLen int
-	// tail is a fast hash (checkHash) of the tailLen bytes just before
-	// offset, taken from the read buffer as they are read (no read of its
-	// own). A file rewritten in place with the same first bytes, to the
-	// same size or past the offset, is told by them (tailChanged); 0: not
-	// known.
-	tail    uint64
-	tailLen int
+	check uint64
+	// tail is a fast hash (checkHash) of the tailLen bytes (at most
+	// tailBytes) just before offset, taken from the read buffer as they
+	// are read (no read of its own). A file rewritten in place with the
+	// same first bytes, to the same size or past the offset, is told by
+	// them (tailChanged); 0: not known.
+	tail uint64
+	// Owner-only counters, narrow to share one word: checkLen (see
+	// check) is at most a fingerprint's length; tailLen at most tailBytes; idlePolls counts polls that found
+	// nothing (pollDelay), up to maxPollShift; cheapPolls stops below
+	// fullPollEvery (quiet).
+	checkLen   int32
+	tailLen    uint16
+	idlePolls  uint8
+	cheapPolls uint8
 
 	// The small fields last, side by side in one word, each under the
 	// rule of its group above: a harvester is held per open file, and
@@ -361,7 +366,7 @@ func (h *harvester) parkAfterShortRead() bool {
 	// Grown since the read, or truncated: the event of that change wakes
 	// it, or keeps it from parking.
 	h.size.Store(h.offset)
-	h.seenOffset, h.endUnseen, h.endReadAt = h.offset, true, now
+	h.seenOffset, h.endUnseen, h.endReadAt = h.offset, true, now.UnixNano()
 	h.cheapPolls = 0
 	h.dropIdleBlock()
 	return h.host.park(h, h.idleDelay())
@@ -382,12 +387,16 @@ func (h *harvester) pollDelay() time.Duration {
 	}
 	shift := 3
 	if watched {
-		shift = 7
+		shift = maxPollShift
 	}
-	d := h.env.pollInterval << min(h.idlePolls, shift)
-	h.idlePolls++
+	d := h.env.pollInterval << min(int(h.idlePolls), shift)
+	h.idlePolls = min(h.idlePolls+1, maxPollShift)
 	return d
 }
+
+// maxPollShift is the most pollDelay doubles PollInterval by, for a file
+// that events do not tell about.
+const maxPollShift = 7
 
 // idleDelay is how long the file, read to its end, waits to be looked at
 // again unless woken: pollDelay, or until the event joiner holds open times
@@ -471,7 +480,7 @@ func (h *harvester) readOnce(ctx context.Context) (int, error) {
 	h.lastData = now
 	// buf[:w] holds the bytes up to offset, contiguous.
 	k := min(h.w, tailBytes)
-	h.tail, h.tailLen = checkHash(h.blk.buf[h.w-k:h.w]), k
+	h.tail, h.tailLen = checkHash(h.blk.buf[h.w-k:h.w]), uint16(k)
 	if !extended {
 		h.extendFingerprint(h.offset)
 	}

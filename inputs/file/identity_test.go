@@ -132,7 +132,7 @@ func TestLookAtContentFastCheck(t *testing.T) {
 	if r, _ := h.lookAtContent(int64(len(content))); r {
 		t.Fatal("unchanged file taken as replaced (fingerprint compared)")
 	}
-	if h.checkLen != id.FingerprintLen {
+	if int(h.checkLen) != id.FingerprintLen {
 		t.Fatalf("check of %d bytes known, want %d", h.checkLen, id.FingerprintLen)
 	}
 	if r, _ := h.lookAtContent(int64(len(content))); r {

@@ -218,9 +218,9 @@ func (h *harvester) quiet(now time.Time) (quiet, missed bool) {
 }
 
 // statSig is what of a file's inode changes when it is written, truncated,
-// renamed or removed, but its size.
+// renamed or removed, but its size: the times in unix nanos.
 type statSig struct {
-	mtime, ctime syscall.Timespec
+	mtime, ctime int64
 	nlink        uint64
 }
 
@@ -229,7 +229,7 @@ func sigOf(fi os.FileInfo) statSig {
 	if !ok {
 		return statSig{}
 	}
-	return statSig{mtime: st.Mtim, ctime: st.Ctim, nlink: uint64(st.Nlink)}
+	return statSig{mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), nlink: uint64(st.Nlink)}
 }
 
 // closeParked stops the input's harvesters once Run is done: it cancels
