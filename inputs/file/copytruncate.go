@@ -120,7 +120,7 @@ func (in *Input) copyCheck(h *harvester, id logagent.FileID) (hold bool) {
 	} else if fp, n, err := fingerprint(orig.f, id.FingerprintLen); err == nil && n == id.FingerprintLen {
 		same = fp == id.Fingerprint
 	}
-	return same && orig.intactAt.Load() < h.pendingSince+int64(in.cfg.ScanInterval)
+	return same && orig.intactAt.Load() < h.more().pendingSince+int64(in.cfg.ScanInterval)
 }
 
 // adoptCopy is called by the harvester of a truncated file. It finds, in
@@ -151,7 +151,7 @@ func (in *Input) adoptCopy(orig *harvester, readPos int64) {
 		}
 	}
 	base := filepath.Base(orig.path)
-	in.siblings(dir, devIno{orig.dev, orig.ino}, func(sf sibling) (keep, stop bool) {
+	in.siblings(dir, orig.key(), func(sf sibling) (keep, stop bool) {
 		start := int64(-1)
 		if !foundCopy {
 			if ok, _ := sameContent(sf.f, orig.id); ok {
@@ -213,7 +213,11 @@ func (in *Input) missedGeneration(orig *harvester, name, base string, f *os.File
 	if fi.ModTime().Before(time.Unix(0, orig.intactAt.Load())) {
 		return false
 	}
-	for _, g := range orig.seenGens {
+	var gens []logagent.FileID
+	if orig.rare != nil {
+		gens = orig.rare.seenGens
+	}
+	for _, g := range gens {
 		if ok, _ := sameContent(f, g); ok {
 			return false
 		}
@@ -255,7 +259,7 @@ func (in *Input) pendingIn(dir string) []*harvester {
 // of a truncated file, or known not to be one. It returns false if ctx
 // ended first.
 func (h *harvester) waitCopyCheck(ctx context.Context, poll *time.Timer) bool {
-	h.pendingSince = time.Now().UnixNano()
+	h.more().pendingSince = time.Now().UnixNano()
 	wake := h.host.wakeChan(h)
 	for {
 		h.env.mu.Lock()

@@ -441,7 +441,7 @@ func (in *Input) evictIdle() bool {
 		h := in.evictQ[0]
 		in.evictQ = in.evictQ[1:]
 		in.mu.Lock()
-		if !h.parked || h.state != stateActive || h.tr.inflight() > 0 || h.holding.Load() || in.byInode[devIno{h.dev, h.ino}] != h {
+		if !h.parked || h.state != stateActive || h.tr.inflight() > 0 || h.holding.Load() || in.byInode[h.key()] != h {
 			in.mu.Unlock()
 			continue // woken, or done with, since
 		}

@@ -44,8 +44,6 @@ type harvester struct {
 	env  *harvestEnv
 	host host
 	f    *os.File
-	dev  uint64
-	ino  uint64
 	tr   *tracker
 	// wake holds a token when the file is to be looked at again
 	// (Input.signal). Under Input.mu: a harvester holds one only while it
@@ -66,7 +64,10 @@ type harvester struct {
 	// setIdentity, setFingerprint), read by the owner without it and by
 	// the input with it
 	path string // its name: the one it was opened by, until renamed
-	id   logagent.FileID
+	// id is the file's identity. Its Dev and Ino, the descriptor's, are
+	// set by newHarvester and never written again (setIdentity writes the
+	// fingerprint alone): they are read without Input.mu (key).
+	id logagent.FileID
 	// state: at the end
 
 	// under Input.mu, written by the input: parked (at the end) is set
@@ -97,10 +98,9 @@ type harvester struct {
 
 	// owner only
 	src *logagent.Source // of the messages read from now on
-	// real is the target of the followed link it was opened by while path
-	// is the link ("" otherwise): its directory is the file's, where it is
-	// watched and where it is looked for once rotated.
-	real string
+	// rare holds what only some files need (nil until one of them is
+	// set): a harvester is held per open file.
+	rare *harvesterRare
 	// dir is the directory of dirOf, a path it had (see dirWatched).
 	dir, dirOf string
 	// seen is the file's inode times and link count at the last look at
@@ -129,12 +129,6 @@ type harvester struct {
 	// nameCheckedAt is when the name was last looked up (nameDue).
 	nameCheckedAt time.Time
 	lastRead      time.Time // when the last read returned data
-	// pendingSince is when a pending file began to wait for its copy
-	// check, in unix nanos (compared with intactAt: wall clock).
-	// seenGens are the earlier generations this descriptor read before
-	// copytruncate rotations replaced them.
-	pendingSince int64
-	seenGens     []logagent.FileID
 	// check is a fast hash (checkHash) of the first checkLen bytes, known
 	// to be those of h.id when checkLen == h.id.FingerprintLen: the
 	// periodic look at the content compares it instead of computing the
@@ -156,8 +150,8 @@ type harvester struct {
 	cheapPolls uint8
 
 	// The small fields last, side by side in one word, each under the
-	// rule of its group above: a harvester is held per open file, and
-	// one more word would take it to the next size class (see
+	// rule of its group above: a harvester is held per open file, and a
+	// word more may take it to the next size class (see
 	// TestHarvesterSize).
 	state     fileState // under Input.mu, written by the owner
 	parked    bool      // under Input.mu, written by the input
@@ -176,6 +170,41 @@ type harvester struct {
 	// reads into a full block at once (see ensureRoom).
 	wideWake bool // owner only
 }
+
+// harvesterRare is what of a harvester only some files need: read through
+// a followed link, held pending, copytruncated. Owner only.
+type harvesterRare struct {
+	// real is the target of the followed link it was opened by while path
+	// is the link ("" otherwise): its directory is the file's, where it is
+	// watched and where it is looked for once rotated.
+	real string
+	// pendingSince is when a pending file began to wait for its copy
+	// check, in unix nanos (compared with intactAt: wall clock).
+	pendingSince int64
+	// seenGens are the earlier generations this descriptor read before
+	// copytruncate rotations replaced them.
+	seenGens []logagent.FileID
+}
+
+// more returns h.rare, made if nil.
+func (h *harvester) more() *harvesterRare {
+	if h.rare == nil {
+		h.rare = &harvesterRare{}
+	}
+	return h.rare
+}
+
+// real returns the target of the followed link h's file was opened by
+// while its path is the link, or "" (see harvesterRare).
+func (h *harvester) real() string {
+	if h.rare == nil {
+		return ""
+	}
+	return h.rare.real
+}
+
+// key returns h's file's device and inode, without Input.mu (see id).
+func (h *harvester) key() devIno { return devIno{h.id.Dev, h.id.Ino} }
 
 // openedFile is a file its input opened and decided to read.
 type openedFile struct {
@@ -201,8 +230,6 @@ func newHarvester(ctx context.Context, env *harvestEnv, hst host, o openedFile, 
 		env:      env,
 		host:     hst,
 		f:        o.f,
-		dev:      o.dev,
-		ino:      o.ino,
 		tr:       tr,
 		path:     o.path,
 		id:       o.id,
@@ -210,10 +237,13 @@ func newHarvester(ctx context.Context, env *harvestEnv, hst host, o openedFile, 
 		pollIdx:  -1,
 		adoptAt:  -1,
 		src:      src,
-		real:     o.real,
 		offset:   o.offset,
 		lastData: now,
 		checkLen: -1,
+	}
+	h.id.Dev, h.id.Ino = o.dev, o.ino // the descriptor's, as o.id's: its key in Input.byInode
+	if o.real != "" {
+		h.more().real = o.real
 	}
 	if env.multiline != nil {
 		h.joiner = multiline.New(*env.multiline)
@@ -744,9 +774,10 @@ func (h *harvester) truncated(size int64) {
 	readPos := h.offset - int64(h.w-h.r)
 	h.env.log.Warn("file truncated; reading it again from the start", "path", h.path, "size", size, "read_offset", readPos)
 	h.host.adoptCopy(h, readPos)
-	h.seenGens = append(h.seenGens, h.id)
-	if len(h.seenGens) > maxSeenGens {
-		h.seenGens = h.seenGens[1:]
+	rare := h.more()
+	rare.seenGens = append(rare.seenGens, h.id)
+	if len(rare.seenGens) > maxSeenGens {
+		rare.seenGens = rare.seenGens[1:]
 	}
 	if _, err := h.f.Seek(0, io.SeekStart); err != nil {
 		h.env.log.Error("seek failed", "path", h.path, "err", err)

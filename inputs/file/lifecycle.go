@@ -75,8 +75,8 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 func (in *Input) exited(h *harvester) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.byInode[devIno{h.dev, h.ino}] == h {
-		delete(in.byInode, devIno{h.dev, h.ino})
+	if in.byInode[h.key()] == h {
+		delete(in.byInode, h.key())
 	}
 	if h.wake != nil {
 		select {

@@ -94,7 +94,7 @@ func (in *Input) notHeld(files []string) []string {
 		if err != nil {
 			continue
 		}
-		if dev, ino, _ := statID(fi); dev == x.h.dev && ino == x.h.ino {
+		if dev, ino, _ := statID(fi); (devIno{dev, ino}) == x.h.key() {
 			continue
 		}
 		x.h.nameEvent.Store(true)

@@ -19,8 +19,8 @@ import (
 // fileDir is the directory holding the file: its link's target's for a
 // file read through a followed link.
 func (h *harvester) fileDir() string {
-	if h.real != "" {
-		return filepath.Dir(h.real)
+	if real := h.real(); real != "" {
+		return filepath.Dir(real)
 	}
 	return filepath.Dir(h.path)
 }
@@ -57,7 +57,7 @@ func (h *harvester) nameDue(now time.Time) bool {
 // nameCheckInterval is how long the name may go unchecked without an event
 // naming it. dirWatched is true (the caller asked).
 func (h *harvester) nameCheckInterval() time.Duration {
-	if h.real != "" || h.dirLinked {
+	if h.real() != "" || h.dirLinked {
 		return nameCheckEvery
 	}
 	return nameCheckTrusted
@@ -67,7 +67,7 @@ func (h *harvester) nameCheckInterval() time.Duration {
 func (h *harvester) checkName(fi os.FileInfo) {
 	pfi, err := os.Stat(h.path)
 	if err == nil {
-		if dev, ino, _ := statID(pfi); dev == h.dev && ino == h.ino {
+		if dev, ino, _ := statID(pfi); (devIno{dev, ino}) == h.key() {
 			return
 		}
 	}
@@ -77,7 +77,7 @@ func (h *harvester) checkName(fi os.FileInfo) {
 		return
 	}
 	h.setState(stateRenamed)
-	if newPath := findByInode(h.fileDir(), h.dev, h.ino); newPath != "" {
+	if newPath := findByInode(h.fileDir(), h.id.Dev, h.id.Ino); newPath != "" {
 		h.rename(newPath)
 	}
 	h.env.log.Info("file rotated; reading it to its end", "path", h.path)
@@ -98,7 +98,8 @@ func (h *harvester) setIdentity(path string, id logagent.FileID) {
 	if id != h.id {
 		h.checkLen = -1
 	}
-	h.path, h.id = path, id
+	h.path = path
+	h.id.Fingerprint, h.id.FingerprintLen = id.Fingerprint, id.FingerprintLen // Dev, Ino: the descriptor's, as id's
 	h.env.mu.Unlock()
 	src := *h.src
 	src.Path, src.ID = path, id
@@ -106,7 +107,9 @@ func (h *harvester) setIdentity(path string, id logagent.FileID) {
 }
 
 func (h *harvester) rename(path string) {
-	h.real = "" // named by the file's own directory from now on
+	if h.rare != nil {
+		h.rare.real = "" // named by the file's own directory from now on
+	}
 	h.setIdentity(path, h.id)
 	h.tr.update(path, h.id)
 }
@@ -174,8 +177,8 @@ func findByInode(dir string, dev, ino uint64) string {
 // Called by whoever runs h.
 func (h *harvester) dirWatched() bool {
 	p := h.path
-	if h.real != "" {
-		p = h.real
+	if real := h.real(); real != "" {
+		p = real
 	}
 	if h.dirOf != p {
 		h.dirOf, h.dir = p, filepath.Dir(p)
