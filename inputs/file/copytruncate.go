@@ -39,7 +39,7 @@ func (in *Input) originalOf(path string) *harvester {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for i := len(base) - 1; i > 0; i-- {
-		if h := in.byPath[filepath.Join(dir, base[:i])]; h != nil && !h.pending.Load() {
+		if h := in.byPath[filepath.Join(dir, base[:i])]; h != nil && !h.flag(flagPending) {
 			return h
 		}
 	}
@@ -248,7 +248,7 @@ func (in *Input) pendingIn(dir string) []*harvester {
 	defer in.mu.Unlock()
 	var out []*harvester
 	for _, h := range in.byInode {
-		if h.pending.Load() && filepath.Dir(h.path) == dir {
+		if h.flag(flagPending) && filepath.Dir(h.path) == dir {
 			out = append(out, h)
 		}
 	}
@@ -281,7 +281,7 @@ func (h *harvester) waitCopyCheck(ctx context.Context, poll *time.Timer) bool {
 			h.size.Store(fi.Size())
 			h.setIdentity(h.path, id)
 			h.tr.restart(id, start)
-			h.pending.Store(false)
+			h.setFlag(flagPending, false)
 			return true
 		}
 		poll.Reset(h.env.pollInterval) // Go 1.23+: no stale value left to drain

@@ -28,7 +28,7 @@ func (in *Input) handleEvent(w *dirWatch, ev fsnotify.Event) {
 	in.mu.Unlock()
 	if h != nil {
 		if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove) {
-			h.nameEvent.Store(true) // before the wake that acts on it
+			h.setFlag(flagNameEvent, true) // before the wake that acts on it
 		}
 		in.signal(h)
 	}
@@ -441,7 +441,7 @@ func (in *Input) evictIdle() bool {
 		h := in.evictQ[0]
 		in.evictQ = in.evictQ[1:]
 		in.mu.Lock()
-		if !h.parked || h.state != stateActive || h.tr.inflight() > 0 || h.holding.Load() || in.byInode[h.key()] != h {
+		if !h.parked || h.state != stateActive || h.tr.inflight() > 0 || h.flag(flagHolding) || in.byInode[h.key()] != h {
 			in.mu.Unlock()
 			continue // woken, or done with, since
 		}

@@ -39,8 +39,8 @@ const removedIdle = 5 * time.Second
 // evictIdle, closeParked). What the input does for it through host runs on
 // its owner goroutine and may read its owner-only fields.
 type harvester struct {
-	// immutable after newHarvester (watchPath, watchReal: set by the input
-	// as it registers the harvester, before it first runs)
+	// immutable after newHarvester (watchPath: set by the input as it
+	// registers the harvester, before it first runs)
 	env  *harvestEnv
 	host host
 	f    *os.File
@@ -56,9 +56,8 @@ type harvester struct {
 	// if parked).
 	ctx harvestCtx
 	// watchPath is the name it is registered under for fsnotify events
-	// (Input.byPath). watchReal is the target of the followed link it was
-	// opened by, if it was, registered there too.
-	watchPath, watchReal string
+	// (Input.byPath); see also harvesterRare.watchReal.
+	watchPath string
 
 	// under Input.mu: written by the owner holding it (setState,
 	// setIdentity, setFingerprint), read by the owner without it and by
@@ -74,22 +73,12 @@ type harvester struct {
 	// while the harvester has no goroutine, an entry of the input's poll
 	// queue at pollIdx (-1 when not queued); adoptAt is where a pending
 	// file is to start once the original adopted it (-1: not adopted).
-	pollIdx int
 	adoptAt int64
+	pollIdx int32
 
-	// atomic (the flags side by side, as the small fields at the end)
-	// forceClose is set when close_removed_after closes the file before
-	// it was read to its end.
-	forceClose atomic.Bool
-	// nameEvent is set by an fsnotify event that named the file's path
-	// (created, renamed, removed), until its name is looked up.
-	nameEvent atomic.Bool
-	// pending is set while the file may be a copy made by copytruncate
-	// (see Input.copyCheck): it is held open, unread.
-	pending atomic.Bool
-	// holding is set while joiner holds an event open: the file is not
-	// closed as idle (atEOF, Input.evictIdle) before its timeout sent it.
-	holding atomic.Bool
+	// atomic: flags holds the harvester's flags (hflag), side by side
+	// with pollIdx in one word.
+	flags atomic.Uint32
 	// intactAt is when the file last held the content being read (the
 	// generation of h.id); unix nanos.
 	intactAt atomic.Int64
@@ -101,8 +90,10 @@ type harvester struct {
 	// rare holds what only some files need (nil until one of them is
 	// set): a harvester is held per open file.
 	rare *harvesterRare
-	// dir is the directory of dirOf, a path it had (see dirWatched).
-	dir, dirOf string
+	// dir is the directory of the file's path, or of its link's target
+	// while real is set, as dirWatched last looked it up; "" once either
+	// changed (setIdentity, rename): looked up again.
+	dir string
 	// seen is the file's inode times and link count at the last look at
 	// its end, and seenOffset the read offset then; cheapPolls (at the
 	// end) counts the polls since that only compared them.
@@ -171,13 +162,51 @@ type harvester struct {
 	wideWake bool // owner only
 }
 
+// hflag is a flag of harvester.flags.
+type hflag uint32
+
+const (
+	// flagForceClose is set when close_removed_after closes the file
+	// before it was read to its end.
+	flagForceClose hflag = 1 << iota
+	// flagNameEvent is set by an fsnotify event that named the file's
+	// path (created, renamed, removed), until its name is looked up.
+	flagNameEvent
+	// flagPending is set while the file may be a copy made by
+	// copytruncate (see Input.copyCheck): it is held open, unread.
+	flagPending
+	// flagHolding is set while joiner holds an event open: the file is
+	// not closed as idle (atEOF, Input.evictIdle) before its timeout
+	// sent it.
+	flagHolding
+)
+
+// flag reports whether f is set.
+func (h *harvester) flag(f hflag) bool { return h.flags.Load()&uint32(f) != 0 }
+
+// setFlag sets f to v, and reports whether it was set before.
+func (h *harvester) setFlag(f hflag, v bool) (was bool) {
+	var old uint32
+	if v {
+		old = h.flags.Or(uint32(f))
+	} else {
+		old = h.flags.And(^uint32(f))
+	}
+	return old&uint32(f) != 0
+}
+
 // harvesterRare is what of a harvester only some files need: read through
-// a followed link, held pending, copytruncated. Owner only.
+// a followed link, held pending, copytruncated. Owner only, but for
+// watchReal.
 type harvesterRare struct {
 	// real is the target of the followed link it was opened by while path
 	// is the link ("" otherwise): its directory is the file's, where it is
 	// watched and where it is looked for once rotated.
 	real string
+	// watchReal is real as the harvester was registered, under it too
+	// (Input.byPath): set by the input as it registers the harvester,
+	// before it first runs; immutable after.
+	watchReal string
 	// pendingSince is when a pending file began to wait for its copy
 	// check, in unix nanos (compared with intactAt: wall clock).
 	pendingSince int64
@@ -224,7 +253,7 @@ type openedFile struct {
 // messages. ctx is its input's: it gives the harvester's context its
 // values, but the harvester ends when cancelled (see harvestCtx), not with
 // it. It runs once its input registered it.
-func newHarvester(ctx context.Context, env *harvestEnv, hst host, o openedFile, src *logagent.Source, tr *tracker) *harvester {
+func newHarvester(ctx *context.Context, env *harvestEnv, hst host, o openedFile, src *logagent.Source, tr *tracker) *harvester {
 	now := time.Now()
 	h := &harvester{
 		env:      env,
@@ -248,11 +277,11 @@ func newHarvester(ctx context.Context, env *harvestEnv, hst host, o openedFile, 
 	if env.multiline != nil {
 		h.joiner = multiline.New(*env.multiline)
 	}
-	h.ctx.Context = ctx
+	h.ctx.parent = ctx
 	h.size.Store(o.size)
 	h.readPos.Store(o.offset)
 	h.intactAt.Store(now.UnixNano())
-	h.pending.Store(o.pending)
+	h.setFlag(flagPending, o.pending)
 	return h
 }
 
@@ -310,7 +339,7 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 			poll.Stop()
 		}
 	}()
-	if h.pending.Load() {
+	if h.flag(flagPending) {
 		poll = time.NewTimer(h.env.pollInterval)
 		if !h.waitCopyCheck(ctx, poll) {
 			return false
@@ -386,7 +415,7 @@ func (h *harvester) run(ctx context.Context) (parked bool) {
 // takes a modification since the read as a possible truncation and rewrite
 // to the same size, to be told from the appends read (see atEOF).
 func (h *harvester) parkAfterShortRead() bool {
-	if h.state != stateActive || h.nameEvent.Load() || h.ctx.Err() != nil {
+	if h.state != stateActive || h.flag(flagNameEvent) || h.ctx.Err() != nil {
 		return false
 	}
 	now := h.lastRead
@@ -456,7 +485,7 @@ func (h *harvester) eventDue(now time.Time) bool {
 func (h *harvester) resetJoiner() {
 	if h.joiner != nil {
 		h.joiner.Reset()
-		h.holding.Store(false)
+		h.setFlag(flagHolding, false)
 	}
 }
 
@@ -552,7 +581,7 @@ func (h *harvester) cut(ctx context.Context, final bool) error {
 		// time; finished files (final) send it.
 		c.Messages, used = h.joiner.Cut(h.blk.buf[h.r:h.w], base, h.src, time.Now(), c.Messages[:0], final)
 		_, open := h.joiner.Open()
-		h.holding.Store(open)
+		h.setFlag(flagHolding, open)
 	} else {
 		c.Messages, used = h.env.chunker.Cut(h.blk.buf[h.r:h.w], base, h.src, h.lastData, c.Messages[:0], final)
 	}
@@ -718,7 +747,7 @@ func (h *harvester) atEOF() bool {
 	closeInactive := h.env.closeInactive
 	switch h.state {
 	case stateActive:
-		if closeInactive > 0 && idle >= closeInactive && h.tr.inflight() == 0 && !h.holding.Load() {
+		if closeInactive > 0 && idle >= closeInactive && h.tr.inflight() == 0 && !h.flag(flagHolding) {
 			h.env.log.Debug("closing inactive file", "path", h.path, "idle", idle.Round(time.Second))
 			return true
 		}

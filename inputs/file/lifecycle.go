@@ -52,7 +52,7 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 		Input: in.cfg.ID, Category: in.cfg.Category, Path: path, ID: id,
 		Host: in.cfg.Host, Fields: in.cfg.Fields,
 	}
-	h := newHarvester(in.ctx, &in.env, in, openedFile{
+	h := newHarvester(&in.ctx, &in.env, in, openedFile{
 		f: f, path: path, real: real, dev: dev, ino: ino, id: id,
 		offset: offset, size: size, state: state, pending: pending,
 	}, src, tr)
@@ -63,7 +63,7 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 		h.watchPath = path
 		if real != "" {
 			in.byPath[real] = h
-			h.watchReal = real
+			h.more().watchReal = real
 		}
 	}
 	in.mu.Unlock()
@@ -92,8 +92,8 @@ func (in *Input) exited(h *harvester) {
 	if in.byPath[h.watchPath] == h {
 		delete(in.byPath, h.watchPath)
 	}
-	if h.watchReal != "" && in.byPath[h.watchReal] == h {
-		delete(in.byPath, h.watchReal)
+	if h.rare != nil && h.rare.watchReal != "" && in.byPath[h.rare.watchReal] == h {
+		delete(in.byPath, h.rare.watchReal)
 	}
 }
 
@@ -130,7 +130,7 @@ func (in *Input) closeRemoved() {
 			in.removedAt[h] = now
 		}
 		in.mu.Unlock()
-		if !seen || now.Sub(since) < in.cfg.CloseRemovedAfter || !h.forceClose.CompareAndSwap(false, true) {
+		if !seen || now.Sub(since) < in.cfg.CloseRemovedAfter || h.setFlag(flagForceClose, true) {
 			continue
 		}
 		unread := fi.Size() - h.tr.committed().Offset
@@ -188,7 +188,7 @@ func (in *Input) nameEventsIn(dir string) {
 	}
 	in.mu.Unlock()
 	for _, h := range hs {
-		h.nameEvent.Store(true)
+		h.setFlag(flagNameEvent, true)
 		in.signal(h)
 	}
 }

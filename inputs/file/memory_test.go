@@ -130,15 +130,15 @@ func heapInUse() uint64 {
 	return m.HeapAlloc
 }
 
-// A harvester is held per open file: it fits the 448-byte size class. A
-// field more may take it to 512 bytes a file: keep it under, by moving what
+// A harvester is held per open file: it fits the 384-byte size class. A
+// field more takes it to 416 bytes a file: keep it under, by moving what
 // is used only while a file is read to where an idle file does not hold it
 // (as the read block, dropped when idle, and the wake channel, let go of
 // at park), or what only some files need to harvesterRare, or say in the
-// commit why the 64 bytes a file are worth it.
+// commit why the 32 bytes a file are worth it.
 func TestHarvesterSize(t *testing.T) {
-	if n := unsafe.Sizeof(harvester{}); n > 448 {
-		t.Errorf("a harvester is %d bytes, over the 448-byte size class", n)
+	if n := unsafe.Sizeof(harvester{}); n > 384 {
+		t.Errorf("a harvester is %d bytes, over the 384-byte size class", n)
 	}
 }
 

@@ -277,19 +277,20 @@ type pollEntry struct {
 
 // schedule queues h's next poll at due, or moves it there.
 func (q *pollQueue) schedule(h *harvester, due time.Time) {
-	if h.pollIdx >= 0 {
-		(*q)[h.pollIdx].due = due.UnixNano()
-		q.fix(h.pollIdx)
+	if i := int(h.pollIdx); i >= 0 {
+		(*q)[i].due = due.UnixNano()
+		q.fix(i)
 		return
 	}
-	h.pollIdx = len(*q)
+	i := len(*q)
+	h.pollIdx = int32(i)
 	*q = append(*q, pollEntry{due.UnixNano(), h})
-	q.up(h.pollIdx)
+	q.up(i)
 }
 
 // remove takes h's poll off the queue, if queued.
 func (q *pollQueue) remove(h *harvester) {
-	i := h.pollIdx
+	i := int(h.pollIdx)
 	if i < 0 {
 		return
 	}
@@ -317,7 +318,7 @@ func (q *pollQueue) popDue(now time.Time) *harvester {
 
 func (q pollQueue) swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
-	q[i].h.pollIdx, q[j].h.pollIdx = i, j
+	q[i].h.pollIdx, q[j].h.pollIdx = int32(i), int32(j)
 }
 
 func (q pollQueue) fix(i int) {

@@ -232,7 +232,7 @@ func TestPollQueueOrder(t *testing.T) {
 			delete(due, h)
 		}
 		for i, e := range q {
-			if e.h.pollIdx != i {
+			if int(e.h.pollIdx) != i {
 				t.Fatalf("step %d: entry %d has pollIdx %d", step, i, e.h.pollIdx)
 			}
 		}

@@ -97,7 +97,7 @@ func (in *Input) notHeld(files []string) []string {
 		if dev, ino, _ := statID(fi); (devIno{dev, ino}) == x.h.key() {
 			continue
 		}
-		x.h.nameEvent.Store(true)
+		x.h.setFlag(flagNameEvent, true)
 		in.signal(x.h)
 		files = append(files, x.path)
 	}

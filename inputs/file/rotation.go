@@ -46,7 +46,7 @@ const (
 // lost. A busy file looked at every few milliseconds then stats its name
 // once in that interval, not each time.
 func (h *harvester) nameDue(now time.Time) bool {
-	named := h.nameEvent.Swap(false)
+	named := h.setFlag(flagNameEvent, false)
 	if named || !h.dirWatched() || now.Sub(h.nameCheckedAt) >= h.nameCheckInterval() {
 		h.nameCheckedAt = now
 		return true
@@ -94,6 +94,9 @@ func (h *harvester) setState(s fileState) {
 // setIdentity changes the file's name or identity; other goroutines read
 // them under Input.mu. Messages read from now on carry a new Source.
 func (h *harvester) setIdentity(path string, id logagent.FileID) {
+	if path != h.path {
+		h.dir = "" // looked up again (dirWatched)
+	}
 	h.env.mu.Lock()
 	if id != h.id {
 		h.checkLen = -1
@@ -107,8 +110,9 @@ func (h *harvester) setIdentity(path string, id logagent.FileID) {
 }
 
 func (h *harvester) rename(path string) {
-	if h.rare != nil {
+	if h.rare != nil && h.rare.real != "" {
 		h.rare.real = "" // named by the file's own directory from now on
+		h.dir = ""
 	}
 	h.setIdentity(path, h.id)
 	h.tr.update(path, h.id)
@@ -172,16 +176,16 @@ func findByInode(dir string, dev, ino uint64) string {
 }
 
 // dirWatched reports whether fsnotify watches the file's directory and its
-// events come. The directory is kept from the call before while the path
-// is the same: it is asked at every wake-up, and the path seldom changes.
+// events come. The directory is kept from the call before until the path
+// changes: it is asked at every wake-up, and the path seldom changes.
 // Called by whoever runs h.
 func (h *harvester) dirWatched() bool {
-	p := h.path
-	if real := h.real(); real != "" {
-		p = real
-	}
-	if h.dirOf != p {
-		h.dirOf, h.dir = p, filepath.Dir(p)
+	if h.dir == "" {
+		p := h.path
+		if real := h.real(); real != "" {
+			p = real
+		}
+		h.dir = filepath.Dir(p)
 		h.dirLinked = h.host.throughLink(h.dir)
 	}
 	return h.host.isWatched(h.dir)

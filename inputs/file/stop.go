@@ -3,6 +3,7 @@ package file
 import (
 	"context"
 	"sync/atomic"
+	"time"
 )
 
 // harvestCtx is a harvester's context: it ends when the harvester's
@@ -14,7 +15,10 @@ import (
 // something waits on it (Done). Nothing may derive a context from it:
 // context.WithCancel would start a goroutine to watch it.
 type harvestCtx struct {
-	context.Context // the input's: Deadline, Value
+	// parent is the input's context (Input.ctx, set before its first
+	// harvester and never changed after): Deadline, Value. A pointer to
+	// it, not a copy: a harvester is held per open file.
+	parent *context.Context
 	// done is nil until Done or cancel; then Done's channel, or
 	// cancelled once cancel swapped it in (and closed the channel it
 	// replaced).
@@ -27,6 +31,12 @@ var cancelled = func() *chan struct{} {
 	close(c)
 	return &c
 }()
+
+// Deadline returns the input's context's.
+func (c *harvestCtx) Deadline() (time.Time, bool) { return (*c.parent).Deadline() }
+
+// Value returns the input's context's.
+func (c *harvestCtx) Value(key any) any { return (*c.parent).Value(key) }
 
 // Done returns a channel closed once c is cancelled.
 func (c *harvestCtx) Done() <-chan struct{} {

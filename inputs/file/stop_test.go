@@ -11,7 +11,8 @@ import (
 // before or after, by as many goroutines as like, and never before.
 func TestHarvestCtx(t *testing.T) {
 	for _, doneFirst := range []bool{false, true} {
-		c := &harvestCtx{Context: context.Background()}
+		parent := context.Background()
+		c := &harvestCtx{parent: &parent}
 		var early <-chan struct{}
 		if doneFirst {
 			early = c.Done()
