@@ -121,3 +121,49 @@ func TestStoreCloseAndReopen(t *testing.T) {
 		t.Fatalf("after reopen: %v, want [%v]", got, b)
 	}
 }
+
+// OnDisk tells an entry as a flush that succeeded wrote it (or as Open
+// loaded it) from one changed, deleted or never written since.
+func TestOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := Open(dir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := entry("/a.log", 1, 10), entry("/b.log", 2, 20)
+	check := func(when string, e Entry, want bool) {
+		t.Helper()
+		if got := s.OnDisk(e.Key()); got != want {
+			t.Errorf("%s: OnDisk(%s) = %v, want %v", when, e.Path, got, want)
+		}
+	}
+	check("empty store", a, false)
+	s.Set(a)
+	check("set, not flushed", a, false)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	check("flushed", a, true)
+	s.Set(b)
+	check("another entry set", a, true)
+	check("set, not flushed", b, false)
+	a.Offset = 15
+	s.Set(a)
+	check("moved, not flushed", a, false)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	check("flushed again", a, true)
+	s.Delete(b.Key())
+	check("deleted", b, false)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, log); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check("loaded", a, true)
+	check("deleted before close", b, false)
+}

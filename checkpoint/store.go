@@ -286,6 +286,24 @@ func (s *Store) Get(k Key) (Entry, bool) {
 	return rs[i].entry(ik), true
 }
 
+// OnDisk reports whether the entry for k is on disk as it is held now:
+// written by a flush that succeeded (or loaded by Open), and neither
+// changed nor deleted since. A file opened again under such an entry need
+// not wait for a flush (Sync) before its lines go out: a crash leaves the
+// entry that finds it.
+func (s *Store) OnDisk(k Key) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.changed[k]; ok {
+		return false
+	}
+	if _, ok := s.taken[k]; ok {
+		return false // a running flush writes it: not yet
+	}
+	_, _, i := s.find(k)
+	return i >= 0
+}
+
 // Set records e.
 func (s *Store) Set(e Entry) {
 	s.mu.Lock()
