@@ -104,9 +104,13 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 	// A followed link's target changes (rotation, a dangling link's file
 	// made) without the link's directory changing: where links are
 	// followed, the listing is not trusted.
-	stale := in.listingStale || len(in.reported) > 0 || len(in.linkOf) > 0 ||
-		in.slotWanted.Swap(false)
+	// slotWanted is taken whatever else makes the listing stale: left
+	// set, it would keep the max_open_files report, and with it a
+	// listing at every tick, forever.
+	wanted := in.slotWanted.Swap(false)
+	stale := wanted || in.listingStale || len(in.reported) > 0 || len(in.linkOf) > 0
 	in.listingStale = false
+	evicted := in.evictedSince
 	in.mu.Unlock()
 	// Candidates for closing are looked for afresh at each scan.
 	in.evictQ = nil
@@ -114,6 +118,11 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 		in.periodicScans.Add(1)
 	}
 	now := time.Now()
+	if evicted && !in.eventsVouch(now) {
+		// Without events to tell, only a listing finds that a file
+		// closed for room was written since.
+		stale = true
+	}
 	if !stale && in.listing.unchanged() { // never before the first record
 		// Nothing changed since the listing, and whatever changes from
 		// now on raises an event if every directory is watched: events
@@ -131,6 +140,9 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 	in.listing.record(in.cfg.Paths, now, in.throughLink) // before listing: what changes after is seen next time
 	in.listings.Add(1)
 	listed = true
+	in.mu.Lock()
+	in.evictedSince = false // the listing finds them
+	in.mu.Unlock()
 	x := expand(in.cfg.Paths, in.cfg.Exclude)
 	files := x.files
 	in.noteUnreadableDirs(x.unreadable)
@@ -184,9 +196,11 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 // symbolic link (one repointed raises none either), and each directory is
 // still watched with its events coming (Input.deafen). Then every file
 // created, renamed or removed since raised an event, which opened it or
-// asked for a scan (notifyScan); lost events ask for one too. A closed
-// file (close_inactive, max_open_files) marks the listing stale. The
-// listing is made anyway every listAnywayEvery.
+// asked for a scan (notifyScan); lost events ask for one too. A file
+// closed as inactive (close_inactive) marks the listing stale; one closed
+// for room (max_open_files, evictIdle) only where events do not vouch: a
+// write to it raises an event, which opens it again. The listing is made
+// anyway every listAnywayEvery.
 func (in *Input) eventsVouch(now time.Time) bool {
 	// vouchedSince is set only with flatSeen, and reset by every listing
 	// that records flatSeen anew.
@@ -307,6 +321,13 @@ func (in *Input) open(path string, initial bool) {
 	}
 
 	entry, found := in.lookup(f, dev, ino)
+	// A file opened again (closed as idle or for room, or after a
+	// restart) whose entry is on disk under this name is found by it
+	// should the agent crash now, even if its fingerprint has grown
+	// since (the entry's is a prefix of this one: see matchEntries):
+	// its harvester sends its first lines without waiting for a flush.
+	// Asked before the entry is replaced by the file's identity of now.
+	recorded := found && entry.Path == path && real == "" && in.store.OnDisk(entry.Key())
 	if found && entry.ID != id {
 		// The tracker records the file under its identity of now (a
 		// longer fingerprint); the entry of its shorter one goes.
@@ -324,7 +345,7 @@ func (in *Input) open(path string, initial bool) {
 	// it is opened at once, so that a rename does not take it out of
 	// reach, but read only once it is known not to be one (checkCopy).
 	pending := !found && real == "" && in.originalOf(path) != nil
-	in.startLinked(f, path, real, dev, ino, id, start, fi.Size(), stateActive, pending)
+	in.startLinked(f, path, real, dev, ino, id, start, fi.Size(), stateActive, pending, recorded)
 }
 
 // openFailed reports why path could not be opened, with real what a link
@@ -446,6 +467,7 @@ func (in *Input) evictIdle() bool {
 			continue // woken, or done with, since
 		}
 		h.parked = false
+		h.evicted = true
 		in.polls.remove(h)
 		in.mu.Unlock()
 		in.log.Debug("closing an idle file to make room under max_open_files", "path", h.path)

@@ -146,6 +146,7 @@ type harvester struct {
 	// TestHarvesterSize).
 	state     fileState // under Input.mu, written by the owner
 	parked    bool      // under Input.mu, written by the input
+	evicted   bool      // under Input.mu, written by the input: closed for room (evictIdle)
 	endUnseen bool      // owner only
 	// atEnd is set when the last read stopped at the end of the file.
 	atEnd bool // owner only
@@ -246,6 +247,9 @@ type openedFile struct {
 	size     int64
 	state    fileState
 	pending  bool // may be a copytruncate copy: held unread (copyCheck)
+	// recorded: the checkpoint has the file's entry on disk, under
+	// this identity and path, already (see emit).
+	recorded bool
 }
 
 // newHarvester returns a harvester of o.f, which is positioned at
@@ -269,6 +273,7 @@ func newHarvester(ctx *context.Context, env *harvestEnv, hst host, o openedFile,
 		offset:   o.offset,
 		lastData: now,
 		checkLen: -1,
+		recorded: o.recorded,
 	}
 	h.id.Dev, h.id.Ino = o.dev, o.ino // the descriptor's, as o.id's: its key in Input.byInode
 	if o.real != "" {

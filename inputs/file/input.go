@@ -136,6 +136,11 @@ type Input struct {
 	// listingStale is set when a file was closed since the last full
 	// scan: the next one lists the directories again.
 	listingStale bool
+	// evictedSince is set when a file was closed to make room under
+	// max_open_files since the last full scan: the next one lists the
+	// directories unless events vouch for them (eventsVouch), since then
+	// a write to the file raises an event that opens it again.
+	evictedSince bool
 	// dirs are the directories of the globs at the last full scan.
 	dirs []string
 

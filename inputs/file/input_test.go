@@ -361,6 +361,85 @@ func TestMoreFilesThanMaxOpenFiles(t *testing.T) {
 	}
 }
 
+// A file closed to make room under max_open_files and written again is
+// opened again by its directory's event, from its checkpoint offset: a
+// periodic scan does not list the directory for it (events vouch for a
+// watched one), and its harvester does not flush the checkpoint before
+// its first line goes out when its entry is on disk already under its
+// identity and name.
+func TestEvictedFileReopenedCheaply(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir()) // TMPDIR may be under a link
+	if err != nil {
+		t.Fatal(err)
+	}
+	const files, limit, rounds = 6, 2, 3
+	name := func(i int) string { return filepath.Join(dir, fmt.Sprintf("f%d.log", i)) }
+	for i := range files {
+		writeLines(t, name(i), i*1000, 1) // a file's lines are numbered from i*1000
+	}
+	cfg := testConfig(dir)
+	cfg.MaxOpenFiles = limit
+	cfg.ScanInterval = 10 * time.Millisecond
+	store := openStore(t, t.TempDir()) // flushed by the test only (no Store.Run)
+	s := &sink{}
+	in, stop := runInput(t, cfg, store, 8<<20, s)
+	defer stop()
+	waitFor(t, "a line of every file", func() bool { return s.count() == files })
+	idle := func() bool {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		for _, h := range in.byInode {
+			if !h.parked || h.tr.inflight() > 0 {
+				return false
+			}
+		}
+		return true
+	}
+	twoScans := func() {
+		scans := in.periodicScans.Load()
+		waitFor(t, "two periodic scans", func() bool { return in.periodicScans.Load() >= scans+2 })
+	}
+	waitFor(t, "two periodic scans in a row without a listing", func() bool {
+		listed := in.listings.Load()
+		twoScans()
+		return in.listings.Load() == listed
+	})
+	want := files
+	for r := 1; r <= rounds; r++ {
+		for i := range files {
+			// Each write is to a file closed two writes ago.
+			waitFor(t, "every open file idle", idle)
+			if err := store.Flush(); err != nil { // as Store.Run does within checkpoint_max_delay
+				t.Fatal(err)
+			}
+			listed, syncs := in.listings.Load(), store.Syncs()
+			writeLines(t, name(i), i*1000+r, 1)
+			want++
+			waitFor(t, "the line written", func() bool { return s.count() == want })
+			twoScans()
+			if n := in.listings.Load() - listed; n > 0 {
+				t.Errorf("round %d, f%d.log: %d listings; want none (its write's event opened it)", r, i, n)
+			}
+			if n := store.Syncs() - syncs; n > 0 {
+				t.Errorf("round %d, f%d.log: %d checkpoint flushes; want none (its entry was on disk)", r, i, n)
+			}
+			if n := len(in.Files()); n > limit {
+				t.Errorf("%d files open, max_open_files %d", n, limit)
+			}
+		}
+	}
+	stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	for _, l := range s.lines {
+		if seen[l] {
+			t.Errorf("line read twice: %q", l)
+		}
+		seen[l] = true
+	}
+}
+
 // A file read to its end a moment ago is still listed by Reading, so that
 // its delivery rate is sampled between writes, not only while a read is
 // under way.

@@ -2,6 +2,7 @@ package file
 
 import (
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -17,12 +18,14 @@ import (
 
 // start starts a harvester of f, opened by path (see startLinked).
 func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState, pending bool) {
-	in.startLinked(f, path, "", dev, ino, id, offset, size, state, pending)
+	in.startLinked(f, path, "", dev, ino, id, offset, size, state, pending, false)
 }
 
 // startLinked starts a harvester of f, opened by path; real, if not "",
-// is the file a followed link at path points to.
-func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState, pending bool) {
+// is the file a followed link at path points to. recorded: the checkpoint
+// has on disk an entry that finds the file at path (see Input.open), and
+// the harvester need not flush it before its first lines go out (emit).
+func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState, pending, recorded bool) {
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		f.Close()
 		in.log.Error("seek failed", "path", path, "err", err)
@@ -55,6 +58,7 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 	h := newHarvester(&in.ctx, &in.env, in, openedFile{
 		f: f, path: path, real: real, dev: dev, ino: ino, id: id,
 		offset: offset, size: size, state: state, pending: pending,
+		recorded: recorded,
 	}, src, tr)
 	in.byInode[devIno{dev, ino}] = h
 	in.busy[h] = struct{}{}
@@ -67,7 +71,9 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 		}
 	}
 	in.mu.Unlock()
-	in.log.Debug("harvesting", "path", path, "offset", offset, "size", size, "id", id.String())
+	if in.log.Enabled(in.ctx, slog.LevelDebug) { // id.String formats at once
+		in.log.Debug("harvesting", "path", path, "offset", offset, "size", size, "id", id.String())
+	}
 	in.runHarvester(h)
 }
 
@@ -88,7 +94,14 @@ func (in *Input) exited(h *harvester) {
 	delete(in.removedAt, h)
 	delete(in.busy, h)
 	delete(in.recent, h)
-	in.listingStale = true // its name may be matched again
+	if h.evicted {
+		// Parked, read to its end, closed by Run's goroutine, which
+		// handles the events too: a write after the close raises an
+		// event that opens it again, where events vouch (scan).
+		in.evictedSince = true
+	} else {
+		in.listingStale = true // its name may be matched again
+	}
 	if in.byPath[h.watchPath] == h {
 		delete(in.byPath, h.watchPath)
 	}

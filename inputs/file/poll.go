@@ -48,7 +48,7 @@ func (in *Input) Dirs() (watched, polled int) {
 // (or cannot be vouched for: see dirListing).
 func (in *Input) pollDirs(w *dirWatch) {
 	in.mu.Lock()
-	stale := in.listingStale
+	stale := in.listingStale || in.evictedSince
 	in.mu.Unlock()
 	if stale || !in.listing.unchanged() {
 		in.scan(w, scanAsked)
