@@ -321,18 +321,6 @@ func (in *Input) open(path string, initial bool) {
 	}
 
 	entry, found := in.lookup(f, dev, ino)
-	// A file opened again (closed as idle or for room, or after a
-	// restart) whose entry is on disk under this name is found by it
-	// should the agent crash now, even if its fingerprint has grown
-	// since (the entry's is a prefix of this one: see matchEntries):
-	// its harvester sends its first lines without waiting for a flush.
-	// Asked before the entry is replaced by the file's identity of now.
-	recorded := found && entry.Path == path && real == "" && in.store.OnDisk(entry.Key())
-	if found && entry.ID != id {
-		// The tracker records the file under its identity of now (a
-		// longer fingerprint); the entry of its shorter one goes.
-		in.store.Delete(entry.Key())
-	}
 	start, why := startOffset(in.cfg, fi, entry.Offset, found, initial && in.firstRun)
 	switch why {
 	case StartShorter:
@@ -345,7 +333,22 @@ func (in *Input) open(path string, initial bool) {
 	// it is opened at once, so that a rename does not take it out of
 	// reach, but read only once it is known not to be one (checkCopy).
 	pending := !found && real == "" && in.originalOf(path) != nil
+	// A file opened again (closed as idle or for room, or after a
+	// restart) whose entry is on disk under this name, at the offset it
+	// starts from, is found by it should the agent crash now, even if its
+	// fingerprint has grown since (the entry's is a prefix of this one:
+	// see matchEntries): its harvester sends its first lines without
+	// waiting for a flush (emit).
+	recorded := found && entry.Path == path && real == "" && start == entry.Offset &&
+		in.store.OnDisk(entry.Key())
 	in.startLinked(f, path, real, dev, ino, id, start, fi.Size(), stateActive, pending, recorded)
+	if found && entry.ID != id {
+		// The tracker records the file under its identity of now (a
+		// longer fingerprint); the entry of its shorter one goes, after
+		// that one is recorded: a flush in between leaves an entry that
+		// finds the file.
+		in.store.Delete(entry.Key())
+	}
 }
 
 // openFailed reports why path could not be opened, with real what a link
