@@ -31,9 +31,9 @@ type harvestEnv struct {
 	// yet: a line and a byte (the chunker), or an open event, its newline
 	// and the line after it and a byte (multiline.Joiner.Cut).
 	need int
-	// tiny, small and large are the pools of read blocks (see
+	// mini, tiny, small and large are the pools of read blocks (see
 	// ensureRoom).
-	tiny, small, large *blockPool
+	mini, tiny, small, large *blockPool
 	// publish hands a chunk to the outputs (see harvester.emit).
 	publish PublishFunc
 	// store is the checkpoint: a file's entry is on disk before its first

@@ -628,7 +628,8 @@ func (h *harvester) emit(ctx context.Context, c *chunk, end int64, used int) err
 //
 // A file woken from idle with nothing known to wait (it parked at its end:
 // thousands of files each written a line now and then) reads into a tiny
-// block first, not into a 64 KiB one for a line: memory touched and
+// block first (one known to have less than a miniBlock unread, into a
+// block of that size), not into a 64 KiB one for a line: memory touched and
 // garbage follow the bytes. Should the read fill it, the next one moves
 // what is unfinished into a block of full size, by the rule above, and
 // the next wake reads into a full block at once (a file written more
@@ -638,8 +639,14 @@ func (h *harvester) ensureRoom(ctx context.Context) error {
 	if h.blk != nil && len(h.blk.buf)-h.r >= need && len(h.blk.buf)-h.w >= minRead {
 		return nil
 	}
-	if h.blk == nil && h.backlog() < tinyBlock && !h.wideWake {
-		if nb := h.env.tiny.tryGet(); nb != nil {
+	if behind := h.backlog(); h.blk == nil && behind < tinyBlock && !h.wideWake {
+		pool := h.env.tiny
+		if behind > 0 && behind < miniBlock {
+			// Known to be short: a file opened with a line or two
+			// unread (every quiet file, when the agent starts again).
+			pool = h.env.mini
+		}
+		if nb := pool.tryGet(); nb != nil {
 			h.blk, h.r, h.w = nb, 0, 0
 			return nil
 		}
@@ -697,6 +704,11 @@ const minRead = 4096
 // tinyBlock is the size of the block a file woken from idle reads into
 // first (see ensureRoom).
 const tinyBlock = 2 * minRead
+
+// miniBlock is the size of the block a file with less than that known to
+// be unread reads into first (see ensureRoom): at a start, thousands of
+// quiet files each hold their block until their lines are delivered.
+const miniBlock = 1024
 
 func (h *harvester) backlog() int64 {
 	return h.size.Load() - h.offset

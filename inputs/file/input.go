@@ -202,6 +202,7 @@ func New(cfg Config, store *checkpoint.Store, budget *Budget, publish PublishFun
 		chunker:          Chunker{MaxMessageBytes: cfg.MaxMessageBytes, LinesPerMessage: cfg.LinesPerMessage},
 		multiline:        cfg.Multiline,
 		need:             need,
+		mini:             &blockPool{size: miniBlock, budget: budget},
 		tiny:             &blockPool{size: tinyBlock, budget: budget},
 		small:            &blockPool{size: smallSize, budget: budget},
 		large:            &blockPool{size: largeSize, budget: budget},
@@ -261,6 +262,7 @@ func (in *Input) Run(ctx context.Context) error {
 			return nil
 		case now := <-tick.C:
 			in.pollDue(now)
+			in.env.mini.trim(now)
 			in.env.tiny.trim(now)
 			in.env.small.trim(now)
 			in.env.large.trim(now)

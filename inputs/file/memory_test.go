@@ -101,6 +101,7 @@ func idleFileHeap(b *testing.B, files int) float64 {
 	// Read blocks let go of are kept for reuse a while, whatever the
 	// number of files: not counted.
 	later := time.Now().Add(idleBlockLife)
+	in.env.mini.trim(later)
 	in.env.tiny.trim(later)
 	in.env.small.trim(later)
 	in.env.large.trim(later)

@@ -349,3 +349,27 @@ func TestParkLetsGoOfWake(t *testing.T) {
 		t.Errorf("%d wake channels kept for reuse, want the one let go of", len(in.wakes))
 	}
 }
+
+// A file opened with a line unread reads it into a block of its size, not a
+// tiny one: at a start, thousands of quiet files each hold theirs until
+// their lines are delivered.
+func TestShortFileReadsIntoMiniBlock(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	writeLines(t, path, 0, 1)
+	budget := NewBudget(8 << 20)
+	s := &sink{hold: make(chan struct{})} // the line's block stays held until released
+	in := New(testConfig(dir), openStore(t, t.TempDir()), budget, s.publish, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); in.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "the line's block charged", func() bool { return budget.Used() > 0 })
+	if used := budget.Used(); used != miniBlock {
+		t.Errorf("a line of a file just opened holds %d bytes of the budget, want %d (a mini block)", used, miniBlock)
+	}
+	s.mu.Lock()
+	close(s.hold)
+	s.mu.Unlock()
+	waitFor(t, "the line delivered", func() bool { return s.count() == 1 })
+}
