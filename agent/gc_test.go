@@ -32,29 +32,28 @@ func TestGCState(t *testing.T) {
 		allocs += rate
 		return g.next(live, allocs)
 	}
+	// quiet feeds gcSteady quiet seconds after the one before: GOGC is
+	// left until the last, which lowers it to 25.
+	quiet := func(after string) {
+		t.Helper()
+		for i := 1; i < gcSteady; i++ {
+			if p := step(100 << 10); p != 0 {
+				t.Fatalf("quiet second %d after %s set GOGC %d; want none before %d", i, after, p, gcSteady)
+			}
+		}
+		if p := step(100 << 10); p != 25 {
+			t.Fatalf("%d quiet seconds after %s: GOGC %d, want 25", gcSteady, after, p)
+		}
+	}
 	if p := step(0); p != 0 {
 		t.Fatalf("first sample set GOGC %d; it has no rate yet", p)
 	}
-	for i := 1; i < gcSteady; i++ {
-		if p := step(100 << 10); p != 0 {
-			t.Fatalf("quiet second %d set GOGC %d; want none before %d", i, p, gcSteady)
-		}
-	}
-	if p := step(100 << 10); p != 25 {
-		t.Fatalf("after %d quiet seconds GOGC %d, want 25", gcSteady, p)
-	}
+	quiet("the first sample")
 	if p := step(100 << 10); p != 0 {
 		t.Fatalf("an unchanged GOGC was set again (%d)", p)
 	}
 	if p := step(50 * MiB); p != 100 {
 		t.Fatalf("a busy second set GOGC %d, want 100 at once", p)
 	}
-	for i := 1; i < gcSteady; i++ {
-		if p := step(100 << 10); p != 0 {
-			t.Fatalf("quiet second %d after the burst set GOGC %d; the burst's is kept %d s", i, p, gcSteady)
-		}
-	}
-	if p := step(100 << 10); p != 25 {
-		t.Fatalf("%d quiet seconds after the burst GOGC %d, want 25", gcSteady, p)
-	}
+	quiet("the burst")
 }

@@ -126,11 +126,7 @@ func TestStoreCloseAndReopen(t *testing.T) {
 // loaded it) from one changed, deleted or never written since.
 func TestOnDisk(t *testing.T) {
 	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := Open(dir, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openStore(t, dir)
 	a, b := entry("/a.log", 1, 10), entry("/b.log", 2, 20)
 	check := func(when string, e Entry, want bool) {
 		t.Helper()
@@ -160,9 +156,7 @@ func TestOnDisk(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if s, err = Open(dir, log); err != nil {
-		t.Fatal(err)
-	}
+	s = openStore(t, dir)
 	defer s.Close()
 	check("loaded", a, true)
 	check("deleted before close", b, false)

@@ -416,10 +416,7 @@ func TestRewrittenInPlaceIsReadAgain(t *testing.T) {
 		if err := os.WriteFile(path, content("new", 3000), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s.mu.Lock()
-		close(s.hold)
-		s.hold = nil
-		s.mu.Unlock()
+		s.release()
 		waitFor(t, "every new line", func() bool { return s.countPrefix("new ") == 3000 })
 	})
 }

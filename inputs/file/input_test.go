@@ -46,6 +46,14 @@ func (s *sink) publish(ctx context.Context, c *logagent.Chunk) error {
 	return nil
 }
 
+// release lets publish go on, and every chunk held go out.
+func (s *sink) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.hold)
+	s.hold = nil
+}
+
 func (s *sink) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -63,7 +71,13 @@ func testConfig(dir string) Config {
 // runInput runs an input on store until the returned stop is called.
 func runInput(t *testing.T, cfg Config, store *checkpoint.Store, budget int64, s *sink) (*Input, func()) {
 	t.Helper()
-	in := New(cfg, store, NewBudget(budget), s.publish, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return runInputOn(t, cfg, store, NewBudget(budget), s)
+}
+
+// runInputOn is runInput with a budget the test can look at.
+func runInputOn(t *testing.T, cfg Config, store *checkpoint.Store, budget *Budget, s *sink) (*Input, func()) {
+	t.Helper()
+	in := New(cfg, store, budget, s.publish, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

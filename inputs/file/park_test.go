@@ -1,7 +1,6 @@
 package file
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -297,11 +296,7 @@ func TestWokenFileReadsIntoTinyBlock(t *testing.T) {
 	writeLines(t, path, 0, 1)
 	budget := NewBudget(8 << 20)
 	s := &sink{}
-	in := New(testConfig(dir), openStore(t, t.TempDir()), budget, s.publish, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); in.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	in, _ := runInputOn(t, testConfig(dir), openStore(t, t.TempDir()), budget, s)
 	waitFor(t, "the first line read", func() bool { return s.count() == 1 })
 	waitFor(t, "parked, holding nothing", func() bool { return parkedCount(in) == 1 && budget.Used() == 0 })
 
@@ -313,9 +308,7 @@ func TestWokenFileReadsIntoTinyBlock(t *testing.T) {
 	if used := budget.Used(); used != tinyBlock {
 		t.Errorf("a woken file's line holds %d bytes of the budget, want %d (a tiny block)", used, tinyBlock)
 	}
-	s.mu.Lock()
-	close(s.hold)
-	s.mu.Unlock()
+	s.release()
 	waitFor(t, "the second line delivered", func() bool { return s.count() == 2 })
 }
 
@@ -359,17 +352,11 @@ func TestShortFileReadsIntoMiniBlock(t *testing.T) {
 	writeLines(t, path, 0, 1)
 	budget := NewBudget(8 << 20)
 	s := &sink{hold: make(chan struct{})} // the line's block stays held until released
-	in := New(testConfig(dir), openStore(t, t.TempDir()), budget, s.publish, slog.New(slog.DiscardHandler))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); in.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runInputOn(t, testConfig(dir), openStore(t, t.TempDir()), budget, s)
 	waitFor(t, "the line's block charged", func() bool { return budget.Used() > 0 })
 	if used := budget.Used(); used != miniBlock {
 		t.Errorf("a line of a file just opened holds %d bytes of the budget, want %d (a mini block)", used, miniBlock)
 	}
-	s.mu.Lock()
-	close(s.hold)
-	s.mu.Unlock()
+	s.release()
 	waitFor(t, "the line delivered", func() bool { return s.count() == 1 })
 }
