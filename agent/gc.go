@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"log/slog"
 	"os"
 	"runtime/debug"
@@ -11,9 +12,9 @@ import (
 // at the last collection (100: twice) before it collects again. That
 // headroom is what makes collections rare when the agent allocates fast;
 // when it allocates little, it is only memory held for nothing. An agent
-// with ten thousand files open holds some 18 MB that stay live (a
-// harvester, a tracker and a checkpoint entry for each), allocates a few
-// hundred KB a second, and would still let its heap grow to 36 MB.
+// with thousands of files open holds megabytes that stay live (a
+// harvester, a tracker and a checkpoint entry for each) while it allocates
+// little, and would still let its heap grow to twice that.
 //
 // So Procs.Run sets GOGC each second from what the agent allocates: enough
 // headroom for gcSpacing of allocation, at least gcMinHeadroom, as a
@@ -47,7 +48,7 @@ type gcState struct {
 	wanted [gcSteady]int    // the last seconds' gcPercentFor, a ring
 	n      int              // samples taken
 	set    int              // the GOGC set, 0 before the first
-	sample []metrics.Sample // scratch for readGC
+	sample []metrics.Sample // tune's scratch
 }
 
 // next takes the live heap and the cumulative bytes allocated, and returns
@@ -63,15 +64,13 @@ func (g *gcState) next(live, allocs uint64) int {
 	g.wanted[g.n%gcSteady] = gcPercentFor(live, rate)
 	p := 0
 	for _, w := range g.wanted {
-		p = max(p, w) // a second not sampled yet (0) allows anything
+		p = max(p, w) // 0 in the first gcSteady seconds: see below
 	}
 	if g.n <= gcSteady && p < 100 {
 		return 0 // not gcSteady seconds seen yet: keep the default
 	}
-	if g.set == 0 {
-		g.set = 100
-	}
-	if p == g.set || (p < g.set && g.set-p < 10) {
+	cur := cmp.Or(g.set, 100) // the runtime's default until set
+	if p == cur || (p < cur && cur-p < 10) {
 		return 0 // small cuts are not worth a change
 	}
 	g.set = p

@@ -25,7 +25,8 @@ import (
 // be over before a busy second is seen, and it reads faster on several Ps.
 // It goes back to one P after procsDownAfter below procsDownCores.
 // With max_procs N it runs on N. A GOMAXPROCS environment variable wins over
-// both.
+// both; it leaves the memory alone to Run (GOGC, and the memory returned
+// after a busy spell), which a GOGC or GOMEMLIMIT turns off in turn.
 //
 // Procs acts on the whole process: the command runs it, not Agent, so that
 // tests running agents in one process keep their Ps.
@@ -91,14 +92,14 @@ func (p *Procs) Start() (stop func()) {
 // GOGC (see gc.go), until ctx is done; it then leaves the runtime's
 // defaults.
 func (p *Procs) Run(ctx context.Context) {
-	tuneGC := gcTunable()
-	if p.env && !tuneGC {
+	autoProcs, tuneGC := !p.env, gcTunable()
+	if !autoProcs && !tuneGC {
 		return
 	}
 	if tuneGC {
 		defer debug.SetGCPercent(100)
 	}
-	if !p.env {
+	if autoProcs {
 		defer runtime.SetDefaultGOMAXPROCS()
 	}
 	tick := time.NewTicker(time.Second)
@@ -112,7 +113,7 @@ func (p *Procs) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-p.backlog:
-			if !p.env && p.fixed.Load() == 0 && runtime.GOMAXPROCS(0) == 1 {
+			if autoProcs && p.fixed.Load() == 0 && runtime.GOMAXPROCS(0) == 1 {
 				s = procsState{}
 				runtime.SetDefaultGOMAXPROCS()
 				p.log.Load().Debug("backlog: more threads run Go code", "gomaxprocs", runtime.GOMAXPROCS(0))
@@ -127,7 +128,7 @@ func (p *Procs) Run(ctx context.Context) {
 			if mem.next(cores) {
 				debug.FreeOSMemory()
 			}
-			if p.env || p.fixed.Load() > 0 {
+			if !autoProcs || p.fixed.Load() > 0 {
 				s = procsState{}
 				continue
 			}

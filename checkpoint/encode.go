@@ -40,20 +40,6 @@ func compareEntries(a, b Entry) int {
 	return cmp.Compare(a.ID.FingerprintLen, b.ID.FingerprintLen)
 }
 
-// appendFile appends to b the whole snapshot of sorted, continued by the
-// journal of generation gen, written at written: compact, one file per
-// line, ending with a newline. It is the bytes chunker.snapshot writes.
-func appendFile(b []byte, sorted []Entry, gen uint64, written time.Time) ([]byte, error) {
-	b = appendFileHead(b, gen, written)
-	for i := range sorted {
-		var err error
-		if b, err = appendFileEntry(b, sorted, i); err != nil {
-			return b, err
-		}
-	}
-	return appendFileTail(b), nil
-}
-
 // appendFileHead appends what a snapshot holds before its files.
 func appendFileHead(b []byte, gen uint64, written time.Time) []byte {
 	b = append(b, `{"version":`...)
@@ -96,9 +82,7 @@ const chunkCap = chunkSize + 8<<10
 type chunker struct {
 	w    io.Writer
 	buf  []byte
-	size int   // the chunk size: chunkSize if 0 (tests make it small)
-	n    int64 // the bytes written to w
-	werr error // w's first error: a write error, not an encoding one
+	size int // the chunk size: chunkSize if 0 (tests make it small)
 }
 
 // newChunker returns a chunker writing to w through buf, or through a new
@@ -124,17 +108,14 @@ func (c *chunker) fill() error {
 
 // done writes out what buf holds.
 func (c *chunker) done() error {
-	n, err := c.w.Write(c.buf)
-	c.n += int64(n)
+	_, err := c.w.Write(c.buf)
 	c.buf = c.buf[:0]
-	if err != nil && c.werr == nil {
-		c.werr = err
-	}
 	return err
 }
 
-// snapshot writes the snapshot appendFile encodes. An error is an
-// encoding one (as appendFile returns it) or c.werr.
+// snapshot writes the snapshot appendFileHead, appendFileEntry and
+// appendFileTail encode. An error is an encoding one or w's (a
+// countingWriter tells them apart).
 func (c *chunker) snapshot(sorted []Entry, gen uint64, written time.Time) error {
 	c.buf = appendFileHead(c.buf, gen, written)
 	for i := range sorted {
@@ -152,7 +133,7 @@ func (c *chunker) snapshot(sorted []Entry, gen uint64, written time.Time) error 
 
 // journalFlush writes the journal lines of a flush: a set of each of sets,
 // a delete of each of dels, then their commit. An error is an encoding one
-// (as appendSet returns it) or c.werr.
+// (as appendSet returns it) or w's (a countingWriter tells them apart).
 func (c *chunker) journalFlush(sets []Entry, dels []Key) error {
 	for i := range sets {
 		var err error

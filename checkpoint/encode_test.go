@@ -408,7 +408,8 @@ func TestChunkerWritesTheSameBytes(t *testing.T) {
 		for _, what := range []string{"snapshot", "journal"} {
 			t.Run(fmt.Sprintf("%s, chunks of %d", what, size), func(t *testing.T) {
 				var w writeLog
-				c := newChunker(&w, nil)
+				cw := countingWriter{w: &w}
+				c := newChunker(&cw, nil)
 				c.size = size
 				want := wantSnap
 				var err error
@@ -424,8 +425,8 @@ func TestChunkerWritesTheSameBytes(t *testing.T) {
 				if !bytes.Equal(w.Bytes(), want) {
 					t.Fatalf("wrote %d bytes, differing from the %d the append functions give", w.Len(), len(want))
 				}
-				if c.n != int64(len(want)) {
-					t.Errorf("counted %d bytes, wrote %d", c.n, len(want))
+				if cw.n != int64(len(want)) {
+					t.Errorf("counted %d bytes, wrote %d", cw.n, len(want))
 				}
 				chunk := cmp.Or(size, chunkSize)
 				for i, n := range w.writes[:len(w.writes)-1] {
@@ -439,4 +440,19 @@ func TestChunkerWritesTheSameBytes(t *testing.T) {
 			})
 		}
 	}
+}
+
+// appendFile appends to b the whole snapshot of sorted, continued by the
+// journal of generation gen, written at written: compact, one file per
+// line, ending with a newline. It is the bytes chunker.snapshot writes,
+// in one piece: the reference the tests compare them with.
+func appendFile(b []byte, sorted []Entry, gen uint64, written time.Time) ([]byte, error) {
+	b = appendFileHead(b, gen, written)
+	for i := range sorted {
+		var err error
+		if b, err = appendFileEntry(b, sorted, i); err != nil {
+			return b, err
+		}
+	}
+	return appendFileTail(b), nil
 }

@@ -525,11 +525,12 @@ func (s *Store) appendJournal() error {
 		s.jtorn = false
 	}
 	s.jtorn = true // until the fdatasync: whatever of it was written
-	c := newChunker(s.journal, s.buf)
+	w := countingWriter{w: s.journal}
+	c := newChunker(&w, s.buf)
 	err := c.journalFlush(s.recs, s.dels)
 	s.buf = c.buf[:0]
-	if c.werr != nil {
-		return fmt.Errorf("append to checkpoint journal: %w", c.werr)
+	if w.err != nil {
+		return fmt.Errorf("append to checkpoint journal: %w", w.err)
 	}
 	if err != nil {
 		return err // an encoding error
@@ -538,7 +539,7 @@ func (s *Store) appendJournal() error {
 	if err := syscall.Fdatasync(int(s.journal.Fd())); err != nil {
 		return fmt.Errorf("sync checkpoint journal %s: %w", s.journal.Name(), err)
 	}
-	s.jsize += c.n
+	s.jsize += w.n
 	s.jtorn = false
 	return nil
 }

@@ -73,6 +73,9 @@
 // measured window only, and take the heap profile at its end, and at its
 // start (NAME.heap.pprof.start): what the window allocated is
 // go tool pprof -sample_index=alloc_space -base NAME.heap.pprof.start NAME.heap.pprof.
+// Each heap profile forces a collection, the start's inside the window:
+// a profiled run's CPU and RSS are not the plain agent's, measure those
+// without -cpuprofile.
 package main
 
 import (

@@ -213,11 +213,7 @@ func (in *Input) missedGeneration(orig *harvester, name, base string, f *os.File
 	if fi.ModTime().Before(time.Unix(0, orig.intactAt.Load())) {
 		return false
 	}
-	var gens []logagent.FileID
-	if orig.rare != nil {
-		gens = orig.rare.seenGens
-	}
-	for _, g := range gens {
+	for _, g := range orig.seenGens() {
 		if ok, _ := sameContent(f, g); ok {
 			return false
 		}

@@ -118,10 +118,16 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 		in.periodicScans.Add(1)
 	}
 	now := time.Now()
-	if evicted && !in.eventsVouch(now) {
+	vouch := (evicted || kind == scanPeriodic) && in.eventsVouch(now)
+	if evicted && !vouch {
 		// Without events to tell, only a listing finds that a file
 		// closed for room was written since.
 		stale = true
+	}
+	// Before unchanged, which stats every glob directory: events
+	// vouching, vouchedSince is set and unchanged would only return.
+	if !stale && kind == scanPeriodic && vouch {
+		return
 	}
 	if !stale && in.listing.unchanged() { // never before the first record
 		// Nothing changed since the listing, and whatever changes from
@@ -131,9 +137,6 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 		if in.vouchedSince.IsZero() && in.listing.flatSeen && in.allWatched() {
 			in.vouchedSince = now
 		}
-		return
-	}
-	if !stale && kind == scanPeriodic && in.eventsVouch(now) {
 		return
 	}
 	in.linked.Clear()                                    // a directory may have become a link, or one no more
@@ -162,7 +165,7 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 		in.vouchedSince = now
 	}
 	if !initial {
-		files = in.notHeld(files)
+		files = in.notHeld(files, x.dirs)
 	}
 	// The directories of links' targets are watched before the links are
 	// opened: a target made in between raises an event.

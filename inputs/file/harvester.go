@@ -153,10 +153,6 @@ type harvester struct {
 	// recorded is set once the file's checkpoint entry was on disk
 	// before its first message went out (emit).
 	recorded bool // owner only
-	// dirLinked is set when dir is named through a symbolic link: a link
-	// repointed raises no event, and the name is looked up as often as
-	// where no events come (nameCheckInterval).
-	dirLinked bool // owner only
 	// wideWake is set when the first read after the file's last wake
 	// from idle brought a tiny block's worth or more: the next wake
 	// reads into a full block at once (see ensureRoom).
@@ -231,6 +227,15 @@ func (h *harvester) real() string {
 		return ""
 	}
 	return h.rare.real
+}
+
+// seenGens returns the generations seen through copytruncate (see
+// harvesterRare).
+func (h *harvester) seenGens() []logagent.FileID {
+	if h.rare == nil {
+		return nil
+	}
+	return h.rare.seenGens
 }
 
 // key returns h's file's device and inode, without Input.mu (see id).

@@ -95,6 +95,18 @@ func runInputOn(t *testing.T, cfg Config, store *checkpoint.Store, budget *Budge
 	return in, stop
 }
 
+// realTempDir returns t.TempDir() with its symbolic links resolved:
+// TMPDIR may be under a link, and a directory named through one is watched
+// differently (Input.throughLink).
+func realTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func openStore(t *testing.T, dir string) *checkpoint.Store {
 	t.Helper()
 	st, err := checkpoint.Open(dir, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -382,10 +394,7 @@ func TestMoreFilesThanMaxOpenFiles(t *testing.T) {
 // its first line goes out when its entry is on disk already under its
 // identity and name.
 func TestEvictedFileReopenedCheaply(t *testing.T) {
-	dir, err := filepath.EvalSymlinks(t.TempDir()) // TMPDIR may be under a link
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := realTempDir(t)
 	const files, limit, rounds = 6, 2, 3
 	name := func(i int) string { return filepath.Join(dir, fmt.Sprintf("f%d.log", i)) }
 	for i := range files {

@@ -41,7 +41,7 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 	}
 	// A pending file has no checkpoint entry until it is known where it
 	// starts: after a restart it is checked again.
-	tr := newTracker(&in.ckpt, checkpoint.Entry{Input: in.cfg.ID, ID: id, Path: path, Offset: offset, Updated: time.Now()}, !pending)
+	tr := newTracker(&in.ckpt, checkpoint.Entry{ID: id, Path: path, Offset: offset, Updated: time.Now()}, !pending)
 	if in.stopping {
 		// The input stops, and cancelled every harvester it had
 		// (closeParked): this one would read nothing. Its checkpoint
@@ -84,13 +84,11 @@ func (in *Input) exited(h *harvester) {
 	if in.byInode[h.key()] == h {
 		delete(in.byInode, h.key())
 	}
-	if h.wake != nil {
-		select {
-		case <-h.wake: // a signal it no longer needs
-		default:
-		}
-		in.dropWakeLocked(h)
+	select {
+	case <-h.wake: // a signal it no longer needs (a nil channel: none)
+	default:
 	}
+	in.dropWakeLocked(h)
 	delete(in.removedAt, h)
 	delete(in.busy, h)
 	delete(in.recent, h)

@@ -9,10 +9,7 @@ import (
 )
 
 func TestDirListing(t *testing.T) {
-	dir, err := filepath.EvalSymlinks(t.TempDir()) // TMPDIR may be under a link
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := realTempDir(t)
 	sub := filepath.Join(dir, "sub")
 	os.Mkdir(sub, 0o755)
 	app := filepath.Join(sub, "app.log")
@@ -95,10 +92,7 @@ func TestPeriodicScanTrustsEvents(t *testing.T) {
 		{name: "directory through a link", old: true, link: true, listed: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, err := filepath.EvalSymlinks(t.TempDir()) // TMPDIR may be under a link
-			if err != nil {
-				t.Fatal(err)
-			}
+			dir := realTempDir(t)
 			writeLines(t, filepath.Join(dir, "first.log"), 0, 1)
 			if tc.old {
 				old := time.Now().Add(-time.Hour)
@@ -154,10 +148,7 @@ func TestPeriodicScanTrustsEvents(t *testing.T) {
 // by the next scan, which looks at the names of such a directory's files
 // as where no events come (the directory's time tells it to list).
 func TestRepointedDirectoryLink(t *testing.T) {
-	root, err := filepath.EvalSymlinks(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := realTempDir(t)
 	rel1, rel2 := filepath.Join(root, "rel1"), filepath.Join(root, "rel2")
 	for _, d := range []string{rel1, rel2} {
 		if err := os.Mkdir(d, 0o755); err != nil {
@@ -170,7 +161,7 @@ func TestRepointedDirectoryLink(t *testing.T) {
 	}
 	writeLines(t, filepath.Join(rel1, "app.log"), 0, 1)
 	cfg := testConfig(current)
-	cfg.PollInterval = time.Second // parked files poll every 128 s: only a scan finds the new file
+	cfg.PollInterval = time.Second // parked files poll minutes apart: only a scan finds the new file
 	s := &sink{}
 	in, stop := runInput(t, cfg, openStore(t, t.TempDir()), 8<<20, s)
 	defer stop()

@@ -172,8 +172,7 @@ func (in *Input) pollDue(now time.Time) {
 		// pollDue runs on Run's goroutine: the input is not stopping.
 		if quiet[i] && !woken && h.ctx.Err() == nil {
 			h.cheapPolls++
-			h.parked = true
-			in.dropWakeLocked(h)
+			h.parked = true // with no wake channel: only a signal gives one, and it leaves a token (woken)
 			in.polls.schedule(h, now.Add(h.idleDelay()))
 			continue
 		}

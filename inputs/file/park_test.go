@@ -146,9 +146,6 @@ func TestIdleFilesHoldNoGoroutine(t *testing.T) {
 	if woken > 0 {
 		t.Errorf("%d parked files hold a wake channel", woken)
 	}
-	if len(in.wakes) > maxIdleWorkers {
-		t.Errorf("%d wake channels kept for reuse, over %d", len(in.wakes), maxIdleWorkers)
-	}
 	in.mu.Unlock()
 	stop()
 }

@@ -62,7 +62,9 @@ func (in *Input) pollDirs(w *dirWatch) {
 // harvester is woken to notice, and the new file is opened now rather
 // than after that, when it may be gone or renamed out of the globs. (In a
 // watched directory, the new file's event opens it.)
-func (in *Input) notHeld(files []string) []string {
+//
+// dirs holds the directory of every file (the expansion's).
+func (in *Input) notHeld(files, dirs []string) []string {
 	type held struct {
 		path string
 		h    *harvester
@@ -71,8 +73,8 @@ func (in *Input) notHeld(files []string) []string {
 	// link repointed (a deploy's current -> releases/N) raises no event,
 	// and its names hold other files at once. Each directory is resolved
 	// (in.throughLink, cached) before in.mu is taken.
-	for _, f := range files {
-		in.throughLink(filepath.Dir(f))
+	for _, d := range dirs {
+		in.throughLink(d)
 	}
 	var hs []held
 	n := 0
@@ -221,7 +223,6 @@ func (in *Input) openIn(dir string) []*harvester {
 	return out
 }
 
-// isWatched reports whether fsnotify watches dir and its events come.
 // throughLink reports whether the path dir goes through a symbolic link,
 // as of the last listing or since.
 func (in *Input) throughLink(dir string) bool {
@@ -233,6 +234,7 @@ func (in *Input) throughLink(dir string) bool {
 	return l
 }
 
+// isWatched reports whether fsnotify watches dir and its events come.
 func (in *Input) isWatched(dir string) bool {
 	v, ok := in.watched.Load(dir)
 	return ok && v.(bool)

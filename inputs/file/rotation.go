@@ -46,7 +46,7 @@ const (
 // lost. A busy file looked at every few milliseconds then stats its name
 // once in that interval, not each time.
 func (h *harvester) nameDue(now time.Time) bool {
-	named := h.setFlag(flagNameEvent, false)
+	named := h.flag(flagNameEvent) && h.setFlag(flagNameEvent, false) // a load, mostly
 	if named || !h.dirWatched() || now.Sub(h.nameCheckedAt) >= h.nameCheckInterval() {
 		h.nameCheckedAt = now
 		return true
@@ -55,9 +55,12 @@ func (h *harvester) nameDue(now time.Time) bool {
 }
 
 // nameCheckInterval is how long the name may go unchecked without an event
-// naming it. dirWatched is true (the caller asked).
+// naming it. dirWatched is true (the caller asked, which set h.dir). A
+// directory named through a symbolic link is checked as often as where no
+// events come: a link repointed raises none (the input's answer is looked
+// up again after each listing).
 func (h *harvester) nameCheckInterval() time.Duration {
-	if h.real() != "" || h.dirLinked {
+	if h.real() != "" || h.host.throughLink(h.dir) {
 		return nameCheckEvery
 	}
 	return nameCheckTrusted
@@ -186,7 +189,6 @@ func (h *harvester) dirWatched() bool {
 			p = real
 		}
 		h.dir = filepath.Dir(p)
-		h.dirLinked = h.host.throughLink(h.dir)
 	}
 	return h.host.isWatched(h.dir)
 }
