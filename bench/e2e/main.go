@@ -18,7 +18,8 @@
 //	e2e manyfiles  10,000 files (-many) each getting a line a minute, on
 //	               default settings (max_open_files 4096): idle CPU %,
 //	               wake-ups a second, RSS per open file, time to pick up
-//	               a new file
+//	               a new file; beside tail -F FILES | cat > out over the
+//	               same files and writes in the same run (-many-base)
 //	e2e linear     whether cost grows linearly: backfill of ~256 MB over 1,
 //	               10, 100 and 1,000 files (200 B lines) and in lines of
 //	               100 B, 1 KB and 10 KB (1 file), each beside
@@ -58,7 +59,8 @@
 // ratio is lines/s over that of tail -F -c +1 | cat on the same input in
 // the same run (the baselines are written too, as .../base=tail-cat), and
 // cpu-ratio the CPU time over the baseline's (steady: over that of
-// .../base=tail-F at the same cadence), which
+// .../base=tail-F at the same cadence; manyfiles: of
+// manyfiles/files=N/base=tail-F), which
 // holds better than absolute speed on a shared machine. Two commits then
 // compare with benchstat (make bin/benchstat), best with 6 runs or more:
 //
@@ -123,6 +125,7 @@ var (
 	manyOpen   = flag.Int("many-max-open", 0, "manyfiles: the input's max_open_files; 0 keeps the default (4096), -1 raises it above the file count so that all stay open")
 	perFile    = flag.Duration("per-file", time.Minute, "manyfiles: each file gets a line this often")
 	newFiles   = flag.Int("new-files", 6, "manyfiles: new files created during the window, evenly spaced")
+	manyBase   = flag.Bool("many-base", true, "manyfiles: run tail -F FILES | cat over the same files and writes beside the agent, in the same run (it is given the files at its start, so no new files)")
 	linearMB   = flag.Int("linear-mb", 256, "linear: MB of input per case, in every file count and line size")
 	linFiles   = flag.String("linear-files", "1,10,100,1000", "linear: file counts to run (lines of -linear-line bytes)")
 	linLine    = flag.Int("linear-line", 200, "linear: line size in bytes, newline included, for the file counts")
@@ -1347,27 +1350,53 @@ func emptyAgentRSS(work string) (int64, error) {
 }
 
 func manyFiles() ([]row, error) {
-	var rs []row
+	name := fmt.Sprintf("manyfiles/files=%d", *manyN)
+	switch {
+	case *manyOpen > 0:
+		name += fmt.Sprintf("/max-open=%d", *manyOpen)
+	case *manyOpen < 0:
+		name += "/all-open"
+	}
+	byCPU := func(a, b row) int { return int((a.cpu - b.cpu) * 1e6) }
+	var rs, bs []row
 	for i := 0; i < *runs; i++ {
-		r, err := manyOnce(i)
+		var b row
+		if *manyBase {
+			var err error
+			if b, err = manyOnce(i, true); err != nil {
+				return nil, err
+			}
+			emit(strings.Split(name, "/")[0]+fmt.Sprintf("/files=%d/base=tail-F", *manyN), b)
+			bs = append(bs, b)
+		}
+		r, err := manyOnce(i, false)
 		if err != nil {
 			return nil, err
 		}
-		name := fmt.Sprintf("manyfiles/files=%d", *manyN)
-		switch {
-		case *manyOpen > 0:
-			name += fmt.Sprintf("/max-open=%d", *manyOpen)
-		case *manyOpen < 0:
-			name += "/all-open"
+		if b.cpu > 0 {
+			r.cpuOf = r.cpu / b.cpu
 		}
 		emit(name, r)
 		rs = append(rs, r)
 	}
-	slices.SortFunc(rs, func(a, b row) int { return int((a.cpu - b.cpu) * 1e6) })
-	return []row{rs[len(rs)/2]}, nil
+	slices.SortFunc(rs, byCPU)
+	m := rs[len(rs)/2]
+	var rows []row
+	if len(bs) > 0 {
+		slices.SortFunc(bs, byCPU)
+		mb := bs[len(bs)/2]
+		if mb.cpu > 0 {
+			m.cpuOf = m.cpu / mb.cpu
+		}
+		rows = append(rows, mb)
+	}
+	return append(rows, m), nil
 }
 
-func manyOnce(run int) (row, error) {
+// manyOnce runs the agent, or with base tail -F over the same files (less
+// the new ones, which tail is not told of), while each file gets a line
+// every perFile.
+func manyOnce(run int, base bool) (row, error) {
 	work := filepath.Join(*dir, "many")
 	os.RemoveAll(work)
 	defer os.RemoveAll(work)
@@ -1408,23 +1437,51 @@ func manyOnce(run int) (row, error) {
 	if len(input) > 0 {
 		setting = input[0]
 	}
-	cfg := agentConfig(work, inDir+"/*.log", outFile, nil, input, nil)
-	idleRSS, err := emptyAgentRSS(work)
-	if err != nil {
-		return row{}, err
+	var sh shipper
+	var a *agentProc // nil for the baseline
+	var p *pipeline
+	var idleRSS int64
+	var started time.Time
+	if base {
+		paths := make([]string, *manyN)
+		for i := range paths {
+			paths[i] = nameOf(i)
+		}
+		// tail holds every file open: raise its descriptor limit to
+		// what the files need.
+		script := fmt.Sprintf(`ulimit -n %d && exec tail -q -F -n +1 "$@"`, *manyN+100)
+		var err error
+		started = time.Now()
+		if p, err = startPipeline(outFile, append([]string{"sh", "-c", script, "sh"}, paths...)...); err != nil {
+			return row{}, err
+		}
+		defer p.stop()
+		sh = p
+	} else {
+		cfg := agentConfig(work, inDir+"/*.log", outFile, nil, input, nil)
+		var err error
+		if idleRSS, err = emptyAgentRSS(work); err != nil {
+			return row{}, err
+		}
+		if a, err = startAgent(work, cfg, fmt.Sprintf("manyfiles-run%d", run), true); err != nil {
+			return row{}, err
+		}
+		defer a.kill()
+		sh, started = a, a.started
 	}
-	a, err := startAgent(work, cfg, fmt.Sprintf("manyfiles-run%d", run), true)
-	if err != nil {
-		return row{}, err
+	window := func(on bool) error {
+		if a == nil {
+			return nil
+		}
+		return a.measureWindow(on)
 	}
-	defer a.kill()
 	o := &outputReader{path: outFile, seen: map[string]time.Time{}}
 	defer o.start()()
-	if err := waitLines(o, int64(*manyN), a, 5*time.Minute); err != nil {
+	if err := waitLines(o, int64(*manyN), sh, 5*time.Minute); err != nil {
 		return row{}, err
 	}
-	startup := time.Since(a.started)
-	startCPU := a.cpu()
+	startup := time.Since(started)
+	startCPU := sample(sh).cpu
 
 	// Each file gets a line every perFile, at its own phase, from the
 	// end of start-up; the window opens after manySettle and closes
@@ -1443,7 +1500,7 @@ func manyOnce(run int) (row, error) {
 			evs = append(evs, event{at: t, file: i})
 		}
 	}
-	for k := 0; k < *newFiles; k++ {
+	for k := 0; k < *newFiles && !base; k++ {
 		evs = append(evs, event{at: *manySettle + *manyWindow*time.Duration(k)/time.Duration(*newFiles), file: *manyN + k, new: true})
 	}
 	slices.SortStableFunc(evs, func(a, b event) int { return int(a.at - b.at) })
@@ -1462,10 +1519,11 @@ func manyOnce(run int) (row, error) {
 		time.Sleep(time.Until(start.Add(ev.at)))
 		if ev.window {
 			if t0.IsZero() {
-				if err := a.measureWindow(true); err != nil {
+				if err := window(true); err != nil {
 					return row{}, err
 				}
-				t0, cpu0, wake0 = time.Now(), a.cpu(), procWakeups(a.cmd.Process.Pid)
+				u := sample(sh)
+				t0, cpu0, wake0 = time.Now(), u.cpu, u.wakeups
 				o.from.Store(t0.UnixNano())
 			}
 			continue
@@ -1483,23 +1541,31 @@ func manyOnce(run int) (row, error) {
 		inWindow++
 		if time.Since(lastRSS) > 500*time.Millisecond {
 			lastRSS = time.Now()
-			if cur, _ := a.rss(); cur > maxRSS {
-				maxRSS = cur
-			}
-			maxOpen = max(maxOpen, openFilesUnder(a.cmd.Process.Pid, inDir))
+			maxRSS = max(maxRSS, sample(sh).rss)
+			maxOpen = max(maxOpen, openFilesUnder(sh.pids()[0], inDir))
 		}
 	}
 	span := time.Since(t0)
-	cpu := (a.cpu() - cpu0).Seconds()
-	wakeups := float64(procWakeups(a.cmd.Process.Pid)-wake0) / span.Seconds()
-	open := openFilesUnder(a.cmd.Process.Pid, inDir)
+	u1 := sample(sh)
+	cpu := (u1.cpu - cpu0).Seconds()
+	wakeups := float64(u1.wakeups-wake0) / span.Seconds()
+	open := openFilesUnder(sh.pids()[0], inDir)
 	maxOpen = max(maxOpen, open)
-	err = a.measureWindow(false)
+	err := window(false)
 	o.to.Store(time.Now().UnixNano())
 	if err == nil {
-		err = waitLines(o, written, a, time.Minute)
+		err = waitLines(o, written, sh, time.Minute)
 	}
-	if _, serr := a.stop(); err == nil {
+	var peak int64
+	var serr error
+	if a != nil {
+		_, serr = a.stop()
+		peak = a.peak
+	} else {
+		peak = sample(sh).peak
+		serr = p.stop()
+	}
+	if err == nil {
 		err = serr
 	}
 	if err != nil {
@@ -1523,6 +1589,21 @@ func manyOnce(run int) (row, error) {
 	if len(pick) > 0 {
 		pickMax = pick[len(pick)-1]
 	}
+	if base {
+		return row{
+			wakeups: wakeups,
+			more:    []metric{{float64(maxOpen), "open-files"}, {float64(peak) / 1e6, "peak-incl-start-MB"}},
+			name:    fmt.Sprintf("`tail -F FILES | cat > out`, the same %d files, a line each per %s", *manyN, *perFile),
+			wall:    span,
+			cpu:     cpu,
+			cpuPct:  cpu / span.Seconds() * 100,
+			perCore: true,
+			rss:     maxRSS,
+			p99:     p99,
+			extra: fmt.Sprintf("tail and cat summed; %d files open; peak RSS incl. start-up %.1f MB; no new files (tail is given its files at start); %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s",
+				open, float64(peak)/1e6, n, written, *manyN, startup.Seconds(), startCPU.Seconds()),
+		}, nil
+	}
 	var perOpen metric // KB of RSS above an idle agent's, per open input file
 	perOpenS := "—"
 	if maxOpen > 0 {
@@ -1532,7 +1613,7 @@ func manyOnce(run int) (row, error) {
 	res := row{
 		pickup:  pickMax,
 		wakeups: wakeups,
-		more:    []metric{perOpen, {float64(maxOpen), "open-files"}, {float64(pickMax) / 1e6, "pickup-max-ms"}, {float64(a.peak) / 1e6, "peak-incl-start-MB"}},
+		more:    []metric{perOpen, {float64(maxOpen), "open-files"}, {float64(pickMax) / 1e6, "pickup-max-ms"}, {float64(peak) / 1e6, "peak-incl-start-MB"}},
 		name:    fmt.Sprintf("logagent many files: %d files, a line each per %s", *manyN, *perFile),
 		wall:    span,
 		cpu:     cpu,
@@ -1541,7 +1622,7 @@ func manyOnce(run int) (row, error) {
 		rss:     maxRSS,
 		p99:     p99,
 		extra: fmt.Sprintf("RSS per open file %s (%.1f MB above an idle agent's %.1f MB, over %d input files open at most, %d at the end; %s); peak RSS incl. start-up %.1f MB; new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s; %s settle, %.2f CPU s",
-			perOpenS, float64(maxRSS-idleRSS)/1e6, float64(idleRSS)/1e6, maxOpen, open, setting, float64(a.peak)/1e6, strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0 - startCPU).Seconds()),
+			perOpenS, float64(maxRSS-idleRSS)/1e6, float64(idleRSS)/1e6, maxOpen, open, setting, float64(peak)/1e6, strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0 - startCPU).Seconds()),
 	}
 	if a.perf != nil {
 		a.perf.perLine(&res, inWindow)
