@@ -179,8 +179,12 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 		in.watchLinkDir(d)
 	}
 	for _, f := range files {
-		in.open(f, initial)
+		in.openAs(f, initial, true)
+		if len(in.opened) >= startBatch {
+			in.runOpened()
+		}
 	}
+	in.runOpened()
 	in.findUnseen(x.dirs)
 	if !in.slotWanted.Load() {
 		// Every file with unread bytes got a slot: the listing need not
@@ -260,6 +264,12 @@ func (in *Input) noteUnreadableDirs(unreadable map[string]error) {
 
 // open starts a harvester for path unless its file is harvested already.
 func (in *Input) open(path string, initial bool) {
+	in.openAs(path, initial, false)
+}
+
+// openAs is open; with batch, the harvester is left in in.opened for the
+// scan to run (runOpened).
+func (in *Input) openAs(path string, initial, batch bool) {
 	if in.ctx.Err() != nil {
 		return
 	}
@@ -344,7 +354,14 @@ func (in *Input) open(path string, initial bool) {
 	// waiting for a flush (emit).
 	recorded := found && entry.Path == path && real == "" && start == entry.Offset &&
 		in.store.OnDisk(entry.Key())
-	in.startLinked(f, path, real, dev, ino, id, start, fi.Size(), stateActive, pending, recorded)
+	h := in.startLinked(f, path, real, dev, ino, id, start, fi.Size(), stateActive, pending, recorded)
+	switch {
+	case h == nil:
+	case batch:
+		in.opened = append(in.opened, h)
+	default:
+		in.runHarvester(h)
+	}
 	if found && entry.ID != id {
 		// The tracker records the file under its identity of now (a
 		// longer fingerprint); the entry of its shorter one goes, after

@@ -620,6 +620,7 @@ func (h *harvester) emit(ctx context.Context, c *chunk, end int64, used int) err
 		// the globs before the restart, and the restart still finds it
 		// by identity (recoverRenamed). Should the write fail, reading
 		// goes on: the offsets stay in memory.
+		h.env.metrics.ownFlushes.Add(1)
 		h.env.store.Sync()
 		h.recorded = true
 	}

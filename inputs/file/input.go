@@ -161,6 +161,9 @@ type Input struct {
 	// seenInDir holds, per directory, the files under rotated names seen
 	// at the last full scan (findUnseen).
 	seenInDir map[string]map[devIno]struct{}
+	// opened holds the harvesters a scan opened and has yet to run
+	// (runOpened).
+	opened []*harvester
 }
 
 type devIno struct{ dev, ino uint64 }

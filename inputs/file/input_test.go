@@ -463,6 +463,56 @@ func TestEvictedFileReopenedCheaply(t *testing.T) {
 	}
 }
 
+// The files a scan opens have their checkpoint entries flushed once per
+// batch (runOpened), before their harvesters run: none waits for a flush
+// of its own before its first line goes out, and every file's identity is
+// on disk by then.
+func TestScanFlushesOncePerBatch(t *testing.T) {
+	dir := realTempDir(t)
+	const files = 2*startBatch + 10
+	for i := range files {
+		writeLines(t, filepath.Join(dir, fmt.Sprintf("f%04d.log", i)), i, 1)
+	}
+	cfg := testConfig(dir)
+	cfg.MaxOpenFiles = files + 10
+	stateDir := t.TempDir()
+	store := openStore(t, stateDir) // flushed by Sync only (no Store.Run)
+	s := &sink{}
+	in, stop := runInput(t, cfg, store, 8<<20, s)
+	defer stop()
+	waitFor(t, "a line of every file", func() bool { return s.count() == files })
+	if n := in.metrics.ownFlushes.Load(); n > 0 {
+		t.Errorf("%d harvesters flushed the checkpoint before their first line; want none (the scan flushes per batch)", n)
+	}
+	if n, max := store.Syncs(), int64(files/startBatch+1); n > max {
+		t.Errorf("%d checkpoint flushes for %d files opened; want at most %d", n, files, max)
+	}
+	// What a crash now would find (a copy of the data_dir, less the lock
+	// the running store holds): every file's entry.
+	crashed := t.TempDir()
+	names, err := os.ReadDir(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range names {
+		if e.Name() == ".lock" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(stateDir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(crashed, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	onDisk := openStore(t, crashed)
+	defer onDisk.Close()
+	if n := len(onDisk.Entries(cfg.ID)); n != files {
+		t.Errorf("%d entries on disk, want %d", n, files)
+	}
+}
+
 // A file read to its end a moment ago is still listed by Reading, so that
 // its delivery rate is sampled between writes, not only while a read is
 // under way.

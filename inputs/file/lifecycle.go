@@ -18,18 +18,21 @@ import (
 
 // start starts a harvester of f, opened by path (see startLinked).
 func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState, pending bool) {
-	in.startLinked(f, path, "", dev, ino, id, offset, size, state, pending, false)
+	if h := in.startLinked(f, path, "", dev, ino, id, offset, size, state, pending, false); h != nil {
+		in.runHarvester(h)
+	}
 }
 
-// startLinked starts a harvester of f, opened by path; real, if not "",
+// startLinked makes the harvester of f, for the caller to run (nil if
+// none is to be: f is closed then), opened by path; real, if not "",
 // is the file a followed link at path points to. recorded: the checkpoint
 // has on disk an entry that finds the file at path (see Input.open), and
 // the harvester need not flush it before its first lines go out (emit).
-func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState, pending, recorded bool) {
+func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState, pending, recorded bool) *harvester {
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		f.Close()
 		in.log.Error("seek failed", "path", path, "err", err)
-		return
+		return nil
 	}
 	in.mu.Lock()
 	if _, dup := in.byInode[devIno{dev, ino}]; dup {
@@ -37,7 +40,7 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 		// racing): one harvester per file.
 		in.mu.Unlock()
 		f.Close()
-		return
+		return nil
 	}
 	// A pending file has no checkpoint entry until it is known where it
 	// starts: after a restart it is checked again.
@@ -49,7 +52,7 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 		// (a copy adopted as the input stops).
 		in.mu.Unlock()
 		f.Close()
-		return
+		return nil
 	}
 	src := &logagent.Source{
 		Input: in.cfg.ID, Category: in.cfg.Category, Path: path, ID: id,
@@ -74,7 +77,42 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 	if in.log.Enabled(in.ctx, slog.LevelDebug) { // id.String formats at once
 		in.log.Debug("harvesting", "path", path, "offset", offset, "size", size, "id", id.String())
 	}
-	in.runHarvester(h)
+	return h
+}
+
+// startBatch is how many harvesters a scan opens before it runs them: the
+// checkpoint entries of the batch go to disk in one flush first (see
+// runOpened).
+const startBatch = 256
+
+// runOpened runs the harvesters a scan opened (in.opened; Run's goroutine
+// only). Their entries, recorded as they were opened, are flushed first,
+// once for the batch, so that none of them waits for a flush of its own
+// before its first lines go out (emit): otherwise, with thousands of files
+// opened at once (a start-up), most of them would wait together, each on
+// a goroutine grown to the depth of a read, and the scan would open more
+// meanwhile. A failed flush leaves each to try again (emit).
+func (in *Input) runOpened() {
+	hs := in.opened
+	if len(hs) == 0 {
+		return
+	}
+	in.opened = hs[:0]
+	flush := false
+	for _, h := range hs {
+		flush = flush || (!h.recorded && !h.flag(flagPending))
+	}
+	if flush && in.store.Sync() == nil {
+		for _, h := range hs {
+			if !h.flag(flagPending) {
+				h.recorded = true // not running yet: this goroutine owns it
+			}
+		}
+	}
+	for i, h := range hs {
+		in.runHarvester(h)
+		hs[i] = nil
+	}
 }
 
 // exited is called by a harvester as it stops.

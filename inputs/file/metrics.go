@@ -8,6 +8,9 @@ type Metrics struct {
 	Bytes        atomic.Int64 // bytes they cover
 	truncations  atomic.Int64
 	ClosedUnread atomic.Int64 // removed files closed before they were read to the end
+	// ownFlushes counts harvesters that flushed the checkpoint
+	// themselves before their first lines (emit), for tests.
+	ownFlushes atomic.Int64
 }
 
 func (m *Metrics) addRead(msgs, bytes int) {
