@@ -913,9 +913,6 @@ func (a *agentProc) stderr() string {
 	return ""
 }
 
-// cpu returns the agent's user+sys CPU time so far, from /proc.
-func (a *agentProc) cpu() time.Duration { return procCPU(a.cmd.Process.Pid) }
-
 // rss returns the agent's resident and peak resident set, from /proc.
 func (a *agentProc) rss() (cur, peak int64) { return procRSS(a.cmd.Process.Pid) }
 
