@@ -637,12 +637,22 @@ func (s *Store) Run(ctx context.Context, p Policy) {
 			return
 		case <-s.kick:
 		}
+		// Until the changes are due (Bytes, a cursor), at most MaxDelay,
+		// and then until Delay has passed: a quiet agent's flush waits
+		// on one timer, not on Delay's and then MaxDelay's (every
+		// timer that fires is a wake-up of the whole process).
 		first := time.Now()
-		if !sleep(p.Delay, nil) {
-			return
-		}
-		if rest := p.MaxDelay - time.Since(first); rest > 0 && !s.isDue() {
+		for !s.isDue() {
+			rest := p.MaxDelay - time.Since(first)
+			if rest <= 0 {
+				break
+			}
 			if !sleep(rest, s.due) {
+				return
+			}
+		}
+		if rest := p.Delay - time.Since(first); rest > 0 {
+			if !sleep(rest, nil) {
 				return
 			}
 		}
