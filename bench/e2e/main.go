@@ -1118,7 +1118,6 @@ func steady() ([]row, error) {
 		}
 		cadences = append(cadences, d)
 	}
-	byCPU := func(a, b row) int { return int((a.cpu - b.cpu) * 1e6) }
 	for _, n := range counts {
 		for _, every := range cadences {
 			name := fmt.Sprintf("steady/files=%d/every=%s", n, every)
@@ -1143,18 +1142,7 @@ func steady() ([]row, error) {
 				emit(name, r)
 				rs = append(rs, r)
 			}
-			// Median by CPU: the wall is the window, the same for every run.
-			slices.SortFunc(rs, byCPU)
-			m := rs[len(rs)/2]
-			if len(bs) > 0 {
-				slices.SortFunc(bs, byCPU)
-				mb := bs[len(bs)/2]
-				if mb.cpu > 0 {
-					m.cpuOf = m.cpu / mb.cpu
-				}
-				rows = append(rows, mb)
-			}
-			rows = append(rows, m)
+			rows = append(rows, medianBeside(rs, bs)...)
 		}
 	}
 	return rows, nil
@@ -1354,7 +1342,6 @@ func manyFiles() ([]row, error) {
 	case *manyOpen < 0:
 		name += "/all-open"
 	}
-	byCPU := func(a, b row) int { return int((a.cpu - b.cpu) * 1e6) }
 	var rs, bs []row
 	for i := 0; i < *runs; i++ {
 		var b row
@@ -1363,7 +1350,7 @@ func manyFiles() ([]row, error) {
 			if b, err = manyOnce(i, true); err != nil {
 				return nil, err
 			}
-			emit(strings.Split(name, "/")[0]+fmt.Sprintf("/files=%d/base=tail-F", *manyN), b)
+			emit(fmt.Sprintf("manyfiles/files=%d/base=tail-F", *manyN), b)
 			bs = append(bs, b)
 		}
 		r, err := manyOnce(i, false)
@@ -1376,6 +1363,14 @@ func manyFiles() ([]row, error) {
 		emit(name, r)
 		rs = append(rs, r)
 	}
+	return medianBeside(rs, bs), nil
+}
+
+// medianBeside returns the rows of the median run by CPU of the agent, rs,
+// and of its baseline, bs (none if empty), the agent's CPU over the
+// baseline's median: the wall is the window, the same for every run.
+func medianBeside(rs, bs []row) []row {
+	byCPU := func(a, b row) int { return int((a.cpu - b.cpu) * 1e6) }
 	slices.SortFunc(rs, byCPU)
 	m := rs[len(rs)/2]
 	var rows []row
@@ -1387,7 +1382,7 @@ func manyFiles() ([]row, error) {
 		}
 		rows = append(rows, mb)
 	}
-	return append(rows, m), nil
+	return append(rows, m)
 }
 
 // manyOnce runs the agent, or with base tail -F over the same files (less
