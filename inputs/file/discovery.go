@@ -17,7 +17,8 @@ import (
 // Discovery: which files the input reads. A scan (at start, every
 // scan_interval, and when an event asks for one) expands the globs, watches
 // their directories and opens the files not read yet (open); fsnotify events
-// between scans open new files at once (handleEvent). open decides where a
+// between scans open new files at once (handleEvent). Both run what they
+// opened by batches (runOpened). open decides where a
 // file starts (startOffset), whether it may be a copytruncate copy to hold
 // (see copytruncate.go), and makes room under max_open_files (evictIdle).
 // Where directories are polled rather than watched, see poll.go.
@@ -179,7 +180,7 @@ func (in *Input) scan(w *dirWatch, kind scanKind) {
 		in.watchLinkDir(d)
 	}
 	for _, f := range files {
-		in.openAs(f, initial, true)
+		in.open(f, initial)
 		if len(in.opened) >= startBatch {
 			in.runOpened()
 		}
@@ -262,14 +263,10 @@ func (in *Input) noteUnreadableDirs(unreadable map[string]error) {
 	in.mu.Unlock()
 }
 
-// open starts a harvester for path unless its file is harvested already.
+// open makes a harvester for path unless its file is harvested already,
+// and leaves it in in.opened for the caller to run (runOpened) once it has
+// opened what it had to: Run's goroutine only.
 func (in *Input) open(path string, initial bool) {
-	in.openAs(path, initial, false)
-}
-
-// openAs is open; with batch, the harvester is left in in.opened for the
-// scan to run (runOpened).
-func (in *Input) openAs(path string, initial, batch bool) {
 	if in.ctx.Err() != nil {
 		return
 	}
@@ -355,12 +352,8 @@ func (in *Input) openAs(path string, initial, batch bool) {
 	recorded := found && entry.Path == path && real == "" && start == entry.Offset &&
 		in.store.OnDisk(entry.Key())
 	h := in.startLinked(f, path, real, dev, ino, id, start, fi.Size(), stateActive, pending, recorded)
-	switch {
-	case h == nil:
-	case batch:
+	if h != nil {
 		in.opened = append(in.opened, h)
-	default:
-		in.runHarvester(h)
 	}
 	if found && entry.ID != id {
 		// The tracker records the file under its identity of now (a

@@ -294,6 +294,7 @@ func (in *Input) Run(ctx context.Context) error {
 				}
 				in.handleEvent(w, ev)
 			}
+			in.runOpened() // the files the events had opened
 		case <-w.sub.rescan:
 			// Events were lost, or inotify became available: look
 			// again, at every directory and file.

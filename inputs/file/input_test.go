@@ -487,8 +487,41 @@ func TestScanFlushesOncePerBatch(t *testing.T) {
 	if n, max := store.Syncs(), int64(files/startBatch+1); n > max {
 		t.Errorf("%d checkpoint flushes for %d files opened; want at most %d", n, files, max)
 	}
-	// What a crash now would find (a copy of the data_dir, less the lock
-	// the running store holds): every file's entry.
+	if n := len(afterCrash(t, stateDir).Entries(cfg.ID)); n != files {
+		t.Errorf("%d entries on disk, want %d", n, files)
+	}
+}
+
+// Files that events open, a burst of them at once, are run as a scan's are
+// (runOpened): after one flush for the burst, not one each.
+func TestEventOpenedFlushOncePerBurst(t *testing.T) {
+	dir := realTempDir(t)
+	const files = 300
+	cfg := testConfig(dir)
+	cfg.MaxOpenFiles = files + 10
+	cfg.ScanInterval = time.Hour // what is opened, events open
+	stateDir := t.TempDir()
+	store := openStore(t, stateDir) // flushed by Sync only (no Store.Run)
+	s := &sink{}
+	in, stop := runInput(t, cfg, store, 8<<20, s)
+	defer stop()
+	waitFor(t, "the directory watched", func() bool { return in.isWatched(dir) })
+	for i := range files {
+		writeLines(t, filepath.Join(dir, fmt.Sprintf("f%04d.log", i)), i, 1)
+	}
+	waitFor(t, "a line of every file", func() bool { return s.count() == files })
+	if n := in.metrics.ownFlushes.Load(); n > 0 {
+		t.Errorf("%d harvesters flushed the checkpoint before their first line; want none (each burst of events is flushed once)", n)
+	}
+	if n := len(afterCrash(t, stateDir).Entries(cfg.ID)); n != files {
+		t.Errorf("%d entries on disk, want %d", n, files)
+	}
+}
+
+// afterCrash opens a copy of the data_dir stateDir of a running store, less
+// the lock it holds: what a crash now would leave.
+func afterCrash(t *testing.T, stateDir string) *checkpoint.Store {
+	t.Helper()
 	crashed := t.TempDir()
 	names, err := os.ReadDir(stateDir)
 	if err != nil {
@@ -506,11 +539,9 @@ func TestScanFlushesOncePerBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	onDisk := openStore(t, crashed)
-	defer onDisk.Close()
-	if n := len(onDisk.Entries(cfg.ID)); n != files {
-		t.Errorf("%d entries on disk, want %d", n, files)
-	}
+	st := openStore(t, crashed)
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 // A file read to its end a moment ago is still listed by Reading, so that
