@@ -1563,6 +1563,23 @@ func manyOnce(run int, base bool) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
+	p99, n := o.percentile(0.99)
+	res := row{
+		wakeups: wakeups,
+		wall:    span,
+		cpu:     cpu,
+		cpuPct:  cpu / span.Seconds() * 100,
+		perCore: true,
+		rss:     maxRSS,
+		p99:     p99,
+	}
+	if base {
+		res.name = fmt.Sprintf("`tail -F FILES | cat > out`, the same %d files, a line each per %s", *manyN, *perFile)
+		res.more = []metric{{float64(maxOpen), "open-files"}, {float64(peak) / 1e6, "peak-incl-start-MB"}}
+		res.extra = fmt.Sprintf("tail and cat summed; %d files open; peak RSS incl. start-up %.1f MB; no new files (tail is given its files at start); %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s",
+			open, float64(peak)/1e6, n, written, *manyN, startup.Seconds(), startCPU.Seconds())
+		return res, nil
+	}
 	var pick []time.Duration
 	o.mu.Lock()
 	for k, c := range created {
@@ -1576,25 +1593,9 @@ func manyOnce(run int, base bool) (row, error) {
 	for _, p := range pick {
 		pickS = append(pickS, fmt.Sprintf("%.0f", float64(p)/1e6))
 	}
-	p99, n := o.percentile(0.99)
 	var pickMax time.Duration
 	if len(pick) > 0 {
 		pickMax = pick[len(pick)-1]
-	}
-	if base {
-		return row{
-			wakeups: wakeups,
-			more:    []metric{{float64(maxOpen), "open-files"}, {float64(peak) / 1e6, "peak-incl-start-MB"}},
-			name:    fmt.Sprintf("`tail -F FILES | cat > out`, the same %d files, a line each per %s", *manyN, *perFile),
-			wall:    span,
-			cpu:     cpu,
-			cpuPct:  cpu / span.Seconds() * 100,
-			perCore: true,
-			rss:     maxRSS,
-			p99:     p99,
-			extra: fmt.Sprintf("tail and cat summed; %d files open; peak RSS incl. start-up %.1f MB; no new files (tail is given its files at start); %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s",
-				open, float64(peak)/1e6, n, written, *manyN, startup.Seconds(), startCPU.Seconds()),
-		}, nil
 	}
 	var perOpen metric // KB of RSS above an idle agent's, per open input file
 	perOpenS := "—"
@@ -1602,20 +1603,11 @@ func manyOnce(run int, base bool) (row, error) {
 		perOpen = metric{float64(maxRSS-idleRSS) / float64(maxOpen) / 1e3, "rss-kB/open-file"}
 		perOpenS = fmt.Sprintf("%.1f kB", perOpen.v)
 	}
-	res := row{
-		pickup:  pickMax,
-		wakeups: wakeups,
-		more:    []metric{perOpen, {float64(maxOpen), "open-files"}, {float64(pickMax) / 1e6, "pickup-max-ms"}, {float64(peak) / 1e6, "peak-incl-start-MB"}},
-		name:    fmt.Sprintf("logagent many files: %d files, a line each per %s", *manyN, *perFile),
-		wall:    span,
-		cpu:     cpu,
-		cpuPct:  cpu / span.Seconds() * 100,
-		perCore: true,
-		rss:     maxRSS,
-		p99:     p99,
-		extra: fmt.Sprintf("RSS per open file %s (%.1f MB above an idle agent's %.1f MB, over %d input files open at most, %d at the end; %s); peak RSS incl. start-up %.1f MB; new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s; %s settle, %.2f CPU s",
-			perOpenS, float64(maxRSS-idleRSS)/1e6, float64(idleRSS)/1e6, maxOpen, open, setting, float64(peak)/1e6, strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0 - startCPU).Seconds()),
-	}
+	res.name = fmt.Sprintf("logagent many files: %d files, a line each per %s", *manyN, *perFile)
+	res.pickup = pickMax
+	res.more = []metric{perOpen, {float64(maxOpen), "open-files"}, {float64(pickMax) / 1e6, "pickup-max-ms"}, {float64(peak) / 1e6, "peak-incl-start-MB"}}
+	res.extra = fmt.Sprintf("RSS per open file %s (%.1f MB above an idle agent's %.1f MB, over %d input files open at most, %d at the end; %s); peak RSS incl. start-up %.1f MB; new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s; %s settle, %.2f CPU s",
+		perOpenS, float64(maxRSS-idleRSS)/1e6, float64(idleRSS)/1e6, maxOpen, open, setting, float64(peak)/1e6, strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0 - startCPU).Seconds())
 	if a.perf != nil {
 		a.perf.perLine(&res, inWindow)
 	}
