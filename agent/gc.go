@@ -66,7 +66,7 @@ func (g *gcState) next(live, allocs uint64) int {
 	for _, w := range g.wanted {
 		p = max(p, w) // 0 in the first gcSteady seconds: see below
 	}
-	if g.n <= gcSteady && p < 100 {
+	if g.n <= gcSteady {
 		return 0 // not gcSteady seconds seen yet: keep the default
 	}
 	cur := cmp.Or(g.set, 100) // the runtime's default until set

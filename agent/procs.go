@@ -25,8 +25,9 @@ import (
 // be over before a busy second is seen, and it reads faster on several Ps.
 // It goes back to one P after procsDownAfter below procsDownCores.
 // With max_procs N it runs on N. A GOMAXPROCS environment variable wins over
-// both; it leaves the memory alone to Run (GOGC, and the memory returned
-// after a busy spell), which a GOGC or GOMEMLIMIT turns off in turn.
+// both; Run then still tunes GOGC (gc.go) and returns the memory of a busy
+// spell. A GOGC or GOMEMLIMIT variable turns the GOGC tuning off; with both
+// kinds set, Run does nothing.
 //
 // Procs acts on the whole process: the command runs it, not Agent, so that
 // tests running agents in one process keep their Ps.

@@ -153,8 +153,9 @@ func writtenBytes(b *testing.B) int64 {
 // start-up when every file is set at once: appended to the journal, or
 // written as a snapshot (a compaction).
 func BenchmarkStoreFlushAll(b *testing.B) {
-	for _, snapshot := range []bool{false, true} {
-		b.Run(map[bool]string{false: "journal", true: "snapshot"}[snapshot], func(b *testing.B) {
+	for _, name := range []string{"journal", "snapshot"} {
+		snapshot := name == "snapshot"
+		b.Run(name, func(b *testing.B) {
 			s, err := Open(b.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				b.Fatal(err)

@@ -96,11 +96,7 @@ func newChunker(w io.Writer, buf []byte) chunker {
 
 // fill writes buf out if it holds a chunk.
 func (c *chunker) fill() error {
-	size := c.size
-	if size == 0 {
-		size = chunkSize
-	}
-	if len(c.buf) < size {
+	if len(c.buf) < cmp.Or(c.size, chunkSize) {
 		return nil
 	}
 	return c.done()

@@ -474,10 +474,11 @@ func (s *Store) flush(final bool) error {
 	return err
 }
 
-// keepScratch bounds the scratch a flush keeps for the next (bytes): a
-// snapshot of thousands of entries, written only once the journal outgrew
-// the last one, would otherwise keep megabytes for the next, as would the
-// changes of a start-up.
+// keepScratch bounds the scratch a flush keeps for the next (bytes): the
+// records of a snapshot of thousands of entries, written only once the
+// journal outgrew the last one, would otherwise keep megabytes for the
+// next, as would the changes of a start-up. The encoding buffer holds a
+// chunk, more only for a record larger than one (a long cursor).
 const keepScratch = 256 << 10
 
 // dropScratch lets go of scratch larger than keepScratch; s.flushMu is
@@ -492,6 +493,15 @@ func (s *Store) dropScratch() {
 	if cap(s.dels)*int(unsafe.Sizeof(Key{})) > keepScratch {
 		s.dels = nil
 	}
+}
+
+// encode has write encode through a chunker writing to w, on s.buf, which
+// it keeps for the next flush; s.flushMu is held.
+func (s *Store) encode(w io.Writer, write func(*chunker) error) error {
+	c := newChunker(w, s.buf)
+	err := write(&c)
+	s.buf = c.buf[:0]
+	return err
 }
 
 // appendJournal appends s.recs and s.dels to the journal, creating it if
@@ -522,13 +532,10 @@ func (s *Store) appendJournal() error {
 			s.compact = true
 			return fmt.Errorf("cut checkpoint journal %s back: %w", s.journal.Name(), err)
 		}
-		s.jtorn = false
 	}
 	s.jtorn = true // until the fdatasync: whatever of it was written
 	w := countingWriter{w: s.journal}
-	c := newChunker(&w, s.buf)
-	err := c.journalFlush(s.recs, s.dels)
-	s.buf = c.buf[:0]
+	err := s.encode(&w, func(c *chunker) error { return c.journalFlush(s.recs, s.dels) })
 	if w.err != nil {
 		return fmt.Errorf("append to checkpoint journal: %w", w.err)
 	}
@@ -560,10 +567,7 @@ func (s *Store) writeSnapshot() error {
 	}
 	written := time.Now()
 	size, err := writeFileOwned(s.path, func(w io.Writer) error {
-		c := newChunker(w, s.buf)
-		err := c.snapshot(s.recs, gen, written)
-		s.buf = c.buf[:0]
-		return err
+		return s.encode(w, func(c *chunker) error { return c.snapshot(s.recs, gen, written) })
 	}, s.owner)
 	if err != nil {
 		s.compact = true
