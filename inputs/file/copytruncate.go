@@ -120,7 +120,7 @@ func (in *Input) copyCheck(h *harvester, id logagent.FileID) (hold bool) {
 	} else if fp, n, err := fingerprint(orig.f, id.FingerprintLen); err == nil && n == id.FingerprintLen {
 		same = fp == id.Fingerprint
 	}
-	return same && orig.intactAt.Load() < h.more().pendingSince+int64(in.cfg.ScanInterval)
+	return same && orig.intactAt.Load() < h.rare.pendingSince+int64(in.cfg.ScanInterval)
 }
 
 // adoptCopy is called by the harvester of a truncated file. It finds, in

@@ -42,9 +42,10 @@
 // found by a scan (Input.scan) or an fsnotify event (Input.handleEvent);
 // its start is decided by startOffset from its checkpoint entry (found by
 // lookup); Input.startLinked makes its harvester, which keeps the
-// descriptor until the file is done with, and the harvester runs (a scan
-// runs what it opened by batches, their checkpoint entries flushed once
-// for the batch: Input.runOpened). Its state (fileState):
+// descriptor until the file is done with, and the harvester runs (a scan,
+// or a burst of events, runs what it opened in batches, their checkpoint
+// entries flushed once for the batch: Input.runOpened). Its state
+// (fileState):
 //
 //   - active: the path still names it. An idle active file parks
 //     (Input.park: no goroutine, an entry of the poll queue) and is run

@@ -132,9 +132,9 @@ type harvester struct {
 	// them (tailChanged); 0: not known.
 	tail uint64
 	// Owner-only counters, narrow to share one word: checkLen (see
-	// check) is at most a fingerprint's length; tailLen at most tailBytes; idlePolls counts polls that found
-	// nothing (pollDelay), up to maxPollShift; cheapPolls stops below
-	// fullPollEvery (quiet).
+	// check) is at most a fingerprint's length; tailLen at most
+	// tailBytes; idlePolls counts polls that found nothing (pollDelay),
+	// up to maxPollShift; cheapPolls stops below fullPollEvery (quiet).
 	checkLen   int32
 	tailLen    uint16
 	idlePolls  uint8
@@ -463,8 +463,10 @@ func (h *harvester) pollDelay() time.Duration {
 	return d
 }
 
-// maxPollShift is the most pollDelay doubles PollInterval by, for a file
-// that events do not tell about.
+// maxPollShift is the most pollDelay's back-off doubles PollInterval by (a
+// rotated or removed file in a watched directory, which events no longer
+// name), and where idlePolls stops. An active file in a watched directory
+// waits PollInterval<<9 at once; one nothing watches, <<3 at most.
 const maxPollShift = 7
 
 // idleDelay is how long the file, read to its end, waits to be looked at

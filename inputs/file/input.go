@@ -83,8 +83,8 @@ type Input struct {
 	// events were seen not to come (deafen).
 	watched sync.Map // of string to bool; read on every park
 	// linked caches throughLink by directory (string to bool), emptied
-	// at each listing: harvesters ask once each, thousands in one
-	// directory.
+	// at each listing so that a repointed link is seen: harvesters ask
+	// at their name checks, thousands in one directory.
 	linked sync.Map
 	// wg counts the goroutines running harvesters, or waiting as idle
 	// workers for one to run (see runHarvester).
@@ -161,8 +161,8 @@ type Input struct {
 	// seenInDir holds, per directory, the files under rotated names seen
 	// at the last full scan (findUnseen).
 	seenInDir map[string]map[devIno]struct{}
-	// opened holds the harvesters a scan opened and has yet to run
-	// (runOpened).
+	// opened holds the harvesters a scan, or a burst of events, opened
+	// and has yet to run (runOpened).
 	opened []*harvester
 }
 

@@ -82,12 +82,14 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 
 // startBatch is how many harvesters a scan opens before it runs them: the
 // checkpoint entries of the batch go to disk in one flush first (see
-// runOpened).
+// runOpened). A burst of events (eventBurst, no more than this) opens at
+// most one file each.
 const startBatch = 256
 
 // runOpened runs the harvesters that open made (in.opened; Run's goroutine
 // only): those of a batch of a scan, or of a burst of events. Their
-// entries, recorded as they were opened, are flushed first, once for them
+// entries, set in the store as they were opened (newTracker), are flushed
+// first, once for them
 // all, so that none of them waits for a flush of its own before its first
 // lines go out (emit): otherwise, with thousands of files opened at once
 // (a start-up), most of them would wait together, each on a goroutine

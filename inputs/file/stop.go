@@ -11,8 +11,9 @@ import (
 // (Input.closeParked), and starts none after; the input's context gives it
 // its values. A file held open holds one: unlike a child of the input's
 // context (context.WithCancel: a context, a closure and an entry in the
-// input's context, about 150 bytes a file), it holds a pointer, nil until
-// something waits on it (Done). Nothing may derive a context from it:
+// input's context, about 150 bytes a file), it holds two pointers: to
+// the input's context, and to a channel, nil until something waits on it
+// (Done). Nothing may derive a context from it:
 // context.WithCancel would start a goroutine to watch it.
 type harvestCtx struct {
 	// parent is the input's context (Input.ctx, set before its first

@@ -127,7 +127,7 @@ func (t *tracker) committed() checkpoint.Entry {
 	return t.entryLocked()
 }
 
-// rename records the file's new path and, when its fingerprint was
+// update records the file's new path and, when its fingerprint was
 // extended, its new identity.
 func (t *tracker) update(path string, id logagent.FileID) {
 	t.mu.Lock()
