@@ -429,7 +429,7 @@ func (h *harvester) parkAfterShortRead() bool {
 		return false
 	}
 	now := h.lastRead
-	if h.contentDue(now) || !h.dirWatched() || now.Sub(h.nameCheckedAt) >= h.nameCheckInterval() {
+	if h.contentDue(now) || !h.dirWatched() || h.nameStale(now) {
 		return false
 	}
 	// Grown since the read, or truncated: the event of that change wakes

@@ -28,11 +28,12 @@ func (h *harvester) fileDir() string {
 // nameCheckEvery is how often the name of a file is looked up although
 // no event named it, where events may not tell of every change: the file
 // is read through a followed link, or its directory is named through one
-// (a link repointed raises no event in the directory watched). nameCheckTrusted is that interval for a file under
-// its own name in a watched directory, whose renames, removals and
-// re-creations each raise an event that names it (and a lost event, a
-// queue overflow, names every file: signalAll): looked up there only in
-// case the kernel's events are wrong, as on a directory mounted over.
+// (a link repointed raises no event in the directory watched).
+// nameCheckTrusted is that interval for a file under its own name in a
+// watched directory, whose renames, removals and re-creations each raise
+// an event that names it (and a lost event, a queue overflow, names every
+// file: signalAll): looked up there only in case the kernel's events are
+// wrong, as on a directory mounted over.
 // A file written once a minute then wakes to one read of its new lines
 // and parks, without an fstat and a stat of its name at each wake.
 const (
@@ -42,28 +43,35 @@ const (
 
 // nameDue tells whether the file's name is to be looked up: at once after
 // an event named it (created, renamed or removed), where no watch reports
-// such events, or every nameCheckInterval at least, in case an event was
-// lost. A busy file looked at every few milliseconds then stats its name
-// once in that interval, not each time.
+// such events, or once nameStale at least, in case an event was lost. A
+// busy file looked at every few milliseconds then stats its name once in
+// that interval, not each time.
 func (h *harvester) nameDue(now time.Time) bool {
 	named := h.flag(flagNameEvent) && h.setFlag(flagNameEvent, false) // a load, mostly
-	if named || !h.dirWatched() || now.Sub(h.nameCheckedAt) >= h.nameCheckInterval() {
+	if named || !h.dirWatched() || h.nameStale(now) {
 		h.nameCheckedAt = now
 		return true
 	}
 	return false
 }
 
-// nameCheckInterval is how long the name may go unchecked without an event
-// naming it. dirWatched is true (the caller asked, which set h.dir). A
-// directory named through a symbolic link is checked as often as where no
-// events come: a link repointed raises none (the input's answer is looked
-// up again after each listing).
-func (h *harvester) nameCheckInterval() time.Duration {
-	if h.real() != "" || h.host.throughLink(h.dir) {
-		return nameCheckEvery
+// nameStale reports whether the name has gone unchecked at now for longer
+// than it may without an event naming it: nameCheckTrusted, or
+// nameCheckEvery for a file read through a link or in a directory named
+// through one, where it is checked as often as where no events come (a
+// link repointed raises none; the input's answer is looked up again after
+// each listing). dirWatched is true (the caller asked, which set h.dir).
+// The link is asked about only once nameCheckEvery has passed: a busy
+// file asks at every short read.
+func (h *harvester) nameStale(now time.Time) bool {
+	since := now.Sub(h.nameCheckedAt)
+	switch {
+	case since < nameCheckEvery:
+		return false
+	case since >= nameCheckTrusted:
+		return true
 	}
-	return nameCheckTrusted
+	return h.real() != "" || h.host.throughLink(h.dir)
 }
 
 // checkName notices that the file's name now holds another file, or none.
