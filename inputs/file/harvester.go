@@ -45,13 +45,6 @@ type harvester struct {
 	host host
 	f    *os.File
 	tr   *tracker
-	// wake holds a token when the file is to be looked at again
-	// (Input.signal). Under Input.mu: a harvester holds one only while it
-	// is not parked (a parked one is woken by unparking it), from the
-	// first signal or wait (Input.wakeLocked) until it parks again, so
-	// that idle files hold none; its goroutine reads it through
-	// host.wakeChan.
-	wake chan struct{}
 	// ctx ends the harvester; cancel ends it (then Input.signal wakes it
 	// if parked).
 	ctx harvestCtx
@@ -73,6 +66,12 @@ type harvester struct {
 	// while the harvester has no goroutine, an entry of the input's poll
 	// queue at pollIdx (-1 when not queued); adoptAt is where a pending
 	// file is to start once the original adopted it (-1: not adopted).
+	// wake holds a token when the file is to be looked at again
+	// (Input.signal): the harvester holds one only while it is not parked
+	// (a parked one is woken by unparking it), from the first signal or
+	// wait (Input.wakeLocked) until it parks again, so that idle files
+	// hold none; its goroutine reads it through host.wakeChan.
+	wake    chan struct{}
 	adoptAt int64
 	pollIdx int32
 

@@ -126,10 +126,6 @@ func (in *Input) exited(h *harvester) {
 	if in.byInode[h.key()] == h {
 		delete(in.byInode, h.key())
 	}
-	select {
-	case <-h.wake: // a signal it no longer needs (a nil channel: none)
-	default:
-	}
 	in.dropWakeLocked(h)
 	delete(in.removedAt, h)
 	delete(in.busy, h)

@@ -58,14 +58,18 @@ func (in *Input) wakeLocked(h *harvester) chan struct{} {
 	return h.wake
 }
 
-// dropWakeLocked takes h's wake channel, empty, for the next harvester
-// that needs one: h is parked, and a signal unparks it instead. in.mu is
-// held.
+// dropWakeLocked takes h's wake channel, emptied of a token h no longer
+// needs, for the next harvester that needs one: h is parked (a signal
+// unparks it instead), or done. in.mu is held.
 func (in *Input) dropWakeLocked(h *harvester) {
 	if h.wake == nil {
 		return
 	}
-	if len(h.wake) == 0 && len(in.wakes) < maxIdleWorkers {
+	select {
+	case <-h.wake:
+	default:
+	}
+	if len(in.wakes) < maxIdleWorkers {
 		in.wakes = append(in.wakes, h.wake)
 	}
 	h.wake = nil
