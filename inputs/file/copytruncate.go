@@ -184,7 +184,7 @@ func (in *Input) adoptCopy(orig *harvester, readPos int64) {
 		} else {
 			in.log.Warn("a copytruncate rotation happened while reading was paused; reading its copy", "copy", sf.path, "size", fi.Size())
 		}
-		in.start(sf.f, sf.path, sf.key.dev, sf.key.ino, id, start, fi.Size(), stateRenamed, false)
+		in.start(sf.f, sf.path, id, start, fi.Size(), stateRenamed, false)
 		return true, false
 	})
 	if !foundCopy {

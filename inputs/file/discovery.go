@@ -351,7 +351,7 @@ func (in *Input) open(path string, initial bool) {
 	// waiting for a flush (emit).
 	recorded := found && entry.Path == path && real == "" && start == entry.Offset &&
 		in.store.OnDisk(entry.Key())
-	h := in.startLinked(f, path, real, dev, ino, id, start, fi.Size(), stateActive, pending, recorded)
+	h := in.startLinked(f, path, real, id, start, fi.Size(), stateActive, pending, recorded)
 	if h != nil {
 		in.opened = append(in.opened, h)
 	}

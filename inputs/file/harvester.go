@@ -242,15 +242,14 @@ func (h *harvester) key() devIno { return devIno{h.id.Dev, h.id.Ino} }
 
 // openedFile is a file its input opened and decided to read.
 type openedFile struct {
-	f        *os.File
-	path     string // the name it was opened by
-	real     string // the target of the followed link path is, or ""
-	dev, ino uint64
-	id       logagent.FileID
-	offset   int64 // where reading starts
-	size     int64
-	state    fileState
-	pending  bool // may be a copytruncate copy: held unread (copyCheck)
+	f       *os.File
+	path    string          // the name it was opened by
+	real    string          // the target of the followed link path is, or ""
+	id      logagent.FileID // Dev, Ino: the descriptor's, its key in Input.byInode
+	offset  int64           // where reading starts
+	size    int64
+	state   fileState
+	pending bool // may be a copytruncate copy: held unread (copyCheck)
 	// recorded: the checkpoint has the file's entry on disk, under
 	// this identity and path, already (see emit).
 	recorded bool
@@ -279,7 +278,6 @@ func newHarvester(ctx *context.Context, env *harvestEnv, hst host, o openedFile,
 		checkLen: -1,
 		recorded: o.recorded,
 	}
-	h.id.Dev, h.id.Ino = o.dev, o.ino // the descriptor's, as o.id's: its key in Input.byInode
 	if o.real != "" {
 		h.more().real = o.real
 	}

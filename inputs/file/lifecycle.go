@@ -16,9 +16,11 @@ import (
 // name, woken (signal), closed once removed for close_removed_after
 // (closeRemoved), forgotten when they end (exited).
 
-// start starts a harvester of f, opened by path (see startLinked).
-func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState, pending bool) {
-	if h := in.startLinked(f, path, "", dev, ino, id, offset, size, state, pending, false); h != nil {
+// start starts a harvester of f, opened by path (see startLinked), at
+// once, not by a batch of runOpened: adoptCopy calls it from a harvester's
+// goroutine, which may not touch in.opened (Run's).
+func (in *Input) start(f *os.File, path string, id logagent.FileID, offset, size int64, state fileState, pending bool) {
+	if h := in.startLinked(f, path, "", id, offset, size, state, pending, false); h != nil {
 		in.runHarvester(h)
 	}
 }
@@ -28,14 +30,15 @@ func (in *Input) start(f *os.File, path string, dev, ino uint64, id logagent.Fil
 // is the file a followed link at path points to. recorded: the checkpoint
 // has on disk an entry that finds the file at path (see Input.open), and
 // the harvester need not flush it before its first lines go out (emit).
-func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id logagent.FileID, offset, size int64, state fileState, pending, recorded bool) *harvester {
+func (in *Input) startLinked(f *os.File, path, real string, id logagent.FileID, offset, size int64, state fileState, pending, recorded bool) *harvester {
+	key := devIno{id.Dev, id.Ino} // the descriptor's
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		f.Close()
 		in.log.Error("seek failed", "path", path, "err", err)
 		return nil
 	}
 	in.mu.Lock()
-	if _, dup := in.byInode[devIno{dev, ino}]; dup {
+	if _, dup := in.byInode[key]; dup {
 		// Opened meanwhile by another path (a scan and a copy adoption
 		// racing): one harvester per file.
 		in.mu.Unlock()
@@ -59,11 +62,11 @@ func (in *Input) startLinked(f *os.File, path, real string, dev, ino uint64, id 
 		Host: in.cfg.Host, Fields: in.cfg.Fields,
 	}
 	h := newHarvester(&in.ctx, &in.env, in, openedFile{
-		f: f, path: path, real: real, dev: dev, ino: ino, id: id,
+		f: f, path: path, real: real, id: id,
 		offset: offset, size: size, state: state, pending: pending,
 		recorded: recorded,
 	}, src, tr)
-	in.byInode[devIno{dev, ino}] = h
+	in.byInode[key] = h
 	in.busy[h] = struct{}{}
 	if state == stateActive {
 		in.byPath[path] = h

@@ -189,7 +189,7 @@ func (in *Input) readUnseen(path string, key devIno) (settled bool) {
 		}
 	}
 	in.log.Info("reading a file created and renamed out of the globs between two looks", "path", path, "size", fi.Size())
-	in.start(f, path, key.dev, key.ino, id, 0, fi.Size(), stateRenamed, false)
+	in.start(f, path, id, 0, fi.Size(), stateRenamed, false)
 	return true
 }
 

@@ -66,7 +66,7 @@ func (in *Input) resumeCopy(e checkpoint.Entry) bool {
 			offset = max(offset, ce.Offset)
 		}
 		in.log.Info("file was truncated while not open; reading the rest of its copy", "path", e.Path, "copy", sf.path, "from", offset, "size", fi.Size())
-		in.start(sf.f, sf.path, sf.key.dev, sf.key.ino, id, offset, fi.Size(), stateRenamed, false)
+		in.start(sf.f, sf.path, id, offset, fi.Size(), stateRenamed, false)
 		found = true
 		return true, true
 	})
@@ -156,7 +156,7 @@ func (in *Input) recoverRenamed() {
 			continue
 		}
 		in.log.Info("reading the rest of a rotated file", "path", path, "from", e.Offset, "size", fi.Size())
-		in.start(f, path, e.ID.Dev, e.ID.Ino, e.ID, e.Offset, fi.Size(), stateRenamed, false)
+		in.start(f, path, e.ID, e.Offset, fi.Size(), stateRenamed, false)
 	}
 }
 
