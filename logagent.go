@@ -211,7 +211,7 @@ type Chunk struct {
 	OnDone func()
 	// CaughtUp is set by the input when the read this chunk comes from
 	// reached the end of its file: nothing more waits to be read there
-	// now, and a batch holding it goes without waiting for more.
+	// now, and a batch need not wait long for more.
 	CaughtUp bool
 	pending  atomic.Int64
 }

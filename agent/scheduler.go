@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +35,13 @@ type runner struct {
 	enc     *envelope.Encoder
 	encBuf  []byte
 	encEnds []int
+	// takenAt is when the last chunk was taken from the queue. burst
+	// says of the batch being filled whether its first chunk came after
+	// a quiet spell of sparseGap or more, and all of its chunks since
+	// from one file: a file's write read in a few reads.
+	takenAt time.Time
+	burst   bool
+	burstOf *logagent.Source
 	// warnedAt is when a failed send was last logged.
 	warnedAt time.Time
 	// progressed is set when the last send delivered all or part of its
@@ -116,6 +122,7 @@ func newRunner(cfg OutputConfig, out logagent.Output, log *slog.Logger) *runner 
 func (r *runner) run(ctx context.Context) {
 	flush := time.NewTimer(time.Hour)
 	flush.Stop()
+	var flushAt time.Time // when flush fires, while the batch is not empty
 	closed := false
 	for {
 		if r.cur == nil && !closed {
@@ -125,8 +132,9 @@ func (r *runner) run(ctx context.Context) {
 					if !ok {
 						closed = true
 					} else {
-						r.take(c)
+						r.take(c, time.Now())
 						flush.Reset(r.cfg.Batch.FlushInterval)
+						flushAt = r.takenAt.Add(r.cfg.Batch.FlushInterval)
 					}
 				case <-ctx.Done():
 					return
@@ -137,7 +145,7 @@ func (r *runner) run(ctx context.Context) {
 					if !ok {
 						closed = true
 					} else {
-						r.take(c)
+						r.take(c, time.Now())
 					}
 				case <-flush.C:
 					if !r.send(ctx) {
@@ -157,19 +165,27 @@ func (r *runner) run(ctx context.Context) {
 				return
 			}
 			flush.Reset(r.cfg.Batch.FlushInterval)
+			flushAt = time.Now().Add(r.cfg.Batch.FlushInterval)
 		} else if filling != nil && r.cur == nil && filling.CaughtUp && len(r.queue) == 0 && len(r.batch) > 0 {
-			// Its input caught up and nothing else is queued: the batch
-			// goes now, not flush_interval later, once what is already
-			// on its way has joined it (gather). A timer to wait for
-			// more would cost a wake-up of its own, and its delay.
-			if gather(r.queue) {
+			// Its input caught up and nothing else is queued. The
+			// lines of one file's write, after a quiet spell, go at
+			// once: nothing else came lately to join them, and a wait
+			// would cost a wake-up and its delay for nothing. Otherwise
+			// (several files written together) the batch waits a short
+			// linger for other files' lines, not the whole
+			// flush_interval.
+			if r.burst {
+				stopTimer(flush)
+				if !r.send(ctx) {
+					return
+				}
 				continue
 			}
-			stopTimer(flush)
-			if !r.send(ctx) {
-				return
+			if at := time.Now().Add(caughtUpLinger(r.cfg.Batch.FlushInterval)); at.Before(flushAt) {
+				stopTimer(flush)
+				flush.Reset(time.Until(at))
+				flushAt = at
 			}
-			continue
 		}
 		if closed && r.cur == nil {
 			if len(r.batch) > 0 && !r.send(ctx) {
@@ -190,29 +206,34 @@ func stopTimer(t *time.Timer) {
 	}
 }
 
-// take makes c, taken from the queue, the chunk being filled from.
-func (r *runner) take(c *logagent.Chunk) { r.cur, r.pos = c, 0 }
-
-// gather lets the goroutines already runnable run before a batch whose
-// input caught up is sent, and reports whether a chunk came into q
-// meanwhile. Files written together are read in one pass over the
-// input's events, their harvesters made runnable together: a quiet agent
-// runs on one P (Procs), where the runner, woken by the first chunk, runs
-// before the others have published theirs. Each yield runs them, without
-// a system call; gatherYields bounds the wait when nothing comes.
-func gather(q chan *logagent.Chunk) bool {
-	for range gatherYields {
-		runtime.Gosched()
-		if len(q) > 0 {
-			return true
-		}
+// take makes c, taken from the queue at now, the chunk being filled from.
+func (r *runner) take(c *logagent.Chunk, now time.Time) {
+	quiet := now.Sub(r.takenAt) >= sparseGap
+	r.cur, r.pos, r.takenAt = c, 0, now
+	var src *logagent.Source
+	if len(c.Messages) > 0 {
+		src = c.Messages[0].Source
 	}
-	return false
+	if len(r.batch) == 0 {
+		r.burst, r.burstOf = quiet, src
+	} else if src != r.burstOf {
+		r.burst = false
+	}
 }
 
-// gatherYields is how many times gather yields before it gives up. A
-// chunk published after the last is sent in the next batch, at once.
-const gatherYields = 4
+// sparseGap is the quiet spell before a batch's first chunk after which
+// the batch, if it holds the lines of one file's write, is sent as soon as
+// the file is read to its end, without a linger: batches this far apart
+// (a thousand a second or fewer) gain little from waiting for each other.
+const sparseGap = time.Millisecond
+
+// caughtUpLinger is how long a batch waits once the input it was filled
+// from caught up with its files: long enough to gather the lines of files
+// written together, far below flush_interval, so that the last lines of a
+// backfill or a quiet file go out at once.
+func caughtUpLinger(flushInterval time.Duration) time.Duration {
+	return min(flushInterval, 10*time.Millisecond)
+}
 
 // fill moves messages of cur into the batch and reports whether the batch
 // is full.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -36,8 +35,8 @@ func (o *countOutput) count() int {
 	return o.sent
 }
 
-// A partial batch whose input caught up with its file goes out at once,
-// not after flush_interval (an hour here): the last lines of
+// A partial batch whose input caught up with its file goes out after a
+// short linger, not after flush_interval (an hour here): the last lines of
 // a backfill, or of a file written now and then, are not held back.
 func TestCaughtUpBatchDoesNotWaitFlushInterval(t *testing.T) {
 	cfg := OutputConfig{ID: "count"}
@@ -73,74 +72,46 @@ func TestCaughtUpBatchDoesNotWaitFlushInterval(t *testing.T) {
 	}
 }
 
-// A chunk published by a goroutine runnable when the runner finds its
-// input caught up (another file's harvester of the same pass over the
-// input's events) joins the batch: gather lets it run before the batch
-// goes, where a batch sent at once would go without it.
-func TestCaughtUpBatchGathersRunnablePublishers(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // as a quiet agent runs (Procs)
-	cfg := OutputConfig{ID: "rec"}
-	cfg.setDefaults()
-	cfg.Batch.FlushInterval = time.Hour
-	out := &recordOutput{}
-	r := newRunner(cfg, out, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		r.run(ctx)
-		close(done)
-	}()
-	defer func() { cancel(); <-done }()
-
-	chunk := func(body string) *logagent.Chunk {
-		src := &logagent.Source{Path: body + ".log"}
-		c := &logagent.Chunk{Messages: []logagent.Message{{Body: []byte(body), Source: src}}, CaughtUp: true}
-		c.Expect(1)
-		return c
+// A batch is one file's burst, sent without the linger once the file is
+// caught up, only if it began after a quiet spell and every chunk in it
+// since came from that file.
+func TestBurstIsOneFileAfterQuiet(t *testing.T) {
+	a, b := &logagent.Source{Path: "a"}, &logagent.Source{Path: "b"}
+	chunk := func(src *logagent.Source) *logagent.Chunk {
+		return &logagent.Chunk{Messages: []logagent.Message{{Body: []byte("x"), Source: src}}}
 	}
-	sent := func(n int) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			out.mu.Lock()
-			got := 0
-			for _, b := range out.batches {
-				got += len(b)
+	type take struct {
+		src     *logagent.Source
+		after   time.Duration // since the chunk before
+		batched bool          // the batch holds the chunks before (not sent yet)
+	}
+	for _, tc := range []struct {
+		name  string
+		takes []take
+		burst bool
+	}{
+		{"first chunk", []take{{a, time.Hour, false}}, true},
+		{"after a quiet spell", []take{{a, 0, false}, {a, 2 * sparseGap, false}}, true},
+		{"hard on the one before", []take{{a, 0, false}, {b, sparseGap / 10, false}}, false},
+		{"same file's next read", []take{{a, time.Hour, false}, {a, sparseGap / 10, true}}, true},
+		{"another file joins", []take{{a, time.Hour, false}, {b, sparseGap / 10, true}}, false},
+		{"another file joins after a while", []take{{a, time.Hour, false}, {b, 2 * sparseGap, true}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &runner{}
+			now := time.Unix(1_000_000, 0)
+			for _, tk := range tc.takes {
+				now = now.Add(tk.after)
+				r.batch = r.batch[:0]
+				if tk.batched {
+					r.batch = append(r.batch, logagent.Message{})
+				}
+				r.take(chunk(tk.src), now)
 			}
-			out.mu.Unlock()
-			if got >= n {
-				return
+			if r.burst != tc.burst {
+				t.Errorf("burst = %v, want %v", r.burst, tc.burst)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d of %d messages sent", got, n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	r.queue <- chunk("first") // the runner then waits on its queue again
-	sent(1)
-	go func() { r.queue <- chunk("b") }() // runnable, not run yet
-	r.queue <- chunk("a")
-	sent(3)
-
-	out.mu.Lock()
-	defer out.mu.Unlock()
-	if got := fmt.Sprint(out.batches); got != "[[first] [a b]]" {
-		t.Errorf("batches %s, want [[first] [a b]]: b, runnable when a caught up, did not join a's batch", got)
-	}
-}
-
-// gather returns at once when a chunk comes, and gives up when nothing
-// runnable brings one.
-func TestGather(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	q := make(chan *logagent.Chunk, 1)
-	if gather(q) {
-		t.Error("gather reported a chunk with none published")
-	}
-	go func() { q <- &logagent.Chunk{} }()
-	if !gather(q) {
-		t.Error("gather did not let a runnable publisher run")
+		})
 	}
 }
 
