@@ -54,11 +54,16 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// As the command runs it: the threads running Go code (one while the
+	// agent is quiet) and GOGC decide much of what a profile shows.
+	procs := agent.NewProcs(cfg, log)
+	defer procs.Start()()
 	a, err := agent.New(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		os.Exit(1)
 	}
+	a.OnBacklog(procs.Backlog)
 	if err := a.Run(ctx); err != nil {
 		log.Error("stopped with errors", "err", err)
 	}
