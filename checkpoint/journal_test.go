@@ -14,10 +14,11 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/logagent/logagent/internal/testenv"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -740,27 +741,6 @@ func parseTime(s string) time.Time {
 	return t
 }
 
-// withFileSizeLimit runs f with writes limited to files of n bytes: a write
-// crossing it is short, the next fails with EFBIG.
-func withFileSizeLimit(t *testing.T, n int64, f func()) {
-	t.Helper()
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
-	}
-	lim := old
-	lim.Cur = uint64(n)
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-		t.Skip("cannot lower RLIMIT_FSIZE:", err)
-	}
-	defer func() {
-		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-			t.Fatal(err)
-		}
-	}()
-	f()
-}
-
 // A flush that fails leaves its changes to the next one, and leaves no
 // torn line inside the journal: a partial append is cut off before the
 // next; after a failed snapshot, the next flush writes one of a new
@@ -816,7 +796,7 @@ func TestFailedFlushRetried(t *testing.T) {
 			if tc.compact {
 				limit = tc.slack
 			}
-			withFileSizeLimit(t, limit, func() {
+			testenv.WithFileSizeLimit(t, limit, func() {
 				if err := s.Flush(); err == nil {
 					t.Fatal("flush succeeded")
 				}

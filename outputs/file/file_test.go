@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/internal/testenv"
 	"github.com/logagent/logagent/outputs/outputtest"
 )
 
@@ -239,22 +239,10 @@ func TestWriteFailsMidway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// This process's own file size limit; SIGXFSZ ignored, a write past it
-	// fails with EFBIG after what fits.
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-		t.Skip(err)
-	}
-	signal.Ignore(syscall.SIGXFSZ)
-	defer signal.Reset(syscall.SIGXFSZ)
-	limit := syscall.Rlimit{Cur: uint64(fi.Size()) + 250, Max: old.Max}
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
-		t.Skip(err)
-	}
-	err = o.Send(ctx, outputtest.Messages(src, 10, 10, 100))
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
-	}
+	// A write past what fits fails with EFBIG.
+	testenv.WithFileSizeLimit(t, fi.Size()+250, func() {
+		err = o.Send(ctx, outputtest.Messages(src, 10, 10, 100))
+	})
 	if !errors.Is(err, syscall.EFBIG) {
 		t.Fatalf("Send over the size limit = %v, want EFBIG", err)
 	}
