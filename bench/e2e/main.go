@@ -1178,7 +1178,7 @@ func steadyOnce(nfiles int, every time.Duration, base bool, run int) (row, error
 	name := fmt.Sprintf("logagent steady tail, %d lines/s over %d file(s), each written every %s", *rate, nfiles, every)
 	if base {
 		name = fmt.Sprintf("`tail -F FILES | cat > out`, %d lines/s over %d file(s), each written every %s", *rate, nfiles, every)
-		p, err := startPipeline(outFile, append([]string{"tail", "-q", "-F", "-n", "+1"}, paths...)...)
+		p, err := startTailF(outFile, paths)
 		if err != nil {
 			return row{}, err
 		}
@@ -1439,16 +1439,12 @@ func manyOnce(run int, base bool) (row, error) {
 		for i := range paths {
 			paths[i] = nameOf(i)
 		}
-		// tail holds every file open: raise its descriptor limit to
-		// what the files need.
-		script := fmt.Sprintf(`ulimit -n %d && exec tail -q -F -n +1 "$@"`, *manyN+100)
 		var err error
-		started = time.Now()
-		if p, err = startPipeline(outFile, append([]string{"sh", "-c", script, "sh"}, paths...)...); err != nil {
+		if p, err = startTailF(outFile, paths); err != nil {
 			return row{}, err
 		}
 		defer p.stop()
-		sh = p
+		sh, started = p, p.started
 	} else {
 		cfg := agentConfig(work, inDir+"/*.log", outFile, nil, input, nil)
 		var err error
@@ -1548,13 +1544,11 @@ func manyOnce(run int, base bool) (row, error) {
 	if err == nil {
 		err = waitLines(o, written, sh, time.Minute)
 	}
-	var peak int64
+	peak := sample(sh).peak // up to the stop, not the stop's
 	var serr error
 	if a != nil {
 		_, serr = a.stop()
-		peak = a.peak
 	} else {
-		peak = sample(sh).peak
 		serr = p.stop()
 	}
 	if err == nil {

@@ -125,6 +125,14 @@ type pipeline struct {
 	err     error
 }
 
+// startTailF starts tail -F over paths, piped into cat > out: the baseline
+// of the steady and many-files scenarios. tail holds every file open: its
+// descriptor limit is set to what they need.
+func startTailF(out string, paths []string) (*pipeline, error) {
+	script := fmt.Sprintf(`ulimit -n %d && exec tail -q -F -n +1 "$@"`, len(paths)+100)
+	return startPipeline(out, append([]string{"sh", "-c", script, "sh"}, paths...)...)
+}
+
 // startPipeline starts args[0] with args[1:], piped into cat > out.
 func startPipeline(out string, args ...string) (*pipeline, error) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {

@@ -83,10 +83,11 @@ func run(cfgPath string) error {
 			if ok, _ := filepath.Match(glob, name); !ok {
 				return nil
 			}
-			if f, err = os.Open(name); err != nil {
+			opened, err := os.Open(name)
+			if err != nil {
 				return nil // gone already
 			}
-			files[name] = f
+			f, files[name] = opened, opened
 		}
 		for {
 			n, err := f.Read(buf)

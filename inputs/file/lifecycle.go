@@ -92,13 +92,13 @@ const startBatch = 256
 // runOpened runs the harvesters that open made (in.opened; Run's goroutine
 // only): those of a batch of a scan, or of a burst of events. Their
 // entries, set in the store as they were opened (newTracker), are flushed
-// first, once for them
-// all, so that none of them waits for a flush of its own before its first
-// lines go out (emit): otherwise, with thousands of files opened at once
-// (a start-up), most of them would wait together, each on a goroutine
-// grown to the depth of a read, and the scan would open more meanwhile. A
-// file opened again whose entry is on disk (recorded) needs no flush. A
-// failed flush leaves each to try again (emit).
+// first, once for them all, so that none of them waits for a flush of its
+// own before its first lines go out (emit): otherwise, with thousands of
+// files opened at once (a start-up), most of them would wait together,
+// each on a goroutine grown to the depth of a read, and the scan would
+// open more meanwhile. A file opened again whose entry is on disk
+// (recorded) needs no flush. A failed flush leaves each to try again
+// (emit).
 func (in *Input) runOpened() {
 	hs := in.opened
 	if len(hs) == 0 {

@@ -61,8 +61,8 @@ func (h *harvester) nameDue(now time.Time) bool {
 // through one, where it is checked as often as where no events come (a
 // link repointed raises none; the input's answer is looked up again after
 // each listing). dirWatched is true (the caller asked, which set h.dir).
-// The link is asked about only once nameCheckEvery has passed: a busy
-// file asks at every short read.
+// A busy file is asked at every short read: the input is asked about the
+// link only once nameCheckEvery has passed.
 func (h *harvester) nameStale(now time.Time) bool {
 	since := now.Sub(h.nameCheckedAt)
 	switch {
