@@ -1259,22 +1259,11 @@ func steadyOnce(nfiles int, every time.Duration, base bool, run int) (row, error
 		written += int64(n)
 		if !u0.at.IsZero() && time.Since(lastRSS) >= 100*time.Millisecond {
 			lastRSS = time.Now()
-			var cur int64
-			for _, pid := range sh.pids() {
-				c, _ := procRSS(pid)
-				cur += c
-			}
-			maxRSS = max(maxRSS, cur)
+			maxRSS = max(maxRSS, sample(sh).rss)
 		}
 	}
 	err := waitLines(o, written, sh, 30*time.Second)
-	peak := sample(sh).peak
-	var serr error
-	if a != nil {
-		_, serr = a.stop()
-	} else {
-		serr = sh.(*pipeline).stop()
-	}
+	peak, serr := stopShipper(sh)
 	if err == nil {
 		err = serr
 	}
@@ -1283,22 +1272,11 @@ func steadyOnce(nfiles int, every time.Duration, base bool, run int) (row, error
 	}
 	p99, n := o.percentile(0.99)
 	p50, _ := o.percentile(0.50)
-	span := u1.at.Sub(u0.at)
-	cpu := (u1.cpu - u0.cpu).Seconds()
-	r := row{
-		name:    name,
-		wall:    span,
-		cpu:     cpu,
-		cpuPct:  cpu / span.Seconds() * 100,
-		perCore: true,
-		rss:     maxRSS,
-		lines:   int64(float64(*rate) * span.Seconds()),
-		p50:     p50,
-		p99:     p99,
-		wakeups: float64(u1.wakeups-u0.wakeups) / span.Seconds(),
-		extra: fmt.Sprintf("%d lines timed; all %d lines delivered; peak RSS incl. start %.1f MB",
-			n, written, float64(peak)/1e6),
-	}
+	r := windowRow(u0, u1)
+	r.name, r.rss, r.p50, r.p99 = name, maxRSS, p50, p99
+	r.lines = int64(float64(*rate) * r.wall.Seconds())
+	r.extra = fmt.Sprintf("%d lines timed; all %d lines delivered; peak RSS incl. start %.1f MB",
+		n, written, float64(peak)/1e6)
 	if base {
 		r.extra += "; tail and cat summed"
 	}
@@ -1431,7 +1409,6 @@ func manyOnce(run int, base bool) (row, error) {
 	}
 	var sh shipper
 	var a *agentProc // nil for the baseline
-	var p *pipeline
 	var idleRSS int64
 	var started time.Time
 	if base {
@@ -1439,8 +1416,8 @@ func manyOnce(run int, base bool) (row, error) {
 		for i := range paths {
 			paths[i] = nameOf(i)
 		}
-		var err error
-		if p, err = startTailF(outFile, paths); err != nil {
+		p, err := startTailF(outFile, paths)
+		if err != nil {
 			return row{}, err
 		}
 		defer p.stop()
@@ -1494,9 +1471,7 @@ func manyOnce(run int, base bool) (row, error) {
 	slices.SortStableFunc(evs, func(a, b event) int { return int(a.at - b.at) })
 	evs = append(evs, event{at: end, window: true})
 	start := time.Now()
-	var t0 time.Time
-	var cpu0 time.Duration
-	var wake0 int64
+	var u0 usage // at the window's start
 	created := map[string]time.Time{}
 	written := int64(*manyN)
 	var inWindow int64 // lines written in the window
@@ -1506,13 +1481,12 @@ func manyOnce(run int, base bool) (row, error) {
 	for _, ev := range evs {
 		time.Sleep(time.Until(start.Add(ev.at)))
 		if ev.window {
-			if t0.IsZero() {
+			if u0.at.IsZero() {
 				if err := window(true); err != nil {
 					return row{}, err
 				}
-				u := sample(sh)
-				t0, cpu0, wake0 = time.Now(), u.cpu, u.wakeups
-				o.from.Store(t0.UnixNano())
+				u0 = sample(sh)
+				o.from.Store(u0.at.UnixNano())
 			}
 			continue
 		}
@@ -1523,7 +1497,7 @@ func manyOnce(run int, base bool) (row, error) {
 			return row{}, err
 		}
 		written++
-		if t0.IsZero() {
+		if u0.at.IsZero() {
 			continue
 		}
 		inWindow++
@@ -1533,10 +1507,7 @@ func manyOnce(run int, base bool) (row, error) {
 			maxOpen = max(maxOpen, openFilesUnder(sh.pids()[0], inDir))
 		}
 	}
-	span := time.Since(t0)
 	u1 := sample(sh)
-	cpu := (u1.cpu - cpu0).Seconds()
-	wakeups := float64(u1.wakeups-wake0) / span.Seconds()
 	open := openFilesUnder(sh.pids()[0], inDir)
 	maxOpen = max(maxOpen, open)
 	err := window(false)
@@ -1544,13 +1515,7 @@ func manyOnce(run int, base bool) (row, error) {
 	if err == nil {
 		err = waitLines(o, written, sh, time.Minute)
 	}
-	peak := sample(sh).peak // up to the stop, not the stop's
-	var serr error
-	if a != nil {
-		_, serr = a.stop()
-	} else {
-		serr = p.stop()
-	}
+	peak, serr := stopShipper(sh)
 	if err == nil {
 		err = serr
 	}
@@ -1558,15 +1523,8 @@ func manyOnce(run int, base bool) (row, error) {
 		return row{}, err
 	}
 	p99, n := o.percentile(0.99)
-	res := row{
-		wakeups: wakeups,
-		wall:    span,
-		cpu:     cpu,
-		cpuPct:  cpu / span.Seconds() * 100,
-		perCore: true,
-		rss:     maxRSS,
-		p99:     p99,
-	}
+	res := windowRow(u0, u1)
+	res.rss, res.p99 = maxRSS, p99
 	if base {
 		res.name = fmt.Sprintf("`tail -F FILES | cat > out`, the same %d files, a line each per %s", *manyN, *perFile)
 		res.more = []metric{{float64(maxOpen), "open-files"}, {float64(peak) / 1e6, "peak-incl-start-MB"}}
@@ -1601,7 +1559,7 @@ func manyOnce(run int, base bool) (row, error) {
 	res.pickup = pickMax
 	res.more = []metric{perOpen, {float64(maxOpen), "open-files"}, {float64(pickMax) / 1e6, "pickup-max-ms"}, {float64(peak) / 1e6, "peak-incl-start-MB"}}
 	res.extra = fmt.Sprintf("RSS per open file %s (%.1f MB above an idle agent's %.1f MB, over %d input files open at most, %d at the end; %s); peak RSS incl. start-up %.1f MB; new file picked up in %s ms; %d lines timed; all %d lines delivered; start-up (all %d files read) %.1f s, %.2f CPU s; %s settle, %.2f CPU s",
-		perOpenS, float64(maxRSS-idleRSS)/1e6, float64(idleRSS)/1e6, maxOpen, open, setting, float64(peak)/1e6, strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (cpu0 - startCPU).Seconds())
+		perOpenS, float64(maxRSS-idleRSS)/1e6, float64(idleRSS)/1e6, maxOpen, open, setting, float64(peak)/1e6, strings.Join(pickS, "/"), n, written, *manyN, startup.Seconds(), startCPU.Seconds(), *manySettle, (u0.cpu - startCPU).Seconds())
 	if a.perf != nil {
 		a.perf.perLine(&res, inWindow)
 	}

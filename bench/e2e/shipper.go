@@ -27,6 +27,36 @@ func (a *agentProc) pids() []int { return []int{a.cmd.Process.Pid} }
 
 func (a *agentProc) fail() error { return fmt.Errorf("agent exited early: %v%s", a.err, a.stderr()) }
 
+// stopShipper stops s (SIGTERM, and waits) and returns its peak RSS up to
+// the stop, not the stop's own.
+func stopShipper(s shipper) (peak int64, err error) {
+	peak = sample(s).peak
+	switch s := s.(type) {
+	case *agentProc:
+		_, err = s.stop()
+	case *pipeline:
+		err = s.stop()
+	default:
+		err = fmt.Errorf("cannot stop a %T", s)
+	}
+	return peak, err
+}
+
+// windowRow returns the row of a measured window from the samples at its
+// start and end: its wall, the CPU used (of a core) and the wake-ups a
+// second in it.
+func windowRow(u0, u1 usage) row {
+	span := u1.at.Sub(u0.at)
+	cpu := (u1.cpu - u0.cpu).Seconds()
+	return row{
+		wall:    span,
+		cpu:     cpu,
+		cpuPct:  cpu / span.Seconds() * 100,
+		perCore: true,
+		wakeups: float64(u1.wakeups-u0.wakeups) / span.Seconds(),
+	}
+}
+
 // usage is a sample of a shipper's processes, summed over them.
 type usage struct {
 	at      time.Time
