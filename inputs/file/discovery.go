@@ -308,12 +308,12 @@ func (in *Input) open(path string, initial bool) {
 		return
 	}
 
-	f, _, real, err := openLog(path, follow)
+	f, fi, real, err := openLog(path, follow)
 	if err != nil {
 		in.openFailed(path, real, err)
 		return
 	}
-	id, fi, err := identify(f, in.cfg.FingerprintBytes)
+	id, err := identifyAs(f, fi, in.cfg.FingerprintBytes)
 	if err != nil {
 		f.Close()
 		in.reportOnce(path, "cannot read file; retried on every scan", "path", path, "err", err)

@@ -86,9 +86,16 @@ func identify(f *os.File, fpBytes int) (logagent.FileID, os.FileInfo, error) {
 	if err != nil {
 		return logagent.FileID{}, nil, err
 	}
+	id, err := identifyAs(f, fi, fpBytes)
+	return id, fi, err
+}
+
+// identifyAs is identify with fi, a stat of f its caller made as it opened
+// it (openLog).
+func identifyAs(f *os.File, fi os.FileInfo, fpBytes int) (logagent.FileID, error) {
 	dev, ino, ok := statID(fi)
 	if !ok {
-		return logagent.FileID{}, nil, fmt.Errorf("%s: no inode information", f.Name())
+		return logagent.FileID{}, fmt.Errorf("%s: no inode information", f.Name())
 	}
 	n := fpBytes
 	if fi.Size() < int64(n) {
@@ -96,9 +103,9 @@ func identify(f *os.File, fpBytes int) (logagent.FileID, os.FileInfo, error) {
 	}
 	fp, fpLen, err := fingerprint(f, n)
 	if err != nil {
-		return logagent.FileID{}, nil, err
+		return logagent.FileID{}, err
 	}
-	return logagent.FileID{Dev: dev, Ino: ino, Fingerprint: fp, FingerprintLen: fpLen}, fi, nil
+	return logagent.FileID{Dev: dev, Ino: ino, Fingerprint: fp, FingerprintLen: fpLen}, nil
 }
 
 // sameFile reports whether the file f, of device and inode dev:ino, is the

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Opening a log file is where the agent, which may hold
@@ -67,8 +69,9 @@ const maxLinkHops = 40
 
 // openRegular opens path for reading without blocking and without
 // following a link as its last element, and returns it if it is a regular
-// file. The descriptor is set back to blocking mode (reads of a regular
-// file never block, and os.File expects it).
+// file, with the stat of its descriptor. The descriptor is set back to
+// blocking mode (reads of a regular file never block, and os.File expects
+// it).
 func openRegular(path string) (*os.File, os.FileInfo, error) {
 	// A look first, so that a device is not even opened (opening some has
 	// effects); the check on the descriptor below is the one that holds.
@@ -104,17 +107,14 @@ func openRegular(path string) (*os.File, os.FileInfo, error) {
 		syscall.Close(fd)
 		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", errNotRegular, typeName(st.Mode))}
 	}
-	if err := syscall.SetNonblock(fd, false); err != nil {
+	// Of the flags F_SETFL changes, it has O_NONBLOCK alone: cleared by
+	// setting none, in one call where SetNonblock reads them first.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0); err != nil {
 		syscall.Close(fd)
 		return nil, nil, &fs.PathError{Op: "fcntl", Path: path, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), path)
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	return f, fi, nil
+	// The descriptor's stat above is the file's: not asked for again.
+	return os.NewFile(uintptr(fd), path), fileInfoOf(path, &st), nil
 }
 
 func typeName(mode uint32) string {

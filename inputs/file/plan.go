@@ -54,13 +54,13 @@ func Plan(cfg Config, entries []checkpoint.Entry) []PlannedFile {
 	firstRun := len(byInode) == 0
 	for _, p := range x.files {
 		pf := PlannedFile{Path: p, Committed: -1}
-		f, _, _, err := openLog(p, cfg.FollowSymlinks)
+		f, fi, _, err := openLog(p, cfg.FollowSymlinks)
 		if err != nil {
 			pf.Err = err
 			out = append(out, pf)
 			continue
 		}
-		id, fi, err := identify(f, cfg.FingerprintBytes)
+		id, err := identifyAs(f, fi, cfg.FingerprintBytes)
 		if err != nil {
 			f.Close()
 			pf.Err = err
