@@ -122,7 +122,9 @@ func safeName(s string) string {
 
 // Send implements logagent.Output: it appends every body and a newline,
 // one write per file. A write that fails is cut back off the file, so that
-// a retry appends whole lines after whole lines.
+// a retry appends whole lines after whole lines; when other files of the
+// batch were written, a *logagent.PartialError lists the messages of
+// those that failed, the only ones to send again.
 func (o *Output) Send(ctx context.Context, batch []logagent.Message) error {
 	if len(batch) == 0 {
 		return nil
@@ -150,12 +152,26 @@ func (o *Output) Send(ctx context.Context, batch []logagent.Message) error {
 		}
 		o.group[p] = append(o.group[p], i)
 	}
+	// Every file is written, whichever fails: the messages of a file
+	// that failed are the only ones sent again, not those already in
+	// another file (nor those of the files after it).
+	var retry []int
+	var firstErr error
 	for _, p := range paths {
 		if err := o.write(p, batch, o.group[p]); err != nil {
-			return err
+			retry = append(retry, o.group[p]...)
+			if firstErr == nil {
+				firstErr = err
+			}
 		}
 	}
-	return nil
+	switch {
+	case firstErr == nil:
+		return nil
+	case len(retry) == len(batch):
+		return firstErr // nothing delivered: the whole batch again
+	}
+	return &logagent.PartialError{Retry: retry, Err: firstErr}
 }
 
 // write appends the messages of batch at idx (all when idx is nil) to path,

@@ -263,6 +263,77 @@ func TestWriteFailsMidway(t *testing.T) {
 	}
 }
 
+// TestOneFileFails sends a batch for two files, one of which cannot be
+// written: the other file gets its messages, once, and Send lists the
+// failing file's messages alone as to be sent again, so that a retry does
+// not write into the other file what it holds already.
+func TestOneFileFails(t *testing.T) {
+	dir := t.TempDir()
+	o := newOutput(t, config(filepath.Join(dir, "{category}", "out.log")))
+	blocker := filepath.Join(dir, "bad")
+	if err := os.WriteFile(blocker, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	bad, good := outputtest.Source("bad"), outputtest.Source("good")
+	batch := outputtest.Messages(bad, 0, 10, 10) // the failing file first
+	var wantRetry []int
+	for i := range batch {
+		if i%2 == 1 {
+			batch[i].Source = good
+		} else {
+			wantRetry = append(wantRetry, i)
+		}
+	}
+	err := o.Send(context.Background(), batch)
+	var partial *logagent.PartialError
+	if !errors.As(err, &partial) {
+		t.Fatalf("Send = %v, want a *logagent.PartialError", err)
+	}
+	if fmt.Sprint(partial.Retry) != fmt.Sprint(wantRetry) || len(partial.Permanent) != 0 {
+		t.Fatalf("PartialError retries %v and drops %v, want %v and none", partial.Retry, partial.Permanent, wantRetry)
+	}
+	// The scheduler sends the listed messages again, once the file can
+	// be written.
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	var retry []logagent.Message
+	for _, i := range partial.Retry {
+		retry = append(retry, batch[i])
+	}
+	if err := o.Send(context.Background(), retry); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		name  string
+		first int
+	}{{"good", 1}, {"bad", 0}} {
+		c := outputtest.NewCounter()
+		readSeqs(t, filepath.Join(dir, f.name, "out.log"), c)
+		if c.Total() != 5 {
+			t.Errorf("%s: %d lines, want 5", f.name, c.Total())
+		}
+		for i := f.first; i < 10; i += 2 {
+			if missing, dups := c.Check(i, 1); len(missing) > 0 || dups > 0 {
+				t.Errorf("%s: line %d missing %v, duplicated %d", f.name, i, missing, dups)
+			}
+		}
+	}
+
+	// Every file failing, nothing is delivered: the whole batch again.
+	if err := os.WriteFile(filepath.Join(dir, "x"), nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "y"), nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	both := outputtest.Messages(outputtest.Source("x"), 20, 2, 10)
+	both[1].Source = outputtest.Source("y")
+	if err := o.Send(context.Background(), both); err == nil || errors.As(err, &partial) {
+		t.Fatalf("Send with every file failing = %v, want a plain error", err)
+	}
+}
+
 // TestOpenFails sends to a path whose directory cannot be made: Send
 // returns the error, and sends again once the path can be used.
 func TestOpenFails(t *testing.T) {
