@@ -98,23 +98,24 @@ func openRegular(path string) (*os.File, os.FileInfo, error) {
 		}
 		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		syscall.Close(fd)
-		return nil, nil, &fs.PathError{Op: "fstat", Path: path, Err: err}
-	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		syscall.Close(fd)
-		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", errNotRegular, typeName(st.Mode))}
-	}
 	// Of the flags F_SETFL changes, it has O_NONBLOCK alone: cleared by
-	// setting none, in one call where SetNonblock reads them first.
+	// setting none, in one call where SetNonblock reads them first. A
+	// descriptor of anything but a regular file is closed below, unread.
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0); err != nil {
 		syscall.Close(fd)
 		return nil, nil, &fs.PathError{Op: "fcntl", Path: path, Err: err}
 	}
-	// The descriptor's stat above is the file's: not asked for again.
-	return os.NewFile(uintptr(fd), path), fileInfoOf(path, &st), nil
+	f := os.NewFile(uintptr(fd), path)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", errNotRegular, typeName(fi.Sys().(*syscall.Stat_t).Mode))}
+	}
+	return f, fi, nil
 }
 
 func typeName(mode uint32) string {
