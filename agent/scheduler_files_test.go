@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/logagent/logagent"
+	"github.com/logagent/logagent/internal/testenv"
 	"github.com/logagent/logagent/outputs/file"
 	"github.com/logagent/logagent/outputs/outputtest"
 )
@@ -57,12 +58,8 @@ func TestOneFileFailingRepeatsNothing(t *testing.T) {
 	r.queue <- c
 
 	// Retries while the bad file cannot be written, then it can.
-	deadline := time.Now().Add(outputtest.Hang)
-	for r.metrics.Retries.Load() < 5 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d retries after %s, want 5", r.metrics.Retries.Load(), outputtest.Hang)
-		}
-		time.Sleep(time.Millisecond)
+	if !testenv.WaitUntil(outputtest.Hang, func() bool { return r.metrics.Retries.Load() >= 5 }) {
+		t.Fatalf("%d retries after %s, want 5", r.metrics.Retries.Load(), outputtest.Hang)
 	}
 	if err := os.Remove(blocker); err != nil {
 		t.Fatal(err)
